@@ -1,0 +1,55 @@
+#include "common.hpp"
+
+namespace xent_py {
+
+namespace {
+
+double softmax_op(int op, const py::array& z, const py::object& t, const py::object& y, const py::object& out,
+                  const py::object& row_out, double gscale, int n_threads) {
+  const int kind = float_kind(z, "logits");
+  if (z.ndim() < 1) throw py::value_error("logits must have at least one dimension");
+  Ref zr(z, false, "logits");
+  auto tr = opt_ref(t, false, "targets", kind);
+  auto orr = opt_ref(out, true, "out", kind);
+  auto rr = opt_ref(row_out, true, "row_out", kind);
+  std::unique_ptr<Ref> yr;
+  if (!y.is_none()) {
+    py::array ya = py::reinterpret_borrow<py::array>(y);
+    if (!ya.dtype().is(py::dtype::of<int64_t>()) && !ya.dtype().is(py::dtype::of<int32_t>()))
+      throw py::type_error("labels must be int32 or int64 here");
+    yr = std::make_unique<Ref>(ya, false, "labels");
+  }
+  const auto sop = static_cast<xent::SoftmaxOp>(op);
+  py::gil_scoped_release release;
+  if (kind == 4) return xent::run_softmax<float>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads);
+  return xent::run_softmax<double>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads);
+}
+
+py::object find_bad_label(const py::array& y, int64_t n_classes) {
+  Ref yr(y, false, "labels");
+  int64_t value = 0, at;
+  {
+    py::gil_scoped_release release;
+    at = xent::find_bad_label(yr.ref, n_classes, &value);
+  }
+  if (at < 0) return py::none();
+  return py::make_tuple(at, value);
+}
+
+}  // namespace
+
+void bind_softmax(py::module_& m) {
+  m.def("softmax_op", &softmax_op, py::arg("op"), py::arg("z"), py::arg("t"), py::arg("y"), py::arg("out"),
+        py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"),
+        "Runs one softmax-family op (class axis last); returns the sum of the row results.");
+  m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
+        "(flat index, value) of the first label outside [0, n_classes), or None.");
+  py::enum_<xent::SoftmaxOp>(m, "SoftmaxOp")
+      .value("logsumexp", xent::SoftmaxOp::kLogsumexp)
+      .value("softmax", xent::SoftmaxOp::kSoftmax)
+      .value("log_softmax", xent::SoftmaxOp::kLogSoftmax)
+      .value("xent_label", xent::SoftmaxOp::kXentLabel)
+      .value("xent_target", xent::SoftmaxOp::kXentTarget);
+}
+
+}  // namespace xent_py

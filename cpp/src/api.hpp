@@ -1,0 +1,39 @@
+// Drivers: turn array descriptions into jobs, split work units over threads, combine
+// partial sums in a fixed order (so results do not depend on the thread count).
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+
+#include "xent/jobs.hpp"
+
+namespace xent {
+
+// An N-d array as the bindings see it; strides in bytes.
+struct ArrayRef {
+  void* data = nullptr;
+  int ndim = 0;
+  const int64_t* shape = nullptr;
+  const int64_t* strides = nullptr;
+  int64_t itemsize = 0;
+};
+
+// Softmax family. z, t and out have the class axis last; y and row_out have z's shape
+// without it. Returns the sum of the row results. Unused operands are null.
+template <class T>
+double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* y, const ArrayRef* out,
+                   const ArrayRef* row_out, double gscale, int n_threads);
+
+// Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per
+// element). Otherwise the summed axis is last in z, t, grad and absent from loss.
+template <class T>
+double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
+                   bool elementwise, double gscale, int n_threads);
+
+// First flat position (C order over y's shape) of a label outside [0, n_classes), or -1.
+int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, int64_t* value);
+
+// Vector math of the active ISA (for the accuracy tests of its contract).
+template <class T>
+void vector_math(bool log1p, const T* x, T* y, int64_t n);
+
+}  // namespace xent

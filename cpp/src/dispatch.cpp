@@ -1,0 +1,89 @@
+// CPU detection and the XENT_ISA override (simdjson's model: detect lazily, once).
+#include "dispatch.hpp"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace xent {
+namespace {
+
+bool cpu_has_avx2_fma() {
+#if defined(XENT_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__))
+  // libgcc checks the CPUID bits and that the OS saves the YMM state (XGETBV).
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+const Isa* find(const std::string& name) {
+  if (name == "scalar") return isa_scalar();
+#if defined(XENT_HAVE_AVX2)
+  if (name == "avx2") return cpu_has_avx2_fma() ? isa_avx2() : nullptr;
+#endif
+#if defined(XENT_HAVE_NEON)
+  if (name == "neon") return isa_neon();  // Advanced SIMD is mandatory on AArch64
+#endif
+  return nullptr;
+}
+
+std::string& env_error() {
+  static std::string e;
+  return e;
+}
+
+const Isa* choose() {
+  if (const char* env = std::getenv("XENT_ISA")) {
+    if (*env) {
+      if (const Isa* isa = find(env)) return isa;
+      std::string names;
+      for (const auto& n : runnable_isas()) names += (names.empty() ? "" : ", ") + n;
+      env_error() = std::string("XENT_ISA=") + env + " is not a kernel set this build can run here (available: " +
+                    names + ")";
+    }
+  }
+  const std::vector<std::string> r = runnable_isas();
+  return find(r.back());
+}
+
+std::atomic<const Isa*>& slot() {
+  static std::atomic<const Isa*> s{choose()};
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> compiled_isas() {
+  std::vector<std::string> v{"scalar"};
+#if defined(XENT_HAVE_AVX2)
+  v.push_back("avx2");
+#endif
+#if defined(XENT_HAVE_NEON)
+  v.push_back("neon");
+#endif
+  return v;
+}
+
+std::vector<std::string> runnable_isas() {
+  std::vector<std::string> v;
+  for (const auto& n : compiled_isas())
+    if (find(n)) v.push_back(n);
+  return v;
+}
+
+const Isa* active_isa() { return slot().load(std::memory_order_acquire); }
+
+bool set_active_isa(const std::string& name) {
+  const Isa* isa = find(name);
+  if (!isa) return false;
+  slot().store(isa, std::memory_order_release);
+  return true;
+}
+
+std::string isa_env_error() {
+  active_isa();
+  return env_error();
+}
+
+}  // namespace xent

@@ -1,0 +1,15 @@
+// The avx2 kernel set: the generic kernels compiled in their own namespace with this
+// file's flags only (see CMakeLists.txt).
+#define XENT_ISA_NS avx2
+#include "simd/vec_avx2.hpp"
+#include "simd/math-inl.hpp"
+#include "kernels/softmax-inl.hpp"
+#include "kernels/sigmoid-inl.hpp"
+#include "kernels/units-inl.hpp"
+
+namespace xent {
+const Isa* isa_avx2() {
+  static const Isa isa = {"avx2", avx2::make_table<avx2::F32>(), avx2::make_table<avx2::F64>()};
+  return &isa;
+}
+}  // namespace xent

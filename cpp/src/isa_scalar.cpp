@@ -1,0 +1,15 @@
+// The scalar kernel set: the generic kernels compiled in their own namespace with this
+// file's flags only (see CMakeLists.txt).
+#define XENT_ISA_NS scalar
+#include "simd/vec_scalar.hpp"
+#include "simd/math-inl.hpp"
+#include "kernels/softmax-inl.hpp"
+#include "kernels/sigmoid-inl.hpp"
+#include "kernels/units-inl.hpp"
+
+namespace xent {
+const Isa* isa_scalar() {
+  static const Isa isa = {"scalar", scalar::make_table<scalar::F32>(), scalar::make_table<scalar::F64>()};
+  return &isa;
+}
+}  // namespace xent

@@ -1,0 +1,76 @@
+// Sigmoid (binary, multi-label) cross-entropy over a contiguous run of elements.
+//
+// l = max(z, 0) - z*t + log1p(exp(-|z|)), written without cancellation as
+//     l = z*(1 - t) + log1p(e)   for z >= 0,
+//     l = -z*t      + log1p(e)   for z <  0,      e = exp(-|z|) in (0, 1],
+// so both terms are >= 0 for t in [0, 1] and the sum loses nothing (the textbook form
+// subtracts z*t from max(z, 0) and loses all digits when t ~ 1 and |z| is large).
+// A zero factor gives a zero term even for infinite z (z = -inf with t = 0 costs 0).
+// Gradient sigmoid(z) - t with q = e / (1 + e): (1 - t) - q for z >= 0, q - t for z < 0.
+#pragma once
+#include <cstdint>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+template <class D>
+struct SigmoidStep {
+  using T = typename D::T;
+  using V = typename D::V;
+  V loss, grad;
+  static SigmoidStep run(V z, V t, bool want_grad) {
+    const V one = D::set1(T(1));
+    const V zero = D::zero();
+    const V e = exp_nonpos<D>(D::sub(zero, D::abs(z)));
+    const auto pos = D::ge(z, zero);
+    const V omt = D::sub(one, t);
+    const V a = D::select(pos, omt, D::sub(zero, t));
+    const V lin = D::zero_if(D::eq(a, zero), D::mul(z, a));
+    SigmoidStep r;
+    r.loss = D::add(lin, log1p_unit<D>(e));
+    if (want_grad) {
+      const V q = D::div(e, D::add(one, e));
+      r.grad = D::select(pos, D::sub(omt, q), D::sub(q, t));
+    }
+    return r;
+  }
+};
+
+// Returns the sum of the element losses (per-block float sums added in double).
+// loss_elem (nullable) receives each element's loss; grad (nullable) gscale * dl/dz.
+template <class D>
+inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_t n,
+                          typename D::T* loss_elem, typename D::T* grad, double gscale) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V gs = D::set1(static_cast<T>(gscale));
+  const bool want_grad = grad != nullptr;
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t end = n - b0 < kBlock ? n : b0 + kBlock;
+    V acc = D::zero();
+    int64_t i = b0;
+    for (; i + W <= end; i += W) {
+      const SigmoidStep<D> s = SigmoidStep<D>::run(D::load(z + i), D::load(t + i), want_grad);
+      acc = D::add(acc, s.loss);
+      if (loss_elem) D::store(loss_elem + i, s.loss);
+      if (want_grad) D::store(grad + i, D::mul(s.grad, gs));
+    }
+    if (i < end) {
+      const int64_t k = end - i;
+      const SigmoidStep<D> s = SigmoidStep<D>::run(D::load_tail(z + i, k, T(0)), D::load_tail(t + i, k, T(0)), want_grad);
+      // padded lanes: z = 0, t = 0 give log(2); mask them out of the sum
+      T lanes[W];
+      D::store(lanes, s.loss);
+      for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);
+      if (loss_elem) D::store_tail(loss_elem + i, s.loss, k);
+      if (want_grad) D::store_tail(grad + i, D::mul(s.grad, gs), k);
+    }
+    total += static_cast<double>(D::reduce_add(acc));
+  }
+  return total;
+}
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

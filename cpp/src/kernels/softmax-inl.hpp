@@ -1,0 +1,255 @@
+// Softmax-family row kernels, written once over a lane type D and compiled per ISA.
+//
+// One row z[0..C) is contiguous here (the drivers gather strided rows first). The row is
+// walked in blocks of kBlock elements. For each block: its max is read from memory, then
+// (from L1) exp(z - m) is summed with m the running row max; when a block raises the max,
+// the running sum is rescaled once (the online log-sum-exp of Milakov & Gimelshein, 2018,
+// per block instead of per element). So the forward pass reads the logits from memory once
+// and computes each exponential once.
+//
+// When exponentials are needed later (softmax, gradients) they are stored during that pass
+// together with the reference max of their block (refs[b]), and a second, in-cache pass
+// multiplies block b by exp(refs[b] - lse): no exponential is computed twice.
+//
+// Numerical rules (SEMANTICS.md):
+// - lse = m + log(s) with s = sum exp(z - m) >= 1; a loss is (m - z_y) + log(s), never
+//   lse - z_y, so |z| ~ 1e4 in float32 loses nothing to the rounding of lse.
+// - exp arguments are always <= 0 (exp_nonpos); -inf logits give exp = 0 (masks).
+// - A row whose max is -inf is fully masked: lse = -inf, losses +inf, probabilities and
+//   gradients 0. NaN and +inf propagate to their own row only.
+// - 0 * log 0 = 0: a zero target on a masked class adds nothing.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+constexpr int64_t kBlock = 2048;
+
+inline int64_t n_blocks(int64_t C) { return (C + kBlock - 1) / kBlock; }
+
+template <class D>
+inline typename D::T block_max(const typename D::T* z, int64_t n) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  V m0 = D::set1(ninf), m1 = m0;
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    m0 = D::max(D::load(z + i), m0);
+    m1 = D::max(D::load(z + i + W), m1);
+  }
+  for (; i + W <= n; i += W) m0 = D::max(D::load(z + i), m0);
+  if (i < n) m1 = D::max(D::load_tail(z + i, n - i, ninf), m1);
+  return D::reduce_max(D::max(m0, m1));
+}
+
+// sum of exp(z - m) over a block, optionally storing each exp into e.
+template <class D, bool kStore>
+inline typename D::T block_expsum(const typename D::T* z, int64_t n, typename D::T m,
+                                  typename D::T* e) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V vm = D::set1(m);
+  V s0 = D::zero(), s1 = D::zero();
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const V e0 = exp_nonpos<D>(D::sub(D::load(z + i), vm));
+    const V e1 = exp_nonpos<D>(D::sub(D::load(z + i + W), vm));
+    if (kStore) {
+      D::store(e + i, e0);
+      D::store(e + i + W, e1);
+    }
+    s0 = D::add(s0, e0);
+    s1 = D::add(s1, e1);
+  }
+  for (; i + W <= n; i += W) {
+    const V e0 = exp_nonpos<D>(D::sub(D::load(z + i), vm));
+    if (kStore) D::store(e + i, e0);
+    s0 = D::add(s0, e0);
+  }
+  if (i < n) {
+    const V e1 = exp_nonpos<D>(D::sub(D::load_tail(z + i, n - i, -std::numeric_limits<T>::infinity()), vm));
+    if (kStore) D::store_tail(e + i, e1, n - i);
+    s1 = D::add(s1, e1);
+  }
+  return D::reduce_add(D::add(s0, s1));
+}
+
+template <class T>
+inline bool row_has_nan(const T* z, int64_t C) {
+  for (int64_t i = 0; i < C; ++i)
+    if (z[i] != z[i]) return true;
+  return false;
+}
+
+// Result of the forward pass over a row: lse = m + log(s); m == -inf means fully masked.
+struct RowLse {
+  double m;
+  double s;
+  bool masked() const { return m == -std::numeric_limits<double>::infinity(); }
+  double lse() const { return masked() ? m : m + std::log(s); }
+};
+
+// Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b.
+// Target-distribution rows also accumulate, in the same pass, T = sum t and
+// A = sum t*(m - z) (relative to the final m, with 0*inf = 0 for t == 0).
+template <class D, bool kStore>
+inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typename D::T* refs) {
+  using T = typename D::T;
+  const double ninf = -std::numeric_limits<double>::infinity();
+  double m = ninf, s = 0.0;
+  for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
+    const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
+    const double bm = static_cast<double>(block_max<D>(z + b0, n));
+    if (bm > m) {
+      s = (m == ninf) ? 0.0 : s * std::exp(m - bm);
+      m = bm;
+    }
+    if (m == ninf) {  // every logit so far is -inf
+      if (kStore) {
+        for (int64_t i = 0; i < n; ++i) e[b0 + i] = T(0);
+        refs[b] = static_cast<T>(ninf);
+      }
+      continue;
+    }
+    s += static_cast<double>(block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0)));
+    if (kStore) refs[b] = static_cast<T>(m);
+  }
+  if (m == ninf && row_has_nan(z, C)) m = s = std::numeric_limits<double>::quiet_NaN();
+  return {m, s};
+}
+
+// out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms).
+template <class D>
+inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* refs, const RowLse& r,
+                           double scale) {
+  using T = typename D::T;
+  constexpr int W = D::W;
+  const double lse = r.lse();
+  for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
+    const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
+    const auto f = D::set1(static_cast<T>(std::exp(static_cast<double>(refs[b]) - lse) * scale));
+    T* p = e + b0;
+    int64_t i = 0;
+    for (; i + W <= n; i += W) D::store(p + i, D::mul(D::load(p + i), f));
+    if (i < n) D::store_tail(p + i, D::mul(D::load_tail(p + i, n - i, T(0)), f), n - i);
+  }
+}
+
+template <class T>
+inline void fill(T* p, int64_t n, T v) {
+  for (int64_t i = 0; i < n; ++i) p[i] = v;
+}
+
+// ---- row operations used by the drivers -------------------------------------------
+
+template <class D>
+inline double row_logsumexp(const typename D::T* z, int64_t C) {
+  return row_lse<D, false>(z, C, nullptr, nullptr).lse();
+}
+
+// softmax into out (may alias z).
+template <class D>
+inline void row_softmax(const typename D::T* z, int64_t C, typename D::T* out, typename D::T* refs) {
+  using T = typename D::T;
+  const RowLse r = row_lse<D, true>(z, C, out, refs);
+  if (r.masked()) return fill(out, C, T(0));
+  row_scale_exps<D>(out, C, refs, r, 1.0);
+}
+
+// log_softmax into out (may alias z): (z - m) - log(s).
+template <class D>
+inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* out) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const RowLse r = row_lse<D, false>(z, C, nullptr, nullptr);
+  if (r.masked()) return fill(out, C, -std::numeric_limits<T>::infinity());
+  const V vm = D::set1(static_cast<T>(r.m));
+  const V vl = D::set1(static_cast<T>(std::log(r.s)));
+  int64_t i = 0;
+  for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
+  if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
+}
+
+// Softmax cross-entropy with an integer label y in [0, C): returns lse - z[y], computed
+// as (m - z[y]) + log(s). If grad, writes gscale * (softmax(z) - onehot(y)) (grad may alias z).
+template <class D>
+inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typename D::T* grad,
+                             typename D::T* refs, double gscale) {
+  using T = typename D::T;
+  const double zy = static_cast<double>(z[y]);  // read before grad may overwrite z
+  const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
+  if (r.masked()) {
+    if (grad) fill(grad, C, T(0));
+    return std::numeric_limits<double>::infinity();
+  }
+  if (grad) {
+    row_scale_exps<D>(grad, C, refs, r, gscale);
+    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
+  }
+  return (r.m - zy) + std::log(r.s);
+}
+
+// Softmax cross-entropy with a target distribution t (any non-negative weights; their sum
+// T need not be 1): loss = sum_c t_c (lse - z_c) = T log(s) + sum_c t_c (m - z_c);
+// gradient gscale * (T softmax(z) - t).
+template <class D>
+inline double row_xent_target(const typename D::T* z, const typename D::T* t, int64_t C,
+                              typename D::T* grad, typename D::T* refs, double gscale) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
+  // Second pass (z and t): T and A relative to the final max. z is in cache for rows that
+  // fit in L2; t is read here for the first time.
+  const T inf = std::numeric_limits<T>::infinity();
+  double tsum = 0.0, a = 0.0;
+  const bool finite_m = !r.masked() && r.m == r.m;
+  const V vm = D::set1(finite_m ? static_cast<T>(r.m) : T(0));
+  const V zero = D::zero();
+  for (int64_t b0 = 0; b0 < C; b0 += kBlock) {
+    const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
+    V ts = D::zero(), as = D::zero();
+    int64_t i = b0;
+    for (; i + W <= b0 + n; i += W) {
+      const V tv = D::load(t + i);
+      ts = D::add(ts, tv);
+      // t * (m - z), with 0 where t == 0 (so 0 * inf = 0)
+      as = D::add(as, D::zero_if(D::eq(tv, zero), D::mul(tv, D::sub(vm, D::load(z + i)))));
+    }
+    if (i < b0 + n) {
+      const V tv = D::load_tail(t + i, b0 + n - i, T(0));
+      ts = D::add(ts, tv);
+      as = D::add(as, D::zero_if(D::eq(tv, zero), D::mul(tv, D::sub(vm, D::load_tail(z + i, b0 + n - i, T(0))))));
+    }
+    tsum += static_cast<double>(D::reduce_add(ts));
+    a += static_cast<double>(D::reduce_add(as));
+  }
+  double loss;
+  if (r.masked()) {
+    // every class masked: +inf if any target mass, else 0 (0 log 0); NaN targets propagate
+    loss = tsum > 0 ? static_cast<double>(inf) : (tsum == 0 ? 0.0 : tsum);
+    if (grad) fill(grad, C, T(0));
+    return loss;
+  }
+  loss = (tsum == 0.0 ? 0.0 : tsum * std::log(r.s)) + a;
+  if (grad) {
+    // grad = gscale*T*p - gscale*t, with p = e * exp(ref - lse)
+    row_scale_exps<D>(grad, C, refs, r, gscale * tsum);
+    const V gs = D::set1(static_cast<T>(gscale));
+    int64_t i = 0;
+    for (; i + W <= C; i += W) D::store(grad + i, D::fnma(D::load(t + i), gs, D::load(grad + i)));
+    if (i < C)
+      D::store_tail(grad + i, D::fnma(D::load_tail(t + i, C - i, T(0)), gs, D::load_tail(grad + i, C - i, T(0))), C - i);
+  }
+  return loss;
+}
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

@@ -1,0 +1,114 @@
+// Vector exp and log1p, written once over a lane type D (F32 or F64 of an ISA namespace).
+// Included by each isa_*.cpp inside its own namespace.
+//
+// Contracts (each is tested by tests/test_math.py through xent._core.vmath and by
+// cpp/tests/test_kernels.cpp on every ISA, NEON included):
+//   exp_nonpos(x), x <= 0 (the only inputs a max-subtracted softmax or exp(-|z|) produces):
+//     float32: x in [-87.336, 0]: relative error <= 2 ulp; x < -87.336 (incl. -inf): 0
+//              (the true value is below FLT_MIN, so the absolute error is < 1.2e-38).
+//     float64: x in [-708.39, 0]: relative error <= 2 ulp; below: 0 (abs error < 2.3e-308).
+//     exp_nonpos(0) == 1 exactly; NaN gives NaN.
+//   log1p_unit(u), u in [0, 1] (the only inputs softplus(-|z|) = log1p(exp(-|z|)) needs):
+//     relative error <= 3 ulp in both precisions; log1p_unit(0) == 0.
+#pragma once
+#include <cstdint>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+template <class T>
+struct MathConst;
+
+template <>
+struct MathConst<float> {
+  static constexpr float log2e = 1.44269502f;
+  // 1.5 * 2**23 + 127: adding it rounds to an integer n kept in the low mantissa bits,
+  // already carrying the exponent bias, so a shift by 23 gives 2**n.
+  static constexpr float magic = 12583039.0f;
+  // ln2 = ln2_hi + ln2_lo (Cody-Waite; the FMA makes x - n*ln2_hi a single rounding).
+  static constexpr float ln2_hi = 0.693147182464599609375f;
+  static constexpr float ln2_lo = -1.904654323148236e-09f;
+  static constexpr float exp_cutoff = -87.33654475f;  // ln(FLT_MIN)
+  // Minimax (relative error) degree-5 polynomial for e^r on [-ln2/2, ln2/2] with p(0) = 1;
+  // from tools/fit_exp_coefficients.py; max relative error 9.5e-8 before rounding.
+  static constexpr int exp_degree = 5;
+  static constexpr float exp_c[5] = {0.9999997019767761f, 0.4999915063381195f, 0.1666763573884964f,
+                                     0.04189793020486832f, 0.0082903066650033f};
+  // 2*atanh(s) = 2s + 2s*z*(1/3 + z/5 + ...), z = s*s <= 0.0295: truncated after z**4
+  // (the first dropped term is below 2e-9 of the result).
+  static constexpr int log_terms = 4;
+  static constexpr float log_c[4] = {1.0f / 3, 1.0f / 5, 1.0f / 7, 1.0f / 9};
+  static constexpr float sqrt2m1 = 0.41421356237f;
+};
+
+template <>
+struct MathConst<double> {
+  static constexpr double log2e = 1.4426950408889634;
+  static constexpr double magic = 6755399441056767.0;  // 1.5 * 2**52 + 1023
+  static constexpr double ln2_hi = 0.6931471805599453;  // round(ln2)
+  static constexpr double ln2_lo = 2.3190468138462996e-17;
+  static constexpr double exp_cutoff = -708.3964185322641;  // ln(DBL_MIN)
+  // Taylor coefficients 1/k!, k = 1..13: truncation error < 4.2e-18 on [-ln2/2, ln2/2].
+  static constexpr int exp_degree = 13;
+  static constexpr double exp_c[13] = {1.0,
+                                       1.0 / 2,
+                                       1.0 / 6,
+                                       1.0 / 24,
+                                       1.0 / 120,
+                                       1.0 / 720,
+                                       1.0 / 5040,
+                                       1.0 / 40320,
+                                       1.0 / 362880,
+                                       1.0 / 3628800,
+                                       1.0 / 39916800,
+                                       1.0 / 479001600,
+                                       1.0 / 6227020800.0};
+  // atanh series truncated after z**9 (first dropped term below 1e-18 of the result).
+  static constexpr int log_terms = 9;
+  static constexpr double log_c[9] = {1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9, 1.0 / 11,
+                                      1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19};
+  static constexpr double sqrt2m1 = 0.41421356237309503;
+};
+
+// e**x for x <= 0 (see the contract above). exp(x) = 2**n * p(r), r = x - n*ln2.
+template <class D>
+inline typename D::V exp_nonpos(typename D::V x) {
+  using K = MathConst<typename D::T>;
+  using V = typename D::V;
+  const V magic = D::set1(K::magic);
+  V n = D::fma(x, D::set1(K::log2e), magic);
+  const V s = D::pow2_from_biased(n);
+  n = D::sub(n, magic);
+  V r = D::fnma(n, D::set1(K::ln2_hi), x);
+  r = D::fnma(n, D::set1(K::ln2_lo), r);
+  // p(r) = 1 + r*q(r), q by Horner
+  V q = D::set1(K::exp_c[K::exp_degree - 1]);
+  for (int k = K::exp_degree - 2; k >= 0; --k) q = D::fma(q, r, D::set1(K::exp_c[k]));
+  const V f = D::fma(D::mul(r, s), q, s);  // s + s*r*q
+  return D::zero_if(D::lt(x, D::set1(K::exp_cutoff)), f);
+}
+
+// log(1 + u) for u in [0, 1] (see the contract above). Reduce to x in [sqrt2/2 - 1, sqrt2 - 1]:
+// log1p(u) = k*ln2 + log1p(x) with k = 0, x = u, or k = 1, x = (u - 1)/2 (one rounding,
+// through the FMA); then log1p(x) = 2*atanh(s), s = x / (2 + x).
+template <class D>
+inline typename D::V log1p_unit(typename D::V u) {
+  using K = MathConst<typename D::T>;
+  using V = typename D::V;
+  const V half = D::set1(typename D::T(0.5));
+  const auto big = D::gt(u, D::set1(K::sqrt2m1));
+  const V x = D::select(big, D::fma(u, half, D::set1(typename D::T(-0.5))), u);
+  const V s = D::div(x, D::add(D::set1(typename D::T(2)), x));
+  const V z = D::mul(s, s);
+  V q = D::set1(K::log_c[K::log_terms - 1]);
+  for (int k = K::log_terms - 2; k >= 0; --k) q = D::fma(q, z, D::set1(K::log_c[k]));
+  const V two_s = D::add(s, s);
+  V l = D::fma(D::mul(two_s, z), q, two_s);
+  // + k*ln2 (hi + lo) where k = 1
+  const V lo = D::add(l, D::set1(K::ln2_lo));
+  l = D::select(big, D::add(lo, D::set1(K::ln2_hi)), l);
+  return l;
+}
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

@@ -1,0 +1,113 @@
+// AVX2 + FMA vector wrappers. Included only by isa_avx2.cpp, which is compiled with
+// -mavx2 -mfma; nothing here may leak into code that runs before CPU detection.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+struct F32 {
+  using T = float;
+  using V = __m256;
+  using M = __m256;
+  static constexpr int W = 8;
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(T x) { return _mm256_set1_ps(x); }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }    // a*b + c
+  static V fnma(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }  // c - a*b
+  // max/min: if either lane is NaN the second operand is returned (x86 rule).
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static M lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M gt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static V select(M m, V a, V b) { return _mm256_blendv_ps(b, a, m); }  // m ? a : b
+  static V zero_if(M m, V a) { return _mm256_andnot_ps(m, a); }        // m ? 0 : a
+  // 2**n from a value whose low mantissa bits hold n + bias (the magic-bias trick).
+  static V pow2_from_biased(V vn) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(vn), 23));
+  }
+  static T reduce_add(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static T reduce_max(V v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < W
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
+  }
+  // Loads lanes [0, n) and fills the rest with `fill`; never touches memory past p[n-1].
+  static V load_tail(const T* p, int64_t n, T fill) {
+    const __m256i m = tail_mask(n);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static void store_tail(T* p, V v, int64_t n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+};
+
+struct F64 {
+  using T = double;
+  using V = __m256d;
+  using M = __m256d;
+  static constexpr int W = 4;
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V set1(T x) { return _mm256_set1_pd(x); }
+  static V zero() { return _mm256_setzero_pd(); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V div(V a, V b) { return _mm256_div_pd(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V fnma(V a, V b, V c) { return _mm256_fnmadd_pd(a, b, c); }
+  static V max(V a, V b) { return _mm256_max_pd(a, b); }
+  static V min(V a, V b) { return _mm256_min_pd(a, b); }
+  static V abs(V a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static M lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  static M gt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+  static V select(M m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
+  static V zero_if(M m, V a) { return _mm256_andnot_pd(m, a); }
+  static V pow2_from_biased(V vn) {
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(vn), 52));
+  }
+  static T reduce_add(V v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+  static T reduce_max(V v) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+  static __m256i tail_mask(int64_t n) {
+    const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), idx);
+  }
+  static V load_tail(const T* p, int64_t n, T fill) {
+    const __m256i m = tail_mask(n);
+    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+  }
+  static void store_tail(T* p, V v, int64_t n) { _mm256_maskstore_pd(p, tail_mask(n), v); }
+};
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

@@ -1,0 +1,56 @@
+// Portable one-lane "vectors": the scalar ISA runs the same generic kernels with W = 1.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+template <class Tp, class Bits, int MantBits>
+struct ScalarLane {
+  using T = Tp;
+  using V = Tp;
+  using M = bool;
+  static constexpr int W = 1;
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V v) { *p = v; }
+  static V set1(T x) { return x; }
+  static V zero() { return T(0); }
+  static V add(V a, V b) { return a + b; }
+  static V sub(V a, V b) { return a - b; }
+  static V mul(V a, V b) { return a * b; }
+  static V div(V a, V b) { return a / b; }
+  // Fused where the hardware fuses: std::fma is exact (a software fallback if needed),
+  // which keeps the scalar path's rounding equal to the SIMD paths'.
+  static V fma(V a, V b, V c) { return std::fma(a, b, c); }
+  static V fnma(V a, V b, V c) { return std::fma(-a, b, c); }
+  // Same NaN rule as x86 max/min: the second operand when either is NaN.
+  static V max(V a, V b) { return a > b ? a : b; }
+  static V min(V a, V b) { return a < b ? a : b; }
+  static V abs(V a) { return std::fabs(a); }
+  static M lt(V a, V b) { return a < b; }
+  static M gt(V a, V b) { return a > b; }
+  static M ge(V a, V b) { return a >= b; }
+  static M eq(V a, V b) { return a == b; }
+  static V select(M m, V a, V b) { return m ? a : b; }
+  static V zero_if(M m, V a) { return m ? T(0) : a; }
+  static V pow2_from_biased(V vn) {
+    Bits b;
+    std::memcpy(&b, &vn, sizeof b);
+    b = static_cast<Bits>(b << MantBits);
+    V r;
+    std::memcpy(&r, &b, sizeof r);
+    return r;
+  }
+  static T reduce_add(V v) { return v; }
+  static T reduce_max(V v) { return v; }
+  static V load_tail(const T* p, int64_t, T) { return *p; }
+  static void store_tail(T* p, V v, int64_t) { *p = v; }
+};
+
+using F32 = ScalarLane<float, uint32_t, 23>;
+using F64 = ScalarLane<double, uint64_t, 52>;
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

@@ -1,0 +1,144 @@
+"""Softmax family: logsumexp, log_softmax, softmax and softmax cross-entropy."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import (
+    as_float_array,
+    as_targets,
+    check_out,
+    check_reduction,
+    n_threads_arg,
+    normalize_axis,
+)
+
+_OP = _core.SoftmaxOp
+
+
+def _last(a: np.ndarray, axis: int) -> np.ndarray:
+    return a if axis == a.ndim - 1 else np.moveaxis(a, axis, -1)
+
+
+def _prepare(x, axis, name="x"):
+    a = as_float_array(x, name)
+    if a.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis)")
+    return a, normalize_axis(axis, a.ndim)
+
+
+def logsumexp(x, axis=-1, *, n_threads=None):
+    """``log(sum(exp(x), axis))``, computed stably: ``m + log(sum(exp(x - m)))``.
+
+    Returns an array of ``x``'s shape without ``axis`` (a NumPy scalar for 1-d input),
+    in float32 for float32/float16 input and float64 otherwise. ``-inf`` entries are
+    masks (they add nothing); a row that is all ``-inf`` gives ``-inf``; an empty axis
+    gives ``-inf`` (the log of an empty sum); NaN and ``+inf`` propagate to their row.
+    """
+    a, ax = _prepare(x, axis)
+    z = _last(a, ax)
+    res = np.empty(z.shape[:-1], dtype=a.dtype)
+    _core.softmax_op(_OP.logsumexp, z, None, None, None, res, 1.0, n_threads_arg(n_threads))
+    return res[()] if res.ndim == 0 else res
+
+
+def _normalizer(kind, x, axis, out, n_threads):
+    a, ax = _prepare(x, axis)
+    if out is None:
+        out = np.empty_like(a)
+    else:
+        check_out(out, a.shape, a.dtype, "out", (a,))
+    _core.softmax_op(kind, _last(a, ax), None, None, _last(out, ax), None, 1.0, n_threads_arg(n_threads))
+    return out
+
+
+def softmax(x, axis=-1, out=None, *, n_threads=None):
+    """``exp(x - logsumexp(x))`` along ``axis``; ``out`` may be ``x`` itself.
+
+    ``-inf`` entries get probability 0; a row that is all ``-inf`` (fully masked) gives all
+    zeros (PyTorch and SciPy give NaN there); NaN and ``+inf`` propagate to their row.
+    """
+    return _normalizer(_OP.softmax, x, axis, out, n_threads)
+
+
+def log_softmax(x, axis=-1, out=None, *, n_threads=None):
+    """``x - logsumexp(x)`` along ``axis``, computed as ``(x - m) - log(sum(exp(x - m)))``;
+    ``out`` may be ``x`` itself. A fully masked row (all ``-inf``) gives all ``-inf``."""
+    return _normalizer(_OP.log_softmax, x, axis, out, n_threads)
+
+
+def _int_labels(labels: np.ndarray, n_classes: int, shape: tuple) -> np.ndarray:
+    if labels.shape != shape:
+        raise ValueError(
+            f"integer labels have shape {labels.shape} but must have the logits' shape without "
+            f"the class axis, {shape}"
+        )
+    y = labels
+    if y.dtype.kind == "u" and y.dtype.itemsize >= 8 and y.size and int(y.max()) > np.iinfo(np.int64).max:
+        at = int(np.argmax(y))
+        raise ValueError(_bad_label_msg(np.unravel_index(at, shape), int(y.flat[at]), n_classes))
+    if y.dtype != np.int64 and y.dtype != np.int32:
+        y = y.astype(np.int64)
+    elif not y.dtype.isnative or not y.flags.aligned:
+        y = y.astype(y.dtype.newbyteorder("="))
+    bad = _core.find_bad_label(y, n_classes)
+    if bad is not None:
+        at, value = bad
+        raise ValueError(_bad_label_msg(np.unravel_index(at, shape), value, n_classes))
+    return y
+
+
+def _bad_label_msg(pos, value, n_classes):
+    pos = tuple(int(p) for p in pos)
+    return f"labels{list(pos)} = {value} is out of range: labels must be in [0, {n_classes})"
+
+
+def softmax_cross_entropy(logits, labels, *, axis=-1, reduction="mean", return_grad=False, n_threads=None):
+    """Softmax cross-entropy from logits.
+
+    ``labels`` is either integer class indices, with ``logits``' shape without ``axis``,
+    giving ``l = logsumexp(z) - z[y]``; or float targets of ``logits``' shape (one-hot,
+    soft, smoothed), giving ``l = sum(t) * logsumexp(z) - sum(t * z)`` with ``0*log 0 = 0``.
+
+    reduction: ``"none"`` returns the per-row losses (``logits``' shape without ``axis``,
+    in ``logits``' float dtype); ``"sum"`` and ``"mean"`` return a Python float accumulated
+    in float64; ``"mean"`` divides by the number of rows, and is 0.0 for an empty batch.
+
+    With ``return_grad=True`` returns ``(loss, grad)``: the gradient of the returned value
+    with respect to ``logits`` (for ``"none"``, of each row's own loss), i.e.
+    ``softmax(z) - onehot(y)`` or ``sum(t) * softmax(z) - t``, scaled by 1/N for ``"mean"``.
+
+    Masks: ``-inf`` logits take no probability. A label (or target mass) on a masked class
+    costs ``+inf``; a fully masked row costs ``+inf`` with a zero gradient. Finite input
+    never gives NaN; NaN or ``+inf`` logits give NaN in their own row only.
+    """
+    a, ax = _prepare(logits, axis, "logits")
+    reduction = check_reduction(reduction)
+    nt = n_threads_arg(n_threads)
+    n_classes = a.shape[ax]
+    row_shape = a.shape[:ax] + a.shape[ax + 1 :]
+    lab = np.asarray(labels)
+    if lab.dtype.kind in "iu":
+        if n_classes == 0 and lab.size:
+            raise ValueError("logits have 0 classes along the class axis")
+        y = _int_labels(lab, n_classes, row_shape)
+        op, t = _OP.xent_label, None
+    elif lab.dtype.kind == "f":
+        t = _last(as_targets(lab, a, "labels"), ax)
+        op, y = _OP.xent_target, None
+    else:
+        raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
+    n_rows = int(np.prod(row_shape, dtype=np.int64))
+    gscale = 1.0 / n_rows if (reduction == "mean" and n_rows) else 1.0
+    row_out = np.empty(row_shape, dtype=a.dtype) if reduction == "none" else None
+    grad = np.empty_like(a) if return_grad else None
+    total = _core.softmax_op(
+        op, _last(a, ax), t, y, None if grad is None else _last(grad, ax), row_out, gscale, nt
+    )
+    if reduction == "none":
+        loss = row_out
+    elif reduction == "sum":
+        loss = float(total)
+    else:
+        loss = float(total) / n_rows if n_rows else 0.0
+    return (loss, grad) if return_grad else loss

@@ -1,0 +1,115 @@
+"""Input normalisation shared by the functional API: dtypes, axes, out= buffers.
+
+Everything here runs before the C++ core is called; the core then trusts what it gets
+(exact dtypes, aligned native-endian arrays, the class axis last).
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _core
+
+REDUCTIONS = ("none", "sum", "mean")
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """A native-endian, aligned version of ``a`` (a copy only if ``a`` is neither)."""
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if not a.flags.aligned:
+        a = np.array(a, copy=True)
+    return a
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """``x`` as float32 or float64. float16 computes in float32 and integers in float64,
+    as NumPy's ufuncs do; bool, complex, object and strings are a TypeError."""
+    a = np.asarray(x)
+    dt = a.dtype
+    if dt == _F32 or dt == _F64:
+        return _native(a) if not (dt.isnative and a.flags.aligned) else a
+    if dt.kind == "f":
+        if dt.itemsize < 4:
+            return a.astype(np.float32)
+        raise TypeError(f"{name} has dtype {dt}; xent computes in float32 or float64")
+    if dt.kind in "iu":
+        return a.astype(np.float64)
+    raise TypeError(f"{name} must be an array of real numbers, got dtype {dt}")
+
+
+def as_targets(t, like: np.ndarray, name: str) -> np.ndarray:
+    """Float targets in the logits' dtype (a converted copy when they differ)."""
+    a = np.asarray(t)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
+    if a.shape != like.shape:
+        raise ValueError(f"{name} has shape {a.shape} but logits have shape {like.shape}")
+    if a.dtype != like.dtype:
+        a = a.astype(like.dtype)
+    return _native(a)
+
+
+def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {axis!r}") from None
+    if not -ndim <= ax < ndim:
+        raise np.exceptions.AxisError(ax, ndim) if hasattr(np, "exceptions") else ValueError(
+            f"{name} {ax} is out of bounds for an array of dimension {ndim}"
+        )
+    return ax % ndim
+
+
+def check_reduction(reduction) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+_HW_THREADS = None
+
+
+def n_threads_arg(n_threads) -> int:
+    global _HW_THREADS
+    if n_threads is None:
+        if _HW_THREADS is None:
+            _HW_THREADS = int(_core.config()["hardware_threads"])
+        return _HW_THREADS
+    try:
+        n = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"n_threads must be an integer or None, got {n_threads!r}") from None
+    if n < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n}")
+    return n
+
+
+def check_out(out, shape: tuple, dtype: np.dtype, name: str, inputs=()) -> np.ndarray:
+    """Validates a caller's output buffer: exact shape (ValueError), exact dtype
+    (TypeError), writeable, and not partly overlapping an input (it may *be* one)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype} but the result has dtype {dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape} but the result has shape {shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not out.dtype.isnative or not out.flags.aligned:
+        raise ValueError(f"{name} must be aligned and in native byte order")
+    for a in inputs:
+        if a is None or not np.may_share_memory(out, a):
+            continue
+        same = (
+            out.__array_interface__["data"][0] == a.__array_interface__["data"][0]
+            and out.strides == a.strides
+            and out.shape == a.shape
+        )
+        if not same:
+            raise ValueError(f"{name} overlaps an input array without being that array")
+    return out
