@@ -31,8 +31,17 @@ struct Ref {
   }
 };
 
-inline bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
-inline bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+// Native byte order is the Python layer's job; here a float is a float of that size.
+inline bool is_float(const py::array& a, py::ssize_t size) {
+  const py::dtype d = a.dtype();
+  return d.kind() == 'f' && d.itemsize() == size && d.byteorder() != '>';
+}
+inline bool is_f32(const py::array& a) { return is_float(a, 4); }
+inline bool is_f64(const py::array& a) { return is_float(a, 8); }
+inline bool is_index(const py::array& a) {
+  const py::dtype d = a.dtype();
+  return d.kind() == 'i' && (d.itemsize() == 4 || d.itemsize() == 8) && d.byteorder() != '>';
+}
 
 // dtype of the computation: 4 (float32) or 8 (float64); TypeError otherwise.
 inline int float_kind(const py::array& a, const char* name) {

@@ -15,7 +15,7 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   std::unique_ptr<Ref> yr;
   if (!y.is_none()) {
     py::array ya = py::reinterpret_borrow<py::array>(y);
-    if (!ya.dtype().is(py::dtype::of<int64_t>()) && !ya.dtype().is(py::dtype::of<int32_t>()))
+    if (!is_index(ya))
       throw py::type_error("labels must be int32 or int64 here");
     yr = std::make_unique<Ref>(ya, false, "labels");
   }

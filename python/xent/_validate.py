@@ -30,8 +30,8 @@ def as_float_array(x, name: str) -> np.ndarray:
     as NumPy's ufuncs do; bool, complex, object and strings are a TypeError."""
     a = np.asarray(x)
     dt = a.dtype
-    if dt == _F32 or dt == _F64:
-        return _native(a) if not (dt.isnative and a.flags.aligned) else a
+    if dt.kind == "f" and dt.itemsize in (4, 8):
+        return a if (dt.isnative and a.flags.aligned) else _native(a)
     if dt.kind == "f":
         if dt.itemsize < 4:
             return a.astype(np.float32)

@@ -47,37 +47,42 @@ inline typename D::T block_max(const typename D::T* z, int64_t n) {
   return D::reduce_max(D::max(m0, m1));
 }
 
-// sum of exp(z - m) over a block, optionally storing each exp into e.
+// Sums of exp(z - m) over a block, split in two: `ones` counts the terms with z == m (each
+// exactly exp(0) = 1) and `rest` sums the others. A confident row has s = 1 + tiny; summed
+// in one float that tiny part would lose its digits, and with them the loss log(s).
+template <class T>
+struct ExpSum {
+  T ones, rest;
+};
+
 template <class D, bool kStore>
-inline typename D::T block_expsum(const typename D::T* z, int64_t n, typename D::T m,
-                                  typename D::T* e) {
+inline ExpSum<typename D::T> block_expsum(const typename D::T* z, int64_t n, typename D::T m, typename D::T* e) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
   const V vm = D::set1(m);
-  V s0 = D::zero(), s1 = D::zero();
+  const V zero = D::zero();
+  const V one = D::set1(T(1));
+  V s0 = zero, s1 = zero, c0 = zero, c1 = zero;
+  auto step = [&](V x, V& s, V& c, T* dst, int64_t k) {
+    const V d = D::sub(x, vm);
+    const V ex = exp_nonpos<D>(d);
+    if (kStore) {
+      if (k == W) D::store(dst, ex); else D::store_tail(dst, ex, k);
+    }
+    const auto top = D::eq(d, zero);
+    s = D::add(s, D::zero_if(top, ex));
+    c = D::add(c, D::select(top, one, zero));
+  };
   int64_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
-    const V e0 = exp_nonpos<D>(D::sub(D::load(z + i), vm));
-    const V e1 = exp_nonpos<D>(D::sub(D::load(z + i + W), vm));
-    if (kStore) {
-      D::store(e + i, e0);
-      D::store(e + i + W, e1);
-    }
-    s0 = D::add(s0, e0);
-    s1 = D::add(s1, e1);
+    step(D::load(z + i), s0, c0, e + (kStore ? i : 0), W);
+    step(D::load(z + i + W), s1, c1, e + (kStore ? i + W : 0), W);
   }
-  for (; i + W <= n; i += W) {
-    const V e0 = exp_nonpos<D>(D::sub(D::load(z + i), vm));
-    if (kStore) D::store(e + i, e0);
-    s0 = D::add(s0, e0);
-  }
-  if (i < n) {
-    const V e1 = exp_nonpos<D>(D::sub(D::load_tail(z + i, n - i, -std::numeric_limits<T>::infinity()), vm));
-    if (kStore) D::store_tail(e + i, e1, n - i);
-    s1 = D::add(s1, e1);
-  }
-  return D::reduce_add(D::add(s0, s1));
+  for (; i + W <= n; i += W) step(D::load(z + i), s0, c0, e + (kStore ? i : 0), W);
+  if (i < n)
+    step(D::load_tail(z + i, n - i, -std::numeric_limits<T>::infinity()), s1, c1, e + (kStore ? i : 0), n - i);
+  return {D::reduce_add(D::add(c0, c1)), D::reduce_add(D::add(s0, s1))};
 }
 
 template <class T>
@@ -87,27 +92,30 @@ inline bool row_has_nan(const T* z, int64_t C) {
   return false;
 }
 
-// Result of the forward pass over a row: lse = m + log(s); m == -inf means fully masked.
+// Result of the forward pass over a row: s = sum exp(z - m) = ones + rest (see ExpSum);
+// lse = m + log(s); m == -inf means fully masked.
 struct RowLse {
   double m;
-  double s;
+  double ones;
+  double rest;
   bool masked() const { return m == -std::numeric_limits<double>::infinity(); }
-  double lse() const { return masked() ? m : m + std::log(s); }
+  double log_s() const { return ones > 0 ? std::log(ones) + std::log1p(rest / ones) : std::log(rest); }
+  // a +inf logit makes lse +inf (s is NaN then: inf - inf)
+  double lse() const { return (masked() || m == std::numeric_limits<double>::infinity()) ? m : m + log_s(); }
 };
 
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b.
-// Target-distribution rows also accumulate, in the same pass, T = sum t and
-// A = sum t*(m - z) (relative to the final m, with 0*inf = 0 for t == 0).
 template <class D, bool kStore>
 inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typename D::T* refs) {
   using T = typename D::T;
   const double ninf = -std::numeric_limits<double>::infinity();
-  double m = ninf, s = 0.0;
+  double m = ninf, ones = 0.0, rest = 0.0;
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
     const double bm = static_cast<double>(block_max<D>(z + b0, n));
-    if (bm > m) {
-      s = (m == ninf) ? 0.0 : s * std::exp(m - bm);
+    if (bm > m) {  // the old sum, relative to the old max, is now all "rest"
+      rest = (m == ninf) ? 0.0 : (ones + rest) * std::exp(m - bm);
+      ones = 0.0;
       m = bm;
     }
     if (m == ninf) {  // every logit so far is -inf
@@ -117,11 +125,13 @@ inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typen
       }
       continue;
     }
-    s += static_cast<double>(block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0)));
+    const ExpSum<T> bs = block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0));
+    ones += static_cast<double>(bs.ones);
+    rest += static_cast<double>(bs.rest);
     if (kStore) refs[b] = static_cast<T>(m);
   }
-  if (m == ninf && row_has_nan(z, C)) m = s = std::numeric_limits<double>::quiet_NaN();
-  return {m, s};
+  if (m == ninf && row_has_nan(z, C)) m = std::numeric_limits<double>::quiet_NaN();
+  return {m, ones, rest};
 }
 
 // out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms).
@@ -130,10 +140,12 @@ inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* ref
                            double scale) {
   using T = typename D::T;
   constexpr int W = D::W;
-  const double lse = r.lse();
+  // exp((ref - m) - log s), not exp(ref - lse): lse = m + log s is rounded at the scale of
+  // m, which would cost float64 results 1e-12 relative for |z| ~ 1e4.
+  const double log_s = r.log_s();
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
-    const auto f = D::set1(static_cast<T>(std::exp(static_cast<double>(refs[b]) - lse) * scale));
+    const auto f = D::set1(static_cast<T>(std::exp((static_cast<double>(refs[b]) - r.m) - log_s) * scale));
     T* p = e + b0;
     int64_t i = 0;
     for (; i + W <= n; i += W) D::store(p + i, D::mul(D::load(p + i), f));
@@ -171,7 +183,7 @@ inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* ou
   const RowLse r = row_lse<D, false>(z, C, nullptr, nullptr);
   if (r.masked()) return fill(out, C, -std::numeric_limits<T>::infinity());
   const V vm = D::set1(static_cast<T>(r.m));
-  const V vl = D::set1(static_cast<T>(std::log(r.s)));
+  const V vl = D::set1(static_cast<T>(r.log_s()));
   int64_t i = 0;
   for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
@@ -193,7 +205,7 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typen
     row_scale_exps<D>(grad, C, refs, r, gscale);
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
   }
-  return (r.m - zy) + std::log(r.s);
+  return (r.m - zy) + r.log_s();
 }
 
 // Softmax cross-entropy with a target distribution t (any non-negative weights; their sum
@@ -238,7 +250,7 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, in
     if (grad) fill(grad, C, T(0));
     return loss;
   }
-  loss = (tsum == 0.0 ? 0.0 : tsum * std::log(r.s)) + a;
+  loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s()) + a;
   if (grad) {
     // grad = gscale*T*p - gscale*t, with p = e * exp(ref - lse)
     row_scale_exps<D>(grad, C, refs, r, gscale * tsum);

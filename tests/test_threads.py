@@ -1,0 +1,53 @@
+"""Results are identical, bit for bit, for any thread count (fixed work split, partial
+sums combined in a fixed order), and calls from several Python threads agree."""
+import threading
+
+import numpy as np
+import pytest
+
+import xent
+
+CASES = [(3000, 1000), (40, 50_000), (200_000, 3)]
+
+
+@pytest.mark.parametrize("shape", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_losses_bit_identical(isa, rng, shape, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = rng.integers(0, shape[1], shape[0])
+    runs = [xent.softmax_cross_entropy(x, y, return_grad=True, n_threads=n) for n in (1, 2, 3)]
+    for loss, grad in runs[1:]:
+        assert loss == runs[0][0]
+        assert np.array_equal(grad, runs[0][1])
+    sums = [xent.softmax_cross_entropy(x, y, reduction="sum", n_threads=n) for n in (1, 2, 3)]
+    assert sums[0] == sums[1] == sums[2]
+    outs = [xent.softmax(x, n_threads=n) for n in (1, 2, 3)]
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("axis", [None, -1])
+def test_sigmoid_bit_identical(isa, rng, axis):
+    z = rng.standard_normal((1000, 700)).astype(np.float32)
+    t = rng.random((1000, 700)).astype(np.float32)
+    runs = [xent.sigmoid_cross_entropy(z, t, axis=axis, return_grad=True, n_threads=n) for n in (1, 2, 3)]
+    for loss, grad in runs[1:]:
+        assert loss == runs[0][0] and np.array_equal(grad, runs[0][1])
+
+
+def test_concurrent_python_threads(rng):
+    x = rng.standard_normal((2000, 500)).astype(np.float32)
+    y = rng.integers(0, 500, 2000)
+    expect_loss, expect_grad = xent.softmax_cross_entropy(x, y, return_grad=True)
+    results = [None] * 8
+
+    def work(i):
+        results[i] = [xent.softmax_cross_entropy(x, y, return_grad=True) for _ in range(5)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for per in results:
+        for loss, grad in per:
+            assert loss == expect_loss and np.array_equal(grad, expect_grad)
