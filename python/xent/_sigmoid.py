@@ -1,6 +1,8 @@
 """Sigmoid (binary and multi-label) cross-entropy from logits."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
@@ -38,7 +40,7 @@ def sigmoid_cross_entropy(logits, targets, *, axis=None, reduction="mean", retur
             raise ValueError("logits must have at least one dimension when axis is given")
         ax = normalize_axis(axis, z.ndim)
         row_shape = z.shape[:ax] + z.shape[ax + 1 :]
-        n_terms = int(np.prod(row_shape, dtype=np.int64))
+        n_terms = math.prod(row_shape)
         loss = None
         if reduction == "none":
             # rows summed over an empty axis are 0

@@ -1,6 +1,8 @@
 """Softmax family: logsumexp, log_softmax, softmax and softmax cross-entropy."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
@@ -128,7 +130,7 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, reduction="mean", return_g
         op, y = _OP.xent_target, None
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
-    n_rows = int(np.prod(row_shape, dtype=np.int64))
+    n_rows = math.prod(row_shape)
     gscale = 1.0 / n_rows if (reduction == "mean" and n_rows) else 1.0
     row_out = np.empty(row_shape, dtype=a.dtype) if reduction == "none" else None
     grad = np.empty_like(a) if return_grad else None

@@ -98,10 +98,15 @@ struct RowLse {
   double m;
   double ones;
   double rest;
+  double log_s = 0.0;  // log(ones + rest), set by finish()
   bool masked() const { return m == -std::numeric_limits<double>::infinity(); }
-  double log_s() const { return ones > 0 ? std::log(ones) + std::log1p(rest / ones) : std::log(rest); }
   // a +inf logit makes lse +inf (s is NaN then: inf - inf)
-  double lse() const { return (masked() || m == std::numeric_limits<double>::infinity()) ? m : m + log_s(); }
+  double lse() const { return (masked() || m == std::numeric_limits<double>::infinity()) ? m : m + log_s; }
+  RowLse& finish() {
+    // ones == 1 is the usual case (a unique max): one libm call per row
+    log_s = ones == 1.0 ? std::log1p(rest) : (ones > 0 ? std::log(ones) + std::log1p(rest / ones) : std::log(rest));
+    return *this;
+  }
 };
 
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b.
@@ -131,7 +136,8 @@ inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typen
     if (kStore) refs[b] = static_cast<T>(m);
   }
   if (m == ninf && row_has_nan(z, C)) m = std::numeric_limits<double>::quiet_NaN();
-  return {m, ones, rest};
+  RowLse r{m, ones, rest};
+  return r.finish();
 }
 
 // out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms).
@@ -141,11 +147,14 @@ inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* ref
   using T = typename D::T;
   constexpr int W = D::W;
   // exp((ref - m) - log s), not exp(ref - lse): lse = m + log s is rounded at the scale of
-  // m, which would cost float64 results 1e-12 relative for |z| ~ 1e4.
-  const double log_s = r.log_s();
+  // m, which would cost float64 results 1e-12 relative for |z| ~ 1e4. Blocks whose
+  // reference is the row max (all of them when C <= kBlock) just take scale / s.
+  const double at_max = scale / (r.ones + r.rest);
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
-    const auto f = D::set1(static_cast<T>(std::exp((static_cast<double>(refs[b]) - r.m) - log_s) * scale));
+    const double ref = static_cast<double>(refs[b]);
+    const double fb = ref == r.m ? at_max : std::exp((ref - r.m) - r.log_s) * scale;
+    const auto f = D::set1(static_cast<T>(fb));
     T* p = e + b0;
     int64_t i = 0;
     for (; i + W <= n; i += W) D::store(p + i, D::mul(D::load(p + i), f));
@@ -183,7 +192,7 @@ inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* ou
   const RowLse r = row_lse<D, false>(z, C, nullptr, nullptr);
   if (r.masked()) return fill(out, C, -std::numeric_limits<T>::infinity());
   const V vm = D::set1(static_cast<T>(r.m));
-  const V vl = D::set1(static_cast<T>(r.log_s()));
+  const V vl = D::set1(static_cast<T>(r.log_s));
   int64_t i = 0;
   for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
@@ -205,7 +214,7 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typen
     row_scale_exps<D>(grad, C, refs, r, gscale);
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
   }
-  return (r.m - zy) + r.log_s();
+  return (r.m - zy) + r.log_s;
 }
 
 // Softmax cross-entropy with a target distribution t (any non-negative weights; their sum
@@ -250,7 +259,7 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, in
     if (grad) fill(grad, C, T(0));
     return loss;
   }
-  loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s()) + a;
+  loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a;
   if (grad) {
     // grad = gscale*T*p - gscale*t, with p = e * exp(ref - lse)
     row_scale_exps<D>(grad, C, refs, r, gscale * tsum);
