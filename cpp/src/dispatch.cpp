@@ -7,8 +7,9 @@
 namespace xent {
 namespace {
 
+#if defined(XENT_HAVE_AVX2)
 bool cpu_has_avx2_fma() {
-#if defined(XENT_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__GNUC__) || defined(__clang__)
   // libgcc checks the CPUID bits and that the OS saves the YMM state (XGETBV).
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -16,6 +17,7 @@ bool cpu_has_avx2_fma() {
   return false;
 #endif
 }
+#endif
 
 const Isa* find(const std::string& name) {
   if (name == "scalar") return isa_scalar();

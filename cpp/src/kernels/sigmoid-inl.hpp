@@ -36,7 +36,7 @@ struct SigmoidStep {
   }
 };
 
-// Returns the sum of the element losses (per-block float sums added in double).
+// Returns the sum of the element losses (float sums of kSumLane terms per lane, added in double).
 // loss_elem (nullable) receives each element's loss; grad (nullable) gscale * dl/dz.
 template <class D>
 inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_t n,
@@ -47,8 +47,8 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
   const V gs = D::set1(static_cast<T>(gscale));
   const bool want_grad = grad != nullptr;
   double total = 0.0;
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t end = n - b0 < kBlock ? n : b0 + kBlock;
+  for (int64_t b0 = 0; b0 < n; b0 += kSumLane * W) {
+    const int64_t end = n - b0 < kSumLane * W ? n : b0 + kSumLane * W;
     V acc = D::zero();
     int64_t i = b0;
     for (; i + W <= end; i += W) {

@@ -1,0 +1,15 @@
+// The neon kernel set: the generic kernels compiled in their own namespace with this
+// file's flags only (see CMakeLists.txt).
+#define XENT_ISA_NS neon
+#include "simd/vec_neon.hpp"
+#include "simd/math-inl.hpp"
+#include "kernels/softmax-inl.hpp"
+#include "kernels/sigmoid-inl.hpp"
+#include "kernels/units-inl.hpp"
+
+namespace xent {
+const Isa* isa_neon() {
+  static const Isa isa = {"neon", neon::make_table<neon::F32>(), neon::make_table<neon::F64>()};
+  return &isa;
+}
+}  // namespace xent

@@ -1,0 +1,108 @@
+// AArch64 Advanced SIMD (NEON) vector wrappers. Included only by isa_neon.cpp; Advanced
+// SIMD is mandatory on AArch64, so no extra compiler flags are needed.
+//
+// Same interface and semantics as vec_avx2.hpp. Two ARM-specific points:
+// - vfmaq_f32(c, a, b) is c + a*b (accumulator first): fma/fnma reorder the operands.
+// - vmaxq/vminq propagate NaN, unlike x86 maxps/minps; max/min here are a compare and a
+//   select instead, so that they return the second operand when either lane is NaN,
+//   exactly as the x86 and scalar kernels do.
+#pragma once
+#include <arm_neon.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+struct F32 {
+  using T = float;
+  using V = float32x4_t;
+  using M = uint32x4_t;
+  static constexpr int W = 4;
+  static V load(const T* p) { return vld1q_f32(p); }
+  static void store(T* p, V v) { vst1q_f32(p, v); }
+  static V set1(T x) { return vdupq_n_f32(x); }
+  static V zero() { return vdupq_n_f32(0.0f); }
+  static V add(V a, V b) { return vaddq_f32(a, b); }
+  static V sub(V a, V b) { return vsubq_f32(a, b); }
+  static V mul(V a, V b) { return vmulq_f32(a, b); }
+  static V div(V a, V b) { return vdivq_f32(a, b); }
+  static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }   // a*b + c
+  static V fnma(V a, V b, V c) { return vfmsq_f32(c, a, b); }  // c - a*b
+  // max/min: if either lane is NaN the second operand is returned (x86 rule).
+  static V max(V a, V b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static V min(V a, V b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+  static V abs(V a) { return vabsq_f32(a); }
+  static M lt(V a, V b) { return vcltq_f32(a, b); }
+  static M gt(V a, V b) { return vcgtq_f32(a, b); }
+  static M ge(V a, V b) { return vcgeq_f32(a, b); }
+  static M eq(V a, V b) { return vceqq_f32(a, b); }
+  static V select(M m, V a, V b) { return vbslq_f32(m, a, b); }  // m ? a : b
+  static V zero_if(M m, V a) {                                   // m ? 0 : a
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(a), m));
+  }
+  // 2**n from a value whose low mantissa bits hold n + bias (the magic-bias trick).
+  static V pow2_from_biased(V vn) {
+    return vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(vn), 23));
+  }
+  static T reduce_add(V v) { return vaddvq_f32(v); }  // fixed pairwise order
+  static T reduce_max(V v) { return vmaxvq_f32(v); }
+  // Loads lanes [0, n) and fills the rest with `fill`; never touches memory past p[n-1].
+  static V load_tail(const T* p, int64_t n, T fill) {
+    T buf[W] = {fill, fill, fill, fill};
+    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(T));
+    return vld1q_f32(buf);
+  }
+  static void store_tail(T* p, V v, int64_t n) {
+    T buf[W];
+    vst1q_f32(buf, v);
+    std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(T));
+  }
+};
+
+struct F64 {
+  using T = double;
+  using V = float64x2_t;
+  using M = uint64x2_t;
+  static constexpr int W = 2;
+  static V load(const T* p) { return vld1q_f64(p); }
+  static void store(T* p, V v) { vst1q_f64(p, v); }
+  static V set1(T x) { return vdupq_n_f64(x); }
+  static V zero() { return vdupq_n_f64(0.0); }
+  static V add(V a, V b) { return vaddq_f64(a, b); }
+  static V sub(V a, V b) { return vsubq_f64(a, b); }
+  static V mul(V a, V b) { return vmulq_f64(a, b); }
+  static V div(V a, V b) { return vdivq_f64(a, b); }
+  static V fma(V a, V b, V c) { return vfmaq_f64(c, a, b); }
+  static V fnma(V a, V b, V c) { return vfmsq_f64(c, a, b); }
+  static V max(V a, V b) { return vbslq_f64(vcgtq_f64(a, b), a, b); }
+  static V min(V a, V b) { return vbslq_f64(vcltq_f64(a, b), a, b); }
+  static V abs(V a) { return vabsq_f64(a); }
+  static M lt(V a, V b) { return vcltq_f64(a, b); }
+  static M gt(V a, V b) { return vcgtq_f64(a, b); }
+  static M ge(V a, V b) { return vcgeq_f64(a, b); }
+  static M eq(V a, V b) { return vceqq_f64(a, b); }
+  static V select(M m, V a, V b) { return vbslq_f64(m, a, b); }
+  static V zero_if(M m, V a) {
+    return vreinterpretq_f64_u64(vbicq_u64(vreinterpretq_u64_f64(a), m));
+  }
+  static V pow2_from_biased(V vn) {
+    return vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(vn), 52));
+  }
+  static T reduce_add(V v) { return vaddvq_f64(v); }
+  static T reduce_max(V v) { return vmaxvq_f64(v); }
+  static V load_tail(const T* p, int64_t n, T fill) {
+    T buf[W] = {fill, fill};
+    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(T));
+    return vld1q_f64(buf);
+  }
+  static void store_tail(T* p, V v, int64_t n) {
+    T buf[W];
+    vst1q_f64(buf, v);
+    std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(T));
+  }
+};
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent
