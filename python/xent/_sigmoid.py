@@ -6,7 +6,15 @@ import math
 import numpy as np
 
 from . import _core
-from ._validate import as_float_array, as_targets, check_reduction, n_threads_arg, normalize_axis
+from ._validate import (
+    as_float_array,
+    as_targets,
+    check_reduction,
+    finish,
+    grad_scale,
+    n_threads_arg,
+    normalize_axis,
+)
 
 
 def sigmoid_cross_entropy(logits, targets, *, axis=None, reduction="mean", return_grad=False, n_threads=None):
@@ -48,12 +56,5 @@ def sigmoid_cross_entropy(logits, targets, *, axis=None, reduction="mean", retur
         elementwise = False
         zz, tt = np.moveaxis(z, ax, -1), np.moveaxis(t, ax, -1)
         gg = None if grad is None else np.moveaxis(grad, ax, -1)
-    gscale = 1.0 / n_terms if (reduction == "mean" and n_terms) else 1.0
-    total = _core.sigmoid_op(zz, tt, gg, loss, elementwise, gscale, nt)
-    if reduction == "none":
-        out = loss
-    elif reduction == "sum":
-        out = float(total)
-    else:
-        out = float(total) / n_terms if n_terms else 0.0
-    return (out, grad) if return_grad else out
+    total = _core.sigmoid_op(zz, tt, gg, loss, elementwise, grad_scale(reduction, n_terms), nt)
+    return finish(reduction, total, n_terms, loss, grad, return_grad)

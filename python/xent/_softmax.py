@@ -11,6 +11,8 @@ from ._validate import (
     as_targets,
     check_out,
     check_reduction,
+    finish,
+    grad_scale,
     n_threads_arg,
     normalize_axis,
 )
@@ -131,16 +133,10 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, reduction="mean", return_g
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
     n_rows = math.prod(row_shape)
-    gscale = 1.0 / n_rows if (reduction == "mean" and n_rows) else 1.0
+    gscale = grad_scale(reduction, n_rows)
     row_out = np.empty(row_shape, dtype=a.dtype) if reduction == "none" else None
     grad = np.empty_like(a) if return_grad else None
     total = _core.softmax_op(
         op, _last(a, ax), t, y, None if grad is None else _last(grad, ax), row_out, gscale, nt
     )
-    if reduction == "none":
-        loss = row_out
-    elif reduction == "sum":
-        loss = float(total)
-    else:
-        loss = float(total) / n_rows if n_rows else 0.0
-    return (loss, grad) if return_grad else loss
+    return finish(reduction, total, n_rows, row_out, grad, return_grad)

@@ -71,6 +71,23 @@ def check_reduction(reduction) -> str:
     return reduction
 
 
+def grad_scale(reduction: str, n_terms: int) -> float:
+    """The factor of every gradient term: 1/n for "mean" (1 for an empty batch), else 1."""
+    return 1.0 / n_terms if (reduction == "mean" and n_terms) else 1.0
+
+
+def finish(reduction: str, total: float, n_terms: int, per_row, grad, return_grad: bool):
+    """The public return value: per-row losses for "none", else a Python float (the C++
+    sum, accumulated in float64), divided by n_terms for "mean" (0.0 if there are none)."""
+    if reduction == "none":
+        loss = per_row
+    elif reduction == "sum":
+        loss = float(total)
+    else:
+        loss = float(total) / n_terms if n_terms else 0.0
+    return (loss, grad) if return_grad else loss
+
+
 _HW_THREADS = None
 
 
