@@ -5,7 +5,8 @@ namespace xent_py {
 namespace {
 
 double softmax_op(int op, const py::array& z, const py::object& t, const py::object& y, const py::object& out,
-                  const py::object& row_out, double gscale, int n_threads) {
+                  const py::object& row_out, double gscale, int n_threads, const py::object& weight,
+                  const py::object& sample_weight, const py::object& ignore_index, double z_loss) {
   const int kind = float_kind(z, "logits");
   if (z.ndim() < 1) throw py::value_error("logits must have at least one dimension");
   Ref zr(z, false, "logits");
@@ -19,18 +20,32 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
       throw py::type_error("labels must be int32 or int64 here");
     yr = std::make_unique<Ref>(ya, false, "labels");
   }
+  auto wr = opt_ref(weight, false, "weight", kind);
+  if (wr && (wr->ref.ndim != 1 || wr->ref.shape[0] != zr.ref.shape[zr.ref.ndim - 1] ||
+             wr->ref.strides[0] != wr->ref.itemsize))
+    throw py::value_error("weight must be a contiguous array of one weight per class");
+  auto sr = opt_ref(sample_weight, false, "sample_weight", kind);
+  xent::XentOptions opt;
+  opt.class_w = ptr(wr);
+  opt.sw = ptr(sr);
+  opt.has_ignore = !ignore_index.is_none();
+  if (opt.has_ignore) opt.ignore_index = ignore_index.cast<int64_t>();
+  opt.z_loss = z_loss;
   const auto sop = static_cast<xent::SoftmaxOp>(op);
   py::gil_scoped_release release;
-  if (kind == 4) return xent::run_softmax<float>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads);
-  return xent::run_softmax<double>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads);
+  if (kind == 4)
+    return xent::run_softmax<float>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads, opt);
+  return xent::run_softmax<double>(sop, zr.ref, ptr(tr), ptr(yr), ptr(orr), ptr(rr), gscale, n_threads, opt);
 }
 
-py::object find_bad_label(const py::array& y, int64_t n_classes) {
+py::object find_bad_label(const py::array& y, int64_t n_classes, const py::object& ignore_index) {
   Ref yr(y, false, "labels");
+  const bool has_ignore = !ignore_index.is_none();
+  const int64_t ignore = has_ignore ? ignore_index.cast<int64_t>() : 0;
   int64_t value = 0, at;
   {
     py::gil_scoped_release release;
-    at = xent::find_bad_label(yr.ref, n_classes, &value);
+    at = xent::find_bad_label(yr.ref, n_classes, has_ignore, ignore, &value);
   }
   if (at < 0) return py::none();
   return py::make_tuple(at, value);
@@ -40,10 +55,12 @@ py::object find_bad_label(const py::array& y, int64_t n_classes) {
 
 void bind_softmax(py::module_& m) {
   m.def("softmax_op", &softmax_op, py::arg("op"), py::arg("z"), py::arg("t"), py::arg("y"), py::arg("out"),
-        py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"),
-        "Runs one softmax-family op (class axis last); returns the sum of the row results.");
+        py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"), py::arg("weight") = py::none(),
+        py::arg("sample_weight") = py::none(), py::arg("ignore_index") = py::none(), py::arg("z_loss") = 0.0,
+        "Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results.");
   m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
-        "(flat index, value) of the first label outside [0, n_classes), or None.");
+        py::arg("ignore_index") = py::none(),
+        "(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None.");
   py::enum_<xent::SoftmaxOp>(m, "SoftmaxOp")
       .value("logsumexp", xent::SoftmaxOp::kLogsumexp)
       .value("softmax", xent::SoftmaxOp::kSoftmax)

@@ -80,7 +80,7 @@ void set_operand(const ArrayRef* a, P& op, int class_dim) {
 
 template <class T>
 double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* y, const ArrayRef* out,
-                   const ArrayRef* row_out, double gscale, int n_threads) {
+                   const ArrayRef* row_out, double gscale, int n_threads, const XentOptions& opt) {
   SoftmaxJob<T> j;
   j.op = op;
   const int cd = z.ndim - 1;
@@ -92,9 +92,14 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   set_operand(row_out, j.row_out, -1);
   if (y) j.label_bytes = static_cast<int>(y->itemsize);
   j.gscale = gscale;
-  const ArrayRef* const ops[5] = {&z, t, y, out, row_out};
-  int64_t* const dst[5] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st};
-  build_rows<5>(cd, z.shape, ops, dst, j.rows);
+  if (opt.class_w) j.class_w = static_cast<const T*>(opt.class_w->data);
+  set_operand(opt.sw, j.sw, -1);
+  j.has_ignore = opt.has_ignore;
+  j.ignore_index = opt.ignore_index;
+  j.z_loss = opt.z_loss;
+  const ArrayRef* const ops[6] = {&z, t, y, out, row_out, opt.sw};
+  int64_t* const dst[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
+  build_rows<6>(cd, z.shape, ops, dst, j.rows);
   const int64_t n_rows = j.rows.n_rows();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / std::max<int64_t>(j.len, 1));
   const KernelTable<T>* kt = nullptr;
@@ -149,7 +154,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
 
-int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, int64_t* value) {
+int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value) {
   int64_t n = 1;
   for (int d = 0; d < y.ndim; ++d) n *= y.shape[d];
   std::vector<int64_t> idx(y.ndim, 0);
@@ -159,7 +164,7 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, int64_t* value) {
     for (int d = 0; d < y.ndim; ++d) off += idx[d] * y.strides[d];
     const int64_t v = y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(base + off)
                                       : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(base + off));
-    if (v < 0 || v >= n_classes) {
+    if ((v < 0 || v >= n_classes) && !(has_ignore && v == ignore)) {
       *value = v;
       return flat;
     }
@@ -179,9 +184,9 @@ void vector_math(bool log1p, const T* x, T* y, int64_t n) {
 }
 
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
-                                   const ArrayRef*, double, int);
+                                   const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
-                                    const ArrayRef*, double, int);
+                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_sigmoid<float>(const ArrayRef&, const ArrayRef&, const ArrayRef*, const ArrayRef*, bool, double,
                                    int);
 template double run_sigmoid<double>(const ArrayRef&, const ArrayRef&, const ArrayRef*, const ArrayRef*, bool, double,

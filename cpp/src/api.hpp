@@ -19,9 +19,17 @@ struct ArrayRef {
 
 // Softmax family. z, t and out have the class axis last; y and row_out have z's shape
 // without it. Returns the sum of the row results. Unused operands are null.
+struct XentOptions {
+  const ArrayRef* class_w = nullptr;  // contiguous, the logits' dtype, one per class
+  const ArrayRef* sw = nullptr;       // the logits' dtype, shape of y / row_out
+  bool has_ignore = false;
+  int64_t ignore_index = 0;
+  double z_loss = 0.0;
+};
+
 template <class T>
 double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* y, const ArrayRef* out,
-                   const ArrayRef* row_out, double gscale, int n_threads);
+                   const ArrayRef* row_out, double gscale, int n_threads, const XentOptions& opt = {});
 
 // Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per
 // element). Otherwise the summed axis is last in z, t, grad and absent from loss.
@@ -29,8 +37,9 @@ template <class T>
 double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
                    bool elementwise, double gscale, int n_threads);
 
-// First flat position (C order over y's shape) of a label outside [0, n_classes), or -1.
-int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, int64_t* value);
+// First flat position (C order over y's shape) of a label outside [0, n_classes) that is
+// not the ignored label (when has_ignore), or -1.
+int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value);
 
 // Vector math of the active ISA (for the accuracy tests of its contract).
 template <class T>

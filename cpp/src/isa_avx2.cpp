@@ -4,6 +4,7 @@
 #include "simd/vec_avx2.hpp"
 #include "simd/math-inl.hpp"
 #include "kernels/softmax-inl.hpp"
+#include "kernels/xent-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/units-inl.hpp"
 

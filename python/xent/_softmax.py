@@ -16,6 +16,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
+from ._weights import ignore_arg, label_row_weight_sum, weight_array, z_loss_arg
 
 _OP = _core.SoftmaxOp
 
@@ -71,7 +72,7 @@ def log_softmax(x, axis=-1, out=None, *, n_threads=None):
     return _normalizer(_OP.log_softmax, x, axis, out, n_threads)
 
 
-def _int_labels(labels: np.ndarray, n_classes: int, shape: tuple) -> np.ndarray:
+def _int_labels(labels: np.ndarray, n_classes: int, shape: tuple, ignore_index=None) -> np.ndarray:
     if labels.shape != shape:
         raise ValueError(
             f"integer labels have shape {labels.shape} but must have the logits' shape without "
@@ -85,7 +86,7 @@ def _int_labels(labels: np.ndarray, n_classes: int, shape: tuple) -> np.ndarray:
         y = y.astype(np.int64)
     elif not y.dtype.isnative or not y.flags.aligned:
         y = y.astype(y.dtype.newbyteorder("="))
-    bad = _core.find_bad_label(y, n_classes)
+    bad = _core.find_bad_label(y, n_classes, ignore_index)
     if bad is not None:
         at, value = bad
         raise ValueError(_bad_label_msg(np.unravel_index(at, shape), value, n_classes))
@@ -94,23 +95,54 @@ def _int_labels(labels: np.ndarray, n_classes: int, shape: tuple) -> np.ndarray:
 
 def _bad_label_msg(pos, value, n_classes):
     pos = tuple(int(p) for p in pos)
-    return f"labels{list(pos)} = {value} is out of range: labels must be in [0, {n_classes})"
+    return f"labels{list(pos)} = {value} is out of range: labels must be in [0, {n_classes}) or be ignore_index"
 
 
-def softmax_cross_entropy(logits, labels, *, axis=-1, reduction="mean", return_grad=False, n_threads=None):
+def softmax_cross_entropy(
+    logits,
+    labels,
+    *,
+    axis=-1,
+    weight=None,
+    sample_weight=None,
+    ignore_index=None,
+    z_loss=0.0,
+    reduction="mean",
+    return_grad=False,
+    n_threads=None,
+):
     """Softmax cross-entropy from logits.
 
     ``labels`` is either integer class indices, with ``logits``' shape without ``axis``,
     giving ``l = logsumexp(z) - z[y]``; or float targets of ``logits``' shape (one-hot,
     soft, smoothed), giving ``l = sum(t) * logsumexp(z) - sum(t * z)`` with ``0*log 0 = 0``.
 
+    Options (all computed in the kernels, gradients included):
+
+    - ``weight``: one weight per class. With integer labels a row weighs ``weight[y]`` and
+      ``"mean"`` is ``sum(weight[y] * l) / sum(weight[y])`` (PyTorch); with targets each
+      term is weighted, ``t_c -> weight_c * t_c``, and ``"mean"`` divides by the number of
+      rows (PyTorch too).
+    - ``sample_weight``: one weight per row (``logits``' shape without ``axis``); it
+      multiplies the row weight, and ``"mean"`` divides by the sum of the row weights
+      (scikit-learn's ``sum(sw * l) / sum(sw)``).
+    - ``ignore_index``: integer labels equal to it add nothing to the loss, the gradient or
+      the denominator (off by default; PyTorch's default is -100). A batch whose rows are
+      all ignored (or of total weight 0) gives 0.0 and a zero gradient, not NaN.
+    - ``z_loss``: adds ``z_loss * logsumexp(z)**2`` to each row's loss, before the row weight.
+
+    Weights must be finite and >= 0. A row of weight 0 contributes exactly 0 (even if its
+    loss is infinite). Note that a weighted ``"mean"`` differs from ``reduction="none"``
+    followed by ``.mean()``: ``"none"`` returns the weighted per-row losses.
+
     reduction: ``"none"`` returns the per-row losses (``logits``' shape without ``axis``,
     in ``logits``' float dtype); ``"sum"`` and ``"mean"`` return a Python float accumulated
-    in float64; ``"mean"`` divides by the number of rows, and is 0.0 for an empty batch.
+    in float64; ``"mean"`` divides by the number (or total weight) of rows, 0.0 if none.
 
     With ``return_grad=True`` returns ``(loss, grad)``: the gradient of the returned value
     with respect to ``logits`` (for ``"none"``, of each row's own loss), i.e.
-    ``softmax(z) - onehot(y)`` or ``sum(t) * softmax(z) - t``, scaled by 1/N for ``"mean"``.
+    ``softmax(z) - onehot(y)`` or ``sum(t) * softmax(z) - t`` times the row weight, over the
+    denominator for ``"mean"``.
 
     Masks: ``-inf`` logits take no probability. A label (or target mass) on a masked class
     costs ``+inf``; a fully masked row costs ``+inf`` with a zero gradient. Finite input
@@ -119,24 +151,35 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, reduction="mean", return_g
     a, ax = _prepare(logits, axis, "logits")
     reduction = check_reduction(reduction)
     nt = n_threads_arg(n_threads)
+    ignore = ignore_arg(ignore_index)
+    zl = z_loss_arg(z_loss)
     n_classes = a.shape[ax]
     row_shape = a.shape[:ax] + a.shape[ax + 1 :]
+    w = None if weight is None else weight_array(weight, (n_classes,), a.dtype, "weight", "one per class")
+    sw = None
+    if sample_weight is not None:
+        sw = weight_array(sample_weight, row_shape, a.dtype, "sample_weight", "one per row")
     lab = np.asarray(labels)
     if lab.dtype.kind in "iu":
         if n_classes == 0 and lab.size:
             raise ValueError("logits have 0 classes along the class axis")
-        y = _int_labels(lab, n_classes, row_shape)
+        y = _int_labels(lab, n_classes, row_shape, ignore)
         op, t = _OP.xent_label, None
+        weighted = w is not None or sw is not None or ignore is not None
+        denom = label_row_weight_sum(y, w, sw, ignore) if (weighted and reduction == "mean") else None
     elif lab.dtype.kind == "f":
+        if ignore is not None:
+            raise ValueError("ignore_index applies to integer labels only, not to float targets")
         t = _last(as_targets(lab, a, "labels"), ax)
         op, y = _OP.xent_target, None
+        denom = float(sw.sum(dtype=np.float64)) if (sw is not None and reduction == "mean") else None
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
-    n_rows = math.prod(row_shape)
-    gscale = grad_scale(reduction, n_rows)
+    n = math.prod(row_shape) if denom is None else denom
     row_out = np.empty(row_shape, dtype=a.dtype) if reduction == "none" else None
     grad = np.empty_like(a) if return_grad else None
     total = _core.softmax_op(
-        op, _last(a, ax), t, y, None if grad is None else _last(grad, ax), row_out, gscale, nt
+        op, _last(a, ax), t, y, None if grad is None else _last(grad, ax), row_out, grad_scale(reduction, n), nt,
+        w, sw, ignore, zl,
     )
-    return finish(reduction, total, n_rows, row_out, grad, return_grad)
+    return finish(reduction, total, n, row_out, grad, return_grad)

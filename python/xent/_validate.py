@@ -71,12 +71,13 @@ def check_reduction(reduction) -> str:
     return reduction
 
 
-def grad_scale(reduction: str, n_terms: int) -> float:
-    """The factor of every gradient term: 1/n for "mean" (1 for an empty batch), else 1."""
+def grad_scale(reduction: str, n_terms: float) -> float:
+    """The factor of every gradient term: 1/n for "mean" (n = number or total weight of
+    the averaged terms; 1 when that is 0, where every term is 0 anyway), else 1."""
     return 1.0 / n_terms if (reduction == "mean" and n_terms) else 1.0
 
 
-def finish(reduction: str, total: float, n_terms: int, per_row, grad, return_grad: bool):
+def finish(reduction: str, total: float, n_terms: float, per_row, grad, return_grad: bool):
     """The public return value: per-row losses for "none", else a Python float (the C++
     sum, accumulated in float64), divided by n_terms for "mean" (0.0 if there are none)."""
     if reduction == "none":

@@ -40,7 +40,14 @@ struct SoftmaxJob {
   int label_bytes = 8;
   Operand<T> out;            // softmax / log_softmax output, or the gradient (nullable)
   Operand<T> row_out;        // per-row result: logsumexp, or losses for reduction "none" (nullable)
-  double gscale = 1.0;       // gradient scale: 1/N for "mean", 1 otherwise
+  double gscale = 1.0;       // gradient scale: 1/(sum of row weights) for "mean", 1 otherwise
+  // Cross-entropy options. A row's weight is class_w[y] (integer labels) times sw; rows with
+  // the label ignore_index, or of weight 0, add exactly 0 to the loss and the gradient.
+  const T* class_w = nullptr;  // per-class weights, contiguous, len of them (nullable)
+  Operand<const T> sw;         // sample weights over the row dims (nullable)
+  bool has_ignore = false;
+  int64_t ignore_index = 0;
+  double z_loss = 0.0;         // adds z_loss * lse^2 to each row's loss
 };
 
 template <class T>

@@ -54,43 +54,60 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
   T* zbuf = scratch + n_blocks(C) + 8;
   T* tbuf = zbuf + C;
   T* obuf = tbuf + C;
-  const int64_t* strides[5] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st};
-  Cursor<5> cur(j.rows, strides, u0);
+  const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
+  Cursor<6> cur(j.rows, strides, u0);
   const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = j.z.p + cur.off[0];
-    if (!z_contig) {
-      gather(z, j.z.cs, C, zbuf);
-      z = zbuf;
-    }
     T* out = j.out.p ? (o_contig ? j.out.p + cur.off[3] : obuf) : nullptr;
     double r = 0.0;
-    switch (j.op) {
-      case SoftmaxOp::kLogsumexp:
-        r = row_logsumexp<D>(z, C);
-        break;
-      case SoftmaxOp::kSoftmax:
-        row_softmax<D>(z, C, out, refs);
-        break;
-      case SoftmaxOp::kLogSoftmax:
-        row_log_softmax<D>(z, C, out);
-        break;
-      case SoftmaxOp::kXentLabel: {
+    if (j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget) {
+      // the row weight first: an ignored or zero-weight row costs no pass over its logits
+      int64_t y = 0;
+      double w = j.sw.p ? static_cast<double>(j.sw.p[cur.off[5]]) : 1.0;
+      if (j.op == SoftmaxOp::kXentLabel) {
         const char* yp = static_cast<const char*>(j.y.p) + cur.off[2] * j.label_bytes;
-        const int64_t y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
-                                             : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
-        r = row_xent_label<D>(z, C, y, out, refs, j.gscale);
-        break;
+        y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
+                               : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
+        if (j.has_ignore && y == j.ignore_index) w = 0.0;
+        else if (j.class_w) w *= static_cast<double>(j.class_w[y]);
       }
-      case SoftmaxOp::kXentTarget: {
-        const T* t = j.t.p + cur.off[1];
-        if (!t_contig) {
-          gather(t, j.t.cs, C, tbuf);
-          t = tbuf;
+      if (w == 0.0) {
+        if (out) fill(out, C, T(0));
+      } else {
+        if (!z_contig) {
+          gather(z, j.z.cs, C, zbuf);
+          z = zbuf;
         }
-        r = row_xent_target<D>(z, t, C, out, refs, j.gscale);
-        break;
+        if (j.op == SoftmaxOp::kXentLabel) {
+          r = row_xent_label<D>(z, C, y, out, refs, j.gscale * w, j.z_loss);
+        } else {
+          const T* t = j.t.p + cur.off[1];
+          if (!t_contig) {
+            gather(t, j.t.cs, C, tbuf);
+            t = tbuf;
+          }
+          r = j.class_w ? row_xent_target<D, true>(z, t, j.class_w, C, out, refs, j.gscale * w, j.z_loss)
+                        : row_xent_target<D, false>(z, t, nullptr, C, out, refs, j.gscale * w, j.z_loss);
+        }
+        if (w != 1.0) r *= w;
+      }
+    } else {
+      if (!z_contig) {
+        gather(z, j.z.cs, C, zbuf);
+        z = zbuf;
+      }
+      switch (j.op) {
+        case SoftmaxOp::kLogsumexp:
+          r = row_logsumexp<D>(z, C);
+          break;
+        case SoftmaxOp::kSoftmax:
+          row_softmax<D>(z, C, out, refs);
+          break;
+        default:
+          row_log_softmax<D>(z, C, out);
+          break;
       }
     }
     if (out && !o_contig) scatter(obuf, C, j.out.p + cur.off[3], j.out.cs);

@@ -1,0 +1,62 @@
+"""Validation of the weighting options (class weights, sample weights, ignore_index,
+z_loss) and the weighted-mean denominator, shared by the loss functions."""
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+
+def _first_bad(a: np.ndarray, name: str) -> None:
+    ok = np.isfinite(a) & (a >= 0)
+    if not ok.all():
+        at = int(np.flatnonzero(~ok.ravel())[0])
+        pos = [int(p) for p in np.unravel_index(at, a.shape)] if a.ndim else []
+        raise ValueError(f"{name}{pos} = {a.ravel()[at].item()!r}: weights must be finite and >= 0")
+
+
+def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.ndarray:
+    """``w`` as a C-contiguous array of ``dtype`` and exactly ``shape``, finite and >= 0
+    (checked after the conversion, so a float64 weight overflowing float32 is caught)."""
+    a = np.asarray(w)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape} but must have shape {shape} ({what})")
+    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+        a = np.ascontiguousarray(a, dtype=dtype)
+    _first_bad(a, name)
+    return a
+
+
+def ignore_arg(ignore_index) -> int | None:
+    if ignore_index is None:
+        return None
+    try:
+        return operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be an integer or None, got {ignore_index!r}") from None
+
+
+def z_loss_arg(z_loss) -> float:
+    z = float(z_loss)
+    if not (math.isfinite(z) and z >= 0):
+        raise ValueError(f"z_loss must be finite and >= 0, got {z_loss!r}")
+    return z
+
+
+def label_row_weight_sum(y, weight, sample_weight, ignore_index) -> float:
+    """Sum over rows of class_weight[y] * sample_weight, ignored rows excluded: the
+    denominator of a weighted mean with integer labels (PyTorch's, and scikit-learn's)."""
+    keep = None if ignore_index is None else (y != ignore_index)
+    if weight is not None:
+        yy = y if keep is None else np.where(keep, y, 0)
+        w = weight[yy].astype(np.float64)
+    else:
+        w = np.ones(y.shape, dtype=np.float64)
+    if sample_weight is not None:
+        w = w * sample_weight
+    if keep is not None:
+        w = np.where(keep, w, 0.0)
+    return float(w.sum())
