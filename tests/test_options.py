@@ -145,12 +145,10 @@ def test_options_bit_identical_across_threads(isa, rng):
         assert loss == runs[0][0] and np.array_equal(grad, runs[0][1])
 
 
-torch = pytest.importorskip("torch")
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_weight_and_ignore_index_match_pytorch(rng, dtype, reduction):
+    torch = pytest.importorskip("torch")
     x = (rng.standard_normal((50, 6, 3)) * 3).astype(dtype)
     y = rng.integers(0, 6, (50, 3))
     y[rng.random((50, 3)) < 0.2] = -100
@@ -167,6 +165,7 @@ def test_weight_and_ignore_index_match_pytorch(rng, dtype, reduction):
 
 
 def test_soft_target_weight_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
     x = rng.standard_normal((20, 5))
     t = rng.random((20, 5))
     t /= t.sum(1, keepdims=True)
@@ -177,3 +176,77 @@ def test_soft_target_weight_matches_pytorch(rng):
     loss, grad = xent.softmax_cross_entropy(x, t, weight=w, return_grad=True)
     np.testing.assert_allclose(loss, tl.item(), rtol=1e-12)
     np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def _smoothed_targets(x, y, eps, C):
+    """The explicit target xent's smoothing implies: (1 - eps) onehot + eps/K on unmasked classes."""
+    live = x > -np.inf
+    k = live.sum(-1, keepdims=True)
+    return (1 - eps) * np.eye(C)[y] + eps * live / k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothing_equals_explicit_targets(isa, rng, dtype, weighted):
+    n, C = 30, 37
+    x = (rng.standard_normal((n, C)) * 3).astype(dtype)
+    x[2, ::3] = -np.inf  # masked classes get no smoothing mass
+    y = rng.integers(0, C, n)
+    y[2] = 1
+    w = (rng.random(C) + 0.2).astype(dtype) if weighted else None
+    t = _smoothed_targets(x, y, 0.1, C)
+    for lab in (y, t.astype(dtype)):
+        eps = 0.1 if lab.dtype.kind == "i" else 0.0
+        loss, grad = xent.softmax_cross_entropy(x, lab, weight=w, label_smoothing=eps, reduction="none",
+                                                return_grad=True)
+        rl, rg = ref.softmax_xent_targets(x, t * (1 if w is None else w))
+        assert np.isfinite(loss).all() and np.isfinite(grad).all()
+        np.testing.assert_allclose(loss, rl, **LOSS_TOL[dtype])
+        np.testing.assert_allclose(grad, rg, **GRAD_TOL[dtype])
+
+
+def test_label_smoothing_of_soft_targets(isa, rng):
+    x = rng.standard_normal((8, 6))
+    x[0, 0] = -np.inf
+    t = rng.random((8, 6))
+    t[0, 0] = 0
+    t /= t.sum(1, keepdims=True)
+    live = x > -np.inf
+    ts = 0.7 * t + 0.3 * live / live.sum(-1, keepdims=True)
+    loss, grad = xent.softmax_cross_entropy(x, t, label_smoothing=0.3, reduction="none", return_grad=True)
+    rl, rg = ref.softmax_xent_targets(x, ts)
+    np.testing.assert_allclose(loss, rl, rtol=1e-13)
+    np.testing.assert_allclose(grad, rg, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("target", ["int", "soft"])
+def test_label_smoothing_gradient_finite_differences(isa, rng, target):
+    x = rng.standard_normal((3, 5)) * 2
+    y = np.array([1, 4, 0]) if target == "int" else rng.random((3, 5))
+    kw = dict(weight=rng.random(5) + 0.5, sample_weight=rng.random(3) + 0.2, label_smoothing=0.2, z_loss=0.01)
+    _, grad = xent.softmax_cross_entropy(x, y, return_grad=True, **kw)
+    num = ref.numeric_grad(lambda v: xent.softmax_cross_entropy(v, y, **kw), x)
+    np.testing.assert_allclose(grad, num, rtol=1e-7, atol=1e-9)
+
+
+def test_label_smoothing_errors():
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        xent.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 1]), label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_label_smoothing_matches_pytorch(rng, weighted, reduction):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((40, 9, 2)) * 2
+    y = rng.integers(0, 9, (40, 2))
+    y[::5, 0] = -100
+    w = rng.random(9) + 0.1 if weighted else None
+    xt = torch.tensor(x, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(xt, torch.tensor(y), weight=None if w is None else torch.tensor(w),
+                                           ignore_index=-100, label_smoothing=0.15, reduction=reduction)
+    tl.backward(torch.ones_like(tl))
+    loss, grad = xent.softmax_cross_entropy(x, y, axis=1, weight=w, ignore_index=-100, label_smoothing=0.15,
+                                            reduction=reduction, return_grad=True)
+    np.testing.assert_allclose(loss, tl.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-14)

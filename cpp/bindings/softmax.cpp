@@ -6,7 +6,8 @@ namespace {
 
 double softmax_op(int op, const py::array& z, const py::object& t, const py::object& y, const py::object& out,
                   const py::object& row_out, double gscale, int n_threads, const py::object& weight,
-                  const py::object& sample_weight, const py::object& ignore_index, double z_loss) {
+                  const py::object& sample_weight, const py::object& ignore_index, double z_loss,
+                  double label_smoothing) {
   const int kind = float_kind(z, "logits");
   if (z.ndim() < 1) throw py::value_error("logits must have at least one dimension");
   Ref zr(z, false, "logits");
@@ -31,6 +32,7 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   opt.has_ignore = !ignore_index.is_none();
   if (opt.has_ignore) opt.ignore_index = ignore_index.cast<int64_t>();
   opt.z_loss = z_loss;
+  opt.smoothing = label_smoothing;
   const auto sop = static_cast<xent::SoftmaxOp>(op);
   py::gil_scoped_release release;
   if (kind == 4)
@@ -56,7 +58,7 @@ py::object find_bad_label(const py::array& y, int64_t n_classes, const py::objec
 void bind_softmax(py::module_& m) {
   m.def("softmax_op", &softmax_op, py::arg("op"), py::arg("z"), py::arg("t"), py::arg("y"), py::arg("out"),
         py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"), py::arg("weight") = py::none(),
-        py::arg("sample_weight") = py::none(), py::arg("ignore_index") = py::none(), py::arg("z_loss") = 0.0,
+        py::arg("sample_weight") = py::none(), py::arg("ignore_index") = py::none(), py::arg("z_loss") = 0.0, py::arg("label_smoothing") = 0.0,
         "Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results.");
   m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
         py::arg("ignore_index") = py::none(),

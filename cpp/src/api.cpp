@@ -97,6 +97,7 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   j.has_ignore = opt.has_ignore;
   j.ignore_index = opt.ignore_index;
   j.z_loss = opt.z_loss;
+  j.smoothing = opt.smoothing;
   const ArrayRef* const ops[6] = {&z, t, y, out, row_out, opt.sw};
   int64_t* const dst[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   build_rows<6>(cd, z.shape, ops, dst, j.rows);

@@ -25,6 +25,7 @@ struct XentOptions {
   bool has_ignore = false;
   int64_t ignore_index = 0;
   double z_loss = 0.0;
+  double smoothing = 0.0;
 };
 
 template <class T>

@@ -16,7 +16,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import ignore_arg, label_row_weight_sum, weight_array, z_loss_arg
+from ._weights import ignore_arg, label_row_weight_sum, smoothing_arg, weight_array, z_loss_arg
 
 _OP = _core.SoftmaxOp
 
@@ -107,6 +107,7 @@ def softmax_cross_entropy(
     sample_weight=None,
     ignore_index=None,
     z_loss=0.0,
+    label_smoothing=0.0,
     reduction="mean",
     return_grad=False,
     n_threads=None,
@@ -130,6 +131,11 @@ def softmax_cross_entropy(
       the denominator (off by default; PyTorch's default is -100). A batch whose rows are
       all ignored (or of total weight 0) gives 0.0 and a zero gradient, not NaN.
     - ``z_loss``: adds ``z_loss * logsumexp(z)**2`` to each row's loss, before the row weight.
+    - ``label_smoothing`` ``eps`` in [0, 1]: the target becomes ``(1 - eps) * t + eps / K``
+      (``t`` the one-hot label or the given targets), spread over the ``K`` classes that are
+      not masked (PyTorch spreads over all ``C`` and so gives NaN or inf on masked logits);
+      with class weights each class's share is weighted, and the weighted ``"mean"``
+      divides by ``sum(weight[y])`` as PyTorch does.
 
     Weights must be finite and >= 0. A row of weight 0 contributes exactly 0 (even if its
     loss is infinite). Note that a weighted ``"mean"`` differs from ``reduction="none"``
@@ -153,6 +159,7 @@ def softmax_cross_entropy(
     nt = n_threads_arg(n_threads)
     ignore = ignore_arg(ignore_index)
     zl = z_loss_arg(z_loss)
+    eps = smoothing_arg(label_smoothing)
     n_classes = a.shape[ax]
     row_shape = a.shape[:ax] + a.shape[ax + 1 :]
     w = None if weight is None else weight_array(weight, (n_classes,), a.dtype, "weight", "one per class")
@@ -180,6 +187,6 @@ def softmax_cross_entropy(
     grad = np.empty_like(a) if return_grad else None
     total = _core.softmax_op(
         op, _last(a, ax), t, y, None if grad is None else _last(grad, ax), row_out, grad_scale(reduction, n), nt,
-        w, sw, ignore, zl,
+        w, sw, ignore, zl, eps,
     )
     return finish(reduction, total, n, row_out, grad, return_grad)

@@ -46,6 +46,13 @@ def z_loss_arg(z_loss) -> float:
     return z
 
 
+def smoothing_arg(eps) -> float:
+    e = float(eps)
+    if not 0.0 <= e <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {eps!r}")
+    return e
+
+
 def label_row_weight_sum(y, weight, sample_weight, ignore_index) -> float:
     """Sum over rows of class_weight[y] * sample_weight, ignored rows excluded: the
     denominator of a weighted mean with integer labels (PyTorch's, and scikit-learn's)."""

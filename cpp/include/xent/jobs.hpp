@@ -48,6 +48,7 @@ struct SoftmaxJob {
   bool has_ignore = false;
   int64_t ignore_index = 0;
   double z_loss = 0.0;         // adds z_loss * lse^2 to each row's loss
+  double smoothing = 0.0;      // label smoothing eps in [0, 1]
 };
 
 template <class T>

@@ -71,7 +71,8 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
         y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
                                : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
         if (j.has_ignore && y == j.ignore_index) w = 0.0;
-        else if (j.class_w) w *= static_cast<double>(j.class_w[y]);
+        // with smoothing the class weights act per class, inside the row
+        else if (j.class_w && j.smoothing == 0.0) w *= static_cast<double>(j.class_w[y]);
       }
       if (w == 0.0) {
         if (out) fill(out, C, T(0));
@@ -80,16 +81,19 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
           gather(z, j.z.cs, C, zbuf);
           z = zbuf;
         }
+        const double eps = j.smoothing;
         if (j.op == SoftmaxOp::kXentLabel) {
-          r = row_xent_label<D>(z, C, y, out, refs, j.gscale * w, j.z_loss);
+          r = (j.class_w && eps != 0.0)
+                  ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, j.gscale * w, j.z_loss)
+                  : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, j.gscale * w, j.z_loss);
         } else {
           const T* t = j.t.p + cur.off[1];
           if (!t_contig) {
             gather(t, j.t.cs, C, tbuf);
             t = tbuf;
           }
-          r = j.class_w ? row_xent_target<D, true>(z, t, j.class_w, C, out, refs, j.gscale * w, j.z_loss)
-                        : row_xent_target<D, false>(z, t, nullptr, C, out, refs, j.gscale * w, j.z_loss);
+          r = j.class_w ? row_xent_target<D, true>(z, t, j.class_w, eps, C, out, refs, j.gscale * w, j.z_loss)
+                        : row_xent_target<D, false>(z, t, nullptr, eps, C, out, refs, j.gscale * w, j.z_loss);
         }
         if (w != 1.0) r *= w;
       }

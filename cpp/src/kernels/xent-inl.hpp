@@ -24,11 +24,69 @@ inline double p_factor(const RowLse& r, double tsum, double zl) {
   return zl == 0.0 ? tsum : tsum + 2.0 * zl * r.lse();
 }
 
+// Label smoothing (SEMANTICS.md): the target becomes (1 - eps) t + eps / K over the K
+// classes that are not masked (z > -inf), each weighted by w_c when class weights are
+// given, so that no mass lands on a masked class. Sums over the unmasked classes:
+// K, SW = sum w_c and SA = sum w_c (m - z_c); a pass over z (in cache for rows in L2).
+struct SmoothStats {
+  double k = 0, sw = 0, sa = 0;
+};
+
+template <class D, bool kW>
+inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, int64_t C, typename D::T m) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V vm = D::set1(m), one = D::set1(T(1)), zero = D::zero();
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity());
+  SmoothStats st;
+  auto step = [&](V zv, V wv, V& k, V& sw, V& sa) {
+    const auto live = D::gt(zv, ninf);
+    k = D::add(k, D::select(live, one, zero));
+    sw = D::add(sw, D::select(live, wv, zero));
+    sa = D::add(sa, D::select(live, D::mul(wv, D::sub(vm, zv)), zero));
+  };
+  for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
+    const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
+    V k = zero, sw = zero, sa = zero;
+    int64_t i = b0;
+    for (; i + W <= end; i += W) step(D::load(z + i), kW ? D::load(w + i) : one, k, sw, sa);
+    if (i < end)
+      step(D::load_tail(z + i, end - i, -std::numeric_limits<T>::infinity()),
+           kW ? D::load_tail(w + i, end - i, T(0)) : one, k, sw, sa);
+    st.k += static_cast<double>(D::reduce_add(k));
+    st.sw += static_cast<double>(D::reduce_add(sw));
+    st.sa += static_cast<double>(D::reduce_add(sa));
+  }
+  return st;
+}
+
+// grad_c -= coef * w_c on the unmasked classes.
+template <class D, bool kW>
+inline void smooth_grad(typename D::T* grad, const typename D::T* z, const typename D::T* w, int64_t C, double coef) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V c = D::set1(static_cast<T>(coef)), zero = D::zero();
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity());
+  int64_t i = 0;
+  for (; i + W <= C; i += W) {
+    const V cw = kW ? D::mul(c, D::load(w + i)) : c;
+    D::store(grad + i, D::sub(D::load(grad + i), D::select(D::gt(D::load(z + i), ninf), cw, zero)));
+  }
+  if (i < C) {
+    const int64_t k = C - i;
+    const V cw = kW ? D::mul(c, D::load_tail(w + i, k, T(0))) : c;
+    const V g = D::sub(D::load_tail(grad + i, k, T(0)), D::select(D::gt(D::load_tail(z + i, k, T(0)), ninf), cw, zero));
+    D::store_tail(grad + i, g, k);
+  }
+}
+
 // Integer label y in [0, C): returns lse - z[y] (+ zl lse^2), computed as (m - z[y]) + log(s).
 // If grad, writes gscale * ((1 + 2 zl lse) softmax(z) - onehot(y)) (grad may alias z).
-template <class D>
-inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typename D::T* grad,
-                             typename D::T* refs, double gscale, double zl) {
+template <class D, bool kW>
+inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const typename D::T* w, double eps,
+                             typename D::T* grad, typename D::T* refs, double gscale, double zl) {
   using T = typename D::T;
   const double zy = static_cast<double>(z[y]);  // read before grad may overwrite z
   const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
@@ -36,11 +94,24 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typen
     if (grad) fill(grad, C, T(0));
     return std::numeric_limits<double>::infinity();
   }
-  if (grad) {
-    row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, 1.0, zl));
-    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
+  if (eps == 0.0) {
+    if (grad) {
+      row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, 1.0, zl));
+      grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
+    }
+    return (r.m - zy) + r.log_s + zloss_term(r, zl);
   }
-  return (r.m - zy) + r.log_s + zloss_term(r, zl);
+  // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias z)
+  const SmoothStats st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
+  const double wy = (kW ? static_cast<double>(w[y]) : 1.0) * (1.0 - eps);
+  const double tsum = wy + eps / st.k * st.sw;
+  const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
+  if (grad) {
+    row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, tsum, zl));
+    smooth_grad<D, kW>(grad, z, w, C, gscale * eps / st.k);
+    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale * wy);
+  }
+  return tsum * r.log_s + a + zloss_term(r, zl);
 }
 
 // Target distribution t (any non-negative weights; their sum T need not be 1), with
@@ -49,8 +120,8 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, typen
 // gradient gscale * ((T + 2 zl lse) softmax(z) - t).
 // grad must not alias z here: the second pass below reads z again.
 template <class D, bool kW>
-inline double row_xent_target(const typename D::T* z, const typename D::T* t, const typename D::T* w, int64_t C,
-                              typename D::T* grad, typename D::T* refs, double gscale, double zl) {
+inline double row_xent_target(const typename D::T* z, const typename D::T* t, const typename D::T* w, double eps,
+                              int64_t C, typename D::T* grad, typename D::T* refs, double gscale, double zl) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -89,11 +160,18 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, co
     if (grad) fill(grad, C, T(0));
     return tsum > 0 ? std::numeric_limits<double>::infinity() : (tsum == 0 ? 0.0 : tsum);
   }
+  SmoothStats st;
+  if (eps != 0.0) {  // t -> (1 - eps) t + eps/K w over the unmasked classes
+    st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
+    tsum = (1.0 - eps) * tsum + eps / st.k * st.sw;
+    a = (1.0 - eps) * a + eps / st.k * st.sa;
+  }
   const double loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a + zloss_term(r, zl);
   if (grad) {
     // grad = gscale*(T + 2 zl lse)*p - gscale*t, with p = e * exp(ref - lse)
     row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, tsum, zl));
-    const V gs = D::set1(static_cast<T>(gscale));
+    if (eps != 0.0) smooth_grad<D, kW>(grad, z, w, C, gscale * eps / st.k);
+    const V gs = D::set1(static_cast<T>(gscale * (1.0 - eps)));
     int64_t i = 0;
     for (; i + W <= C; i += W) D::store(grad + i, D::fnma(tload(i), gs, D::load(grad + i)));
     if (i < C) D::store_tail(grad + i, D::fnma(tload_tail(i, C - i), gs, D::load_tail(grad + i, C - i, T(0))), C - i);
