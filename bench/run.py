@@ -507,7 +507,9 @@ def report_markdown(meta: dict, rows: list[Row], skipped: dict) -> str:
     for r in rows:
         wl = r.workload if r.workload != last else ""
         last = r.workload
-        lines.append(f"| {wl} | {r.impl} | {_fmt_ms(r.ms)} | {_fmt(r.peer_over_xent)} | {_fmt(r.over_copy)} | {r.note} |")
+        lines.append(
+            f"| {wl} | {r.impl} | {_fmt_ms(r.ms)} | {_fmt(r.peer_over_xent)} | {_fmt(r.over_copy)} | {r.note} |"
+        )
     if skipped:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + "."]
     return "\n".join(lines) + "\n"
@@ -520,11 +522,23 @@ def _write(path: Path, text: str):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="smaller workloads and fewer repeats (about a minute or less)")
-    p.add_argument("--threads", type=int, default=default_threads(), help="threads for xent, PyTorch and scikit-learn (default: all usable CPUs)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="threads for xent, PyTorch and scikit-learn (default: all usable CPUs)",
+    )
     p.add_argument("--tag", default=None, help="machine tag for the result file names (default: the hostname)")
-    p.add_argument("--only", metavar="TEXT", default=None, help='run only the workloads whose name contains TEXT, e.g. "softmax" or "50304"')
+    p.add_argument(
+        "--only",
+        metavar="TEXT",
+        default=None,
+        help='run only the workloads whose name contains TEXT, e.g. "softmax" or "50304"',
+    )
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be >= 1")

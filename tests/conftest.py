@@ -1,9 +1,22 @@
+import os
+
 import numpy as np
 import pytest
 
 from xent import _core
 
 RUNNABLE_ISAS = list(_core.config()["runnable_isas"])
+
+
+def pytest_report_header(config):
+    return f"xent._core: {_core.__file__} (isa {_core.config()['isa']}, runnable {', '.join(RUNNABLE_ISAS)})"
+
+
+def pytest_sessionstart(session):
+    # .ci/asan sets this: the tests must run against the sanitized build, not the installed one
+    want = os.environ.get("XENT_EXPECT_CORE")
+    if want and os.path.realpath(_core.__file__) != os.path.realpath(want):
+        raise pytest.UsageError(f"xent._core was imported from {_core.__file__}, expected {want}")
 
 
 @pytest.fixture(params=RUNNABLE_ISAS)

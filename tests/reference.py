@@ -13,7 +13,7 @@ def _rows(x, axis):
     """x as a 2-d (rows, C) longdouble array, and a function putting (rows, C) back."""
     a = np.moveaxis(np.asarray(x, dtype=LD), axis, -1)
     shape = a.shape
-    flat = a.reshape(-1, shape[-1]) if shape[-1] else a.reshape(-1, 0)
+    flat = a.reshape(int(np.prod(shape[:-1])), shape[-1])  # also right for 0 rows or 0 classes
 
     def back(r):
         return np.moveaxis(np.asarray(r).reshape(shape), -1, axis)
@@ -41,7 +41,7 @@ def softmax(x, axis=-1):
     z, _, back = _rows(x, axis)
     out = np.zeros(z.shape, dtype=LD)
     for i, r in enumerate(z):
-        lse, m, s = _lse_row(r)
+        lse, m, _ = _lse_row(r)
         if m == -np.inf:
             continue
         with np.errstate(invalid="ignore"):
@@ -53,7 +53,7 @@ def log_softmax(x, axis=-1):
     z, _, back = _rows(x, axis)
     out = np.full(z.shape, -np.inf, dtype=LD)
     for i, r in enumerate(z):
-        lse, m, s = _lse_row(r)
+        _, m, s = _lse_row(r)
         if m == -np.inf:
             continue
         with np.errstate(invalid="ignore"):

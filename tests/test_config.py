@@ -5,9 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, LOSS_TOL, RUNNABLE_ISAS
 
 import xent
+from conftest import GRAD_TOL, LOSS_TOL, RUNNABLE_ISAS
 from xent import _core
 
 

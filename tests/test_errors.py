@@ -88,7 +88,7 @@ def test_out_checks():
     buf = np.zeros((5, 3), np.float32)
     with pytest.raises(ValueError, match="overlaps"):
         xent.softmax(buf[:4], out=buf[1:])
-    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray"):
         xent.softmax(X, out=[[0.0] * 3] * 4)
 
 

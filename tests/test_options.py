@@ -1,10 +1,10 @@
 """softmax_cross_entropy options: class weights, sample weights, ignore_index, z_loss."""
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, LOSS_TOL
 
 import reference as ref
 import xent
+from conftest import GRAD_TOL, LOSS_TOL
 
 
 def _ref_weighted(x, y, w=None, sw=None, ignore=None, zl=0.0, reduction="mean"):
@@ -45,7 +45,8 @@ def test_all_options_against_reference(isa, rng, dtype, reduction):
     rl, rg = _ref_weighted(x, y, w, sw, -100, 1e-3, reduction)
     tol = LOSS_TOL[dtype] if reduction == "none" else dict(rtol=1e-6 if dtype == np.float32 else 1e-13)
     np.testing.assert_allclose(loss, rl, **tol)
-    np.testing.assert_allclose(grad, rg, rtol=GRAD_TOL[dtype]["rtol"], atol=GRAD_TOL[dtype]["atol"] / (1 + (reduction == "mean") * 10))
+    gtol = GRAD_TOL[dtype]
+    np.testing.assert_allclose(grad, rg, rtol=gtol["rtol"], atol=gtol["atol"] / (1 + (reduction == "mean") * 10))
     assert np.all(grad[[3, 17]] == 0)
 
 

@@ -1,10 +1,10 @@
 """sigmoid_cross_entropy against the extended-precision reference."""
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, LOSS_TOL
 
 import reference as ref
 import xent
+from conftest import GRAD_TOL, LOSS_TOL
 
 DTYPES = [np.float32, np.float64]
 

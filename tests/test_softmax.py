@@ -1,10 +1,10 @@
 """logsumexp, softmax and log_softmax against the float64 reference."""
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, LOSS_TOL
 
 import reference as ref
 import xent
+from conftest import GRAD_TOL, LOSS_TOL
 
 DTYPES = [np.float32, np.float64]
 # row lengths around the vector widths (W = 2, 4, 8), block edges (2048) and a long row

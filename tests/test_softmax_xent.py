@@ -2,10 +2,10 @@
 distributions, reductions, gradients, any axis, masks and edge cases."""
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, LOSS_TOL
 
 import reference as ref
 import xent
+from conftest import GRAD_TOL, LOSS_TOL
 
 DTYPES = [np.float32, np.float64]
 LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 25, 2047, 2049, 50_000]

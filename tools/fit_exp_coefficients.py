@@ -43,11 +43,12 @@ DEGREE = 6
 
 def main():
     half = math.log(2) / 2
-    c, e = lawson(DEGREE, half)
+    c, _ = lawson(DEGREE, half)
     c32 = np.float32(c)
     r = np.linspace(-half, half, 200001)
     p = 1.0 + sum(np.float64(c32[k]) * r ** (k + 1) for k in range(DEGREE))
-    print(f"// float32, degree {DEGREE}: max relative error of p (float32 coefficients): {np.abs(p / np.exp(r) - 1).max():.3g}")
+    err = np.abs(p / np.exp(r) - 1).max()
+    print(f"// float32, degree {DEGREE}: max relative error of p (float32 coefficients): {err:.3g}")
     for k, v in enumerate(c32):
         print(f"  c{k + 1} = {float(v)!r}f")
     t = half ** 14 / math.factorial(14)

@@ -5,10 +5,26 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     softmax_cross_entropy   integer labels or target distributions, any class axis
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
     show_config             version, compiled ISAs, the ISA in use, threads
+
+``xent.__version__`` is the installed distribution's version (its one source is
+pyproject.toml), read on first use.
 """
 from ._config import show_config
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
+
+__version__: str  # set by __getattr__ on first use
+
+
+def __getattr__(name: str) -> str:
+    # Lazy: importlib.metadata would add 10-30 ms to `import xent` (see tests/test_packaging.py).
+    if name == "__version__":
+        from ._config import _version
+
+        globals()["__version__"] = v = _version()
+        return v
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "logsumexp",

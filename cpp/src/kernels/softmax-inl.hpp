@@ -56,20 +56,22 @@ inline typename D::T block_max(const typename D::T* z, int64_t n) {
 // Sums of exp(z - m) over a block, split in two: `ones` counts the terms with z == m (each
 // exactly exp(0) = 1) and `rest` sums the others. A confident row has s = 1 + tiny; summed
 // in one float that tiny part would lose its digits, and with them the loss log(s).
-template <class T>
+// The float accumulators go into doubles every 2 * kSumLane * W terms (each lane adds at
+// most kSumLane of them), as every other sum here: with one lane (the scalar ISA) a whole
+// block of equal terms once drifted past the accuracy contract (found by the property tests).
 struct ExpSum {
-  T ones, rest;
+  double ones, rest;
 };
 
 template <class D, bool kStore>
-inline ExpSum<typename D::T> block_expsum(const typename D::T* z, int64_t n, typename D::T m, typename D::T* e) {
+inline ExpSum block_expsum(const typename D::T* z, int64_t n, typename D::T m, typename D::T* e) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
+  constexpr int64_t kChunk = 2 * kSumLane * W;
   const V vm = D::set1(m);
   const V zero = D::zero();
   const V one = D::set1(T(1));
-  V s0 = zero, s1 = zero, c0 = zero, c1 = zero;
   auto step = [&](V x, V& s, V& c, T* dst, int64_t k) {
     const V d = D::sub(x, vm);
     const V ex = exp_nonpos<D>(d);
@@ -80,15 +82,22 @@ inline ExpSum<typename D::T> block_expsum(const typename D::T* z, int64_t n, typ
     s = D::add(s, D::zero_if(top, ex));
     c = D::add(c, D::select(top, one, zero));
   };
-  int64_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    step(D::load(z + i), s0, c0, e + (kStore ? i : 0), W);
-    step(D::load(z + i + W), s1, c1, e + (kStore ? i + W : 0), W);
+  ExpSum sum{0.0, 0.0};
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t end = n - c0 < kChunk ? n : c0 + kChunk;
+    V s0 = zero, s1 = zero, k0 = zero, k1 = zero;
+    int64_t i = c0;
+    for (; i + 2 * W <= end; i += 2 * W) {
+      step(D::load(z + i), s0, k0, e + (kStore ? i : 0), W);
+      step(D::load(z + i + W), s1, k1, e + (kStore ? i + W : 0), W);
+    }
+    for (; i + W <= end; i += W) step(D::load(z + i), s0, k0, e + (kStore ? i : 0), W);
+    if (i < end)
+      step(D::load_tail(z + i, end - i, -std::numeric_limits<T>::infinity()), s1, k1, e + (kStore ? i : 0), end - i);
+    sum.ones += static_cast<double>(D::reduce_add(D::add(k0, k1)));
+    sum.rest += static_cast<double>(D::reduce_add(D::add(s0, s1)));
   }
-  for (; i + W <= n; i += W) step(D::load(z + i), s0, c0, e + (kStore ? i : 0), W);
-  if (i < n)
-    step(D::load_tail(z + i, n - i, -std::numeric_limits<T>::infinity()), s1, c1, e + (kStore ? i : 0), n - i);
-  return {D::reduce_add(D::add(c0, c1)), D::reduce_add(D::add(s0, s1))};
+  return sum;
 }
 
 template <class T>
@@ -140,9 +149,9 @@ inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typen
       }
       continue;
     }
-    const ExpSum<T> bs = block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0));
-    ones += static_cast<double>(bs.ones);
-    rest += static_cast<double>(bs.rest);
+    const ExpSum bs = block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0));
+    ones += bs.ones;
+    rest += bs.rest;
     if (kStore) refs[b] = static_cast<T>(m);
   }
   if (nan) m = std::numeric_limits<double>::quiet_NaN();

@@ -1,0 +1,73 @@
+# Type stub of the extension module xent._core (cpp/bindings/*.cpp). Keep it in step with
+# the bindings: CI runs `python -m mypy.stubtest xent._core` against the built module.
+# The bindings trust their caller (python/xent): exact float32/float64 dtypes, native byte
+# order, aligned arrays, the class axis last; integer labels int32 or int64.
+from typing import ClassVar, SupportsIndex, SupportsInt, TypedDict
+
+import numpy as np
+
+class SoftmaxOp:
+    """Which softmax-family op softmax_op runs (a pybind11 enum)."""
+
+    logsumexp: ClassVar[SoftmaxOp]
+    softmax: ClassVar[SoftmaxOp]
+    log_softmax: ClassVar[SoftmaxOp]
+    xent_label: ClassVar[SoftmaxOp]
+    xent_target: ClassVar[SoftmaxOp]
+    __members__: ClassVar[dict[str, SoftmaxOp]]
+    def __init__(self, value: SupportsInt | SupportsIndex) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class _Config(TypedDict):
+    compiled_isas: list[str]
+    runnable_isas: list[str]
+    isa: str
+    hardware_threads: int
+
+def softmax_op(
+    op: SoftmaxOp | int,
+    z: np.ndarray,
+    t: np.ndarray | None,
+    y: np.ndarray | None,
+    out: np.ndarray | None,
+    row_out: np.ndarray | None,
+    gscale: float,
+    n_threads: int,
+    weight: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    ignore_index: int | None = None,
+    z_loss: float = 0.0,
+    label_smoothing: float = 0.0,
+) -> float:
+    """Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results."""
+
+def find_bad_label(labels: np.ndarray, n_classes: int, ignore_index: int | None = None) -> tuple[int, int] | None:
+    """(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None."""
+
+def sigmoid_op(
+    z: np.ndarray,
+    t: np.ndarray,
+    grad: np.ndarray | None,
+    loss: np.ndarray | None,
+    elementwise: bool,
+    gscale: float,
+    n_threads: int,
+) -> float:
+    """Sigmoid cross-entropy (summed axis last unless elementwise); returns the total loss."""
+
+def config() -> _Config:
+    """Build and run-time configuration of the kernels."""
+
+def set_isa(name: str) -> bool:
+    """Switches the kernel set for this process; False if it cannot run here."""
+
+def vector_math(fn: str, x: np.ndarray, y: np.ndarray) -> None:
+    """y = exp(x) (x <= 0) or log1p(x) (0 <= x <= 1) with the active ISA's vector code."""
