@@ -3,7 +3,7 @@
 #   x86-64  natively: scalar + AVX2 (only isa_avx2.cpp gets -mavx2 -mfma);
 #   aarch64 with Debian's cross compiler, static, under qemu-aarch64: scalar + NEON.
 # On an aarch64 host the NEON binary is built and run natively instead, without x86-64.
-# No -march=native anywhere: the kernel set is chosen at run time.
+# No flag tunes for the host CPU: the kernel set is chosen at run time.
 #
 # Usage: cpp/tests/run_cpp_tests.sh [BUILD_DIR]      (default: build/cpp-tests in the repo)
 # Environment: CXX (g++), CROSS_CXX (aarch64-linux-gnu-g++), QEMU (qemu-aarch64),

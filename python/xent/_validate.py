@@ -12,8 +12,6 @@ import numpy as np
 from . import _core
 
 REDUCTIONS = ("none", "sum", "mean")
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
 
 
 def _native(a: np.ndarray) -> np.ndarray:
