@@ -7,7 +7,7 @@ namespace {
 double softmax_op(int op, const py::array& z, const py::object& t, const py::object& y, const py::object& out,
                   const py::object& row_out, double gscale, int n_threads, const py::object& weight,
                   const py::object& sample_weight, const py::object& ignore_index, double z_loss,
-                  double label_smoothing) {
+                  double label_smoothing, double softcap, double param, const py::object& class_a) {
   const int kind = float_kind(z, "logits");
   if (z.ndim() < 1) throw py::value_error("logits must have at least one dimension");
   Ref zr(z, false, "logits");
@@ -25,6 +25,11 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   if (wr && (wr->ref.ndim != 1 || wr->ref.shape[0] != zr.ref.shape[zr.ref.ndim - 1] ||
              wr->ref.strides[0] != wr->ref.itemsize))
     throw py::value_error("weight must be a contiguous array of one weight per class");
+  auto ar = opt_ref(class_a, false, "class_a", kind);
+  if (ar && (ar->ref.ndim != 1 || ar->ref.shape[0] != zr.ref.shape[zr.ref.ndim - 1] ||
+             ar->ref.strides[0] != ar->ref.itemsize))
+    throw py::value_error("class_a must be a contiguous array of one value per class");
+  if (!(softcap >= 0.0)) throw py::value_error("softcap must be >= 0 (0: off)");
   auto sr = opt_ref(sample_weight, false, "sample_weight", kind);
   xent::XentOptions opt;
   opt.class_w = ptr(wr);
@@ -33,6 +38,9 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   if (opt.has_ignore) opt.ignore_index = ignore_index.cast<int64_t>();
   opt.z_loss = z_loss;
   opt.smoothing = label_smoothing;
+  opt.softcap = softcap;
+  opt.param = param;
+  opt.class_a = ptr(ar);
   const auto sop = static_cast<xent::SoftmaxOp>(op);
   py::gil_scoped_release release;
   if (kind == 4)
@@ -59,6 +67,7 @@ void bind_softmax(py::module_& m) {
   m.def("softmax_op", &softmax_op, py::arg("op"), py::arg("z"), py::arg("t"), py::arg("y"), py::arg("out"),
         py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"), py::arg("weight") = py::none(),
         py::arg("sample_weight") = py::none(), py::arg("ignore_index") = py::none(), py::arg("z_loss") = 0.0, py::arg("label_smoothing") = 0.0,
+        py::arg("softcap") = 0.0, py::arg("param") = 0.0, py::arg("class_a") = py::none(),
         "Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results.");
   m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
         py::arg("ignore_index") = py::none(),
@@ -68,7 +77,14 @@ void bind_softmax(py::module_& m) {
       .value("softmax", xent::SoftmaxOp::kSoftmax)
       .value("log_softmax", xent::SoftmaxOp::kLogSoftmax)
       .value("xent_label", xent::SoftmaxOp::kXentLabel)
-      .value("xent_target", xent::SoftmaxOp::kXentTarget);
+      .value("xent_target", xent::SoftmaxOp::kXentTarget)
+      .value("nll_label", xent::SoftmaxOp::kNllLabel)
+      .value("kl_div", xent::SoftmaxOp::kKlDiv)
+      .value("kl_div_log", xent::SoftmaxOp::kKlDivLog)
+      .value("poly1_label", xent::SoftmaxOp::kPoly1Label)
+      .value("poly1_target", xent::SoftmaxOp::kPoly1Target)
+      .value("focal_label", xent::SoftmaxOp::kFocalLabel)
+      .value("focal_target", xent::SoftmaxOp::kFocalTarget);
 }
 
 }  // namespace xent_py

@@ -98,6 +98,9 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   j.ignore_index = opt.ignore_index;
   j.z_loss = opt.z_loss;
   j.smoothing = opt.smoothing;
+  j.softcap = opt.softcap;
+  j.param = opt.param;
+  if (opt.class_a) j.class_a = static_cast<const T*>(opt.class_a->data);
   const ArrayRef* const ops[6] = {&z, t, y, out, row_out, opt.sw};
   int64_t* const dst[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   build_rows<6>(cd, z.shape, ops, dst, j.rows);
@@ -184,6 +187,13 @@ void vector_math(bool log1p, const T* x, T* y, int64_t n) {
   (log1p ? kt->vlog1p : kt->vexp)(x, y, n);
 }
 
+template <class T>
+void vector_tanh(const T* x, T* y, int64_t n) {
+  const KernelTable<T>* kt = nullptr;
+  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  kt->vtanh(x, y, n);
+}
+
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
@@ -194,5 +204,7 @@ template double run_sigmoid<double>(const ArrayRef&, const ArrayRef&, const Arra
                                     int);
 template void vector_math<float>(bool, const float*, float*, int64_t);
 template void vector_math<double>(bool, const double*, double*, int64_t);
+template void vector_tanh<float>(const float*, float*, int64_t);
+template void vector_tanh<double>(const double*, double*, int64_t);
 
 }  // namespace xent

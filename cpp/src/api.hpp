@@ -26,6 +26,9 @@ struct XentOptions {
   int64_t ignore_index = 0;
   double z_loss = 0.0;
   double smoothing = 0.0;
+  double softcap = 0.0;               // > 0: z -> softcap * tanh(z / softcap) first
+  double param = 0.0;                 // poly-1 epsilon or focal gamma
+  const ArrayRef* class_a = nullptr;  // like class_w: focal alpha, or poly-1 target weights
 };
 
 template <class T>
@@ -45,5 +48,7 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
 // Vector math of the active ISA (for the accuracy tests of its contract).
 template <class T>
 void vector_math(bool log1p, const T* x, T* y, int64_t n);
+template <class T>
+void vector_tanh(const T* x, T* y, int64_t n);
 
 }  // namespace xent

@@ -5,6 +5,7 @@
 #include "simd/math-inl.hpp"
 #include "kernels/softmax-inl.hpp"
 #include "kernels/xent-inl.hpp"
+#include "kernels/xent_more-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/units-inl.hpp"
 

@@ -4,14 +4,18 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     logsumexp, log_softmax, softmax
     softmax_cross_entropy   integer labels or target distributions, any class axis
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
+    softmax_focal_loss, poly1_cross_entropy   more losses from logits
+    nll_loss, kl_divergence                   losses on given log-probabilities
     show_config             version, compiled ISAs, the ISA in use, threads
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
 from ._config import show_config
+from ._logprob import kl_divergence, nll_loss
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
+from ._softmax_more import poly1_cross_entropy, softmax_focal_loss
 
 __version__: str  # set by __getattr__ on first use
 
@@ -32,5 +36,9 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "sigmoid_cross_entropy",
+    "softmax_focal_loss",
+    "poly1_cross_entropy",
+    "nll_loss",
+    "kl_divergence",
     "show_config",
 ]

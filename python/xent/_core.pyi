@@ -14,6 +14,13 @@ class SoftmaxOp:
     log_softmax: ClassVar[SoftmaxOp]
     xent_label: ClassVar[SoftmaxOp]
     xent_target: ClassVar[SoftmaxOp]
+    nll_label: ClassVar[SoftmaxOp]
+    kl_div: ClassVar[SoftmaxOp]
+    kl_div_log: ClassVar[SoftmaxOp]
+    poly1_label: ClassVar[SoftmaxOp]
+    poly1_target: ClassVar[SoftmaxOp]
+    focal_label: ClassVar[SoftmaxOp]
+    focal_target: ClassVar[SoftmaxOp]
     __members__: ClassVar[dict[str, SoftmaxOp]]
     def __init__(self, value: SupportsInt | SupportsIndex) -> None: ...
     def __eq__(self, other: object) -> bool: ...
@@ -46,6 +53,9 @@ def softmax_op(
     ignore_index: int | None = None,
     z_loss: float = 0.0,
     label_smoothing: float = 0.0,
+    softcap: float = 0.0,
+    param: float = 0.0,
+    class_a: np.ndarray | None = None,
 ) -> float:
     """Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results."""
 
@@ -70,4 +80,4 @@ def set_isa(name: str) -> bool:
     """Switches the kernel set for this process; False if it cannot run here."""
 
 def vector_math(fn: str, x: np.ndarray, y: np.ndarray) -> None:
-    """y = exp(x) (x <= 0) or log1p(x) (0 <= x <= 1) with the active ISA's vector code."""
+    """y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1) or tanh(x) with the active ISA's vector code."""

@@ -129,3 +129,28 @@ def check_out(out, shape: tuple, dtype: np.dtype, name: str, inputs=()) -> np.nd
         if not same:
             raise ValueError(f"{name} overlaps an input array without being that array")
     return out
+
+
+def check_finite(a, name: str, *, allow_neginf: bool = True) -> None:
+    """Raises ValueError if ``a`` holds a NaN or ``+inf`` (and ``-inf`` too unless
+    ``allow_neginf``), naming ``name``, the first bad position (C order over ``a``'s
+    logical shape, as an index tuple) and its value. ``-inf`` is allowed by default
+    because it is a mask for logits (and ``log 0`` for log-probabilities).
+
+    The passing path makes no copy: one ``max`` (and one ``min``) reduction; NaN
+    propagates through ``max``. Only a failing array is scanned for the position.
+    """
+    a = np.asarray(a)
+    if a.size == 0 or a.dtype.kind != "f":
+        return
+    with np.errstate(invalid="ignore"):
+        ok = bool(a.max() < np.inf)
+        if ok and not allow_neginf:
+            ok = bool(a.min() > -np.inf)
+    if ok:
+        return
+    bad = (np.isnan(a) | (a == np.inf)) if allow_neginf else ~np.isfinite(a)
+    at = int(np.flatnonzero(bad)[0])
+    pos = tuple(int(p) for p in np.unravel_index(at, a.shape))
+    what = "NaN and +inf (-inf is allowed: a mask)" if allow_neginf else "NaN and +-inf"
+    raise ValueError(f"{name} has the value {a[pos].item()!r} at index {pos}; check_finite=True rejects {what}")

@@ -67,3 +67,13 @@ def label_row_weight_sum(y, weight, sample_weight, ignore_index) -> float:
     if keep is not None:
         w = np.where(keep, w, 0.0)
     return float(w.sum())
+
+
+def softcap_arg(softcap) -> float:
+    """None -> 0.0 (off); else a finite float > 0."""
+    if softcap is None:
+        return 0.0
+    c = float(softcap)
+    if not (math.isfinite(c) and c > 0):
+        raise ValueError(f"softcap must be None or a finite number > 0, got {softcap!r}")
+    return c

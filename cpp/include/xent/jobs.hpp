@@ -27,7 +27,28 @@ struct RowSpace {
   }
 };
 
-enum class SoftmaxOp { kLogsumexp, kSoftmax, kLogSoftmax, kXentLabel, kXentTarget };
+// The losses (kXentLabel and after) write a gradient into `out`; *Label ops read `y`,
+// the others (but the normalizers) read `t`. kNllLabel and kKlDiv* take log-probabilities.
+enum class SoftmaxOp {
+  kLogsumexp,
+  kSoftmax,
+  kLogSoftmax,
+  kXentLabel,
+  kXentTarget,
+  kNllLabel,      // -lp[y]
+  kKlDiv,         // sum t (log t - lp), t probabilities
+  kKlDivLog,      // sum exp(t) (t - lp), t log-probabilities
+  kPoly1Label,    // CE + param * (1 - p_y)
+  kPoly1Target,   // CE + param * sum t (1 - p)
+  kFocalLabel,    // -alpha_y (1 - p_y)^param log p_y
+  kFocalTarget,   // -sum alpha t (1 - p)^param log p
+};
+
+inline bool is_label_op(SoftmaxOp op) {
+  return op == SoftmaxOp::kXentLabel || op == SoftmaxOp::kNllLabel || op == SoftmaxOp::kPoly1Label ||
+         op == SoftmaxOp::kFocalLabel;
+}
+inline bool is_loss_op(SoftmaxOp op) { return static_cast<int>(op) >= static_cast<int>(SoftmaxOp::kXentLabel); }
 
 template <class T>
 struct SoftmaxJob {
@@ -49,6 +70,11 @@ struct SoftmaxJob {
   int64_t ignore_index = 0;
   double z_loss = 0.0;         // adds z_loss * lse^2 to each row's loss
   double smoothing = 0.0;      // label smoothing eps in [0, 1]
+  double softcap = 0.0;        // > 0: logits z -> softcap * tanh(z / softcap) first
+  double param = 0.0;          // poly-1 epsilon, or focal gamma
+  // per-class multipliers (nullable, contiguous, len of them): focal alpha (times the class
+  // weights for targets), or the class weights of poly-1 targets
+  const T* class_a = nullptr;
 };
 
 template <class T>
@@ -74,9 +100,10 @@ struct KernelTable {
   // Vector math exposed for the accuracy tests of its contract.
   void (*vexp)(const T* x, T* y, int64_t n);
   void (*vlog1p)(const T* x, T* y, int64_t n);
+  void (*vtanh)(const T* x, T* y, int64_t n);
 };
 
-inline int64_t softmax_scratch_size(int64_t len) { return 3 * len + len / 64 + 64; }
+inline int64_t softmax_scratch_size(int64_t len) { return 5 * len + len / 64 + 64; }
 
 struct Isa {
   const char* name;

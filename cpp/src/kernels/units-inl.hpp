@@ -54,54 +54,96 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
   T* zbuf = scratch + n_blocks(C) + 8;
   T* tbuf = zbuf + C;
   T* obuf = tbuf + C;
+  T* dbuf = obuf + C;  // derivative of the soft cap
+  T* gbuf = dbuf + C;  // effective targets (poly-1, focal)
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
   const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
+  const bool loss_op = is_loss_op(j.op), label_op = is_label_op(j.op);
+  const bool capped = j.softcap > 0.0;
+  const bool grad_capped = capped && loss_op && j.out.p;
+  // Paths that read z again after writing the gradient: with the gradient written over
+  // the logits (grad_out=logits), the row is copied to scratch first.
+  const bool rereads_z = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
+                         j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = j.z.p + cur.off[0];
     T* out = j.out.p ? (o_contig ? j.out.p + cur.off[3] : obuf) : nullptr;
+    auto load_z = [&]() {
+      if (capped) {
+        softcap_row<D>(z, j.z.cs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr);
+        z = zbuf;
+      } else if (!z_contig || (rereads_z && out == z)) {
+        gather(z, j.z.cs, C, zbuf);
+        z = zbuf;
+      }
+    };
+    auto load_t = [&]() {
+      const T* t = j.t.p + cur.off[1];
+      if (!t_contig) {
+        gather(t, j.t.cs, C, tbuf);
+        t = tbuf;
+      }
+      return t;
+    };
     double r = 0.0;
-    if (j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget) {
+    if (loss_op) {
       // the row weight first: an ignored or zero-weight row costs no pass over its logits
       int64_t y = 0;
       double w = j.sw.p ? static_cast<double>(j.sw.p[cur.off[5]]) : 1.0;
-      if (j.op == SoftmaxOp::kXentLabel) {
+      if (label_op) {
         const char* yp = static_cast<const char*>(j.y.p) + cur.off[2] * j.label_bytes;
         y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
                                : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
         if (j.has_ignore && y == j.ignore_index) w = 0.0;
         // with smoothing the class weights act per class, inside the row
-        else if (j.class_w && j.smoothing == 0.0) w *= static_cast<double>(j.class_w[y]);
+        else if (j.class_w && !(j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0))
+          w *= static_cast<double>(j.class_w[y]);
       }
       if (w == 0.0) {
         if (out) fill(out, C, T(0));
       } else {
-        if (!z_contig) {
-          gather(z, j.z.cs, C, zbuf);
-          z = zbuf;
+        load_z();
+        const double eps = j.smoothing, gs = j.gscale * w;
+        switch (j.op) {
+          case SoftmaxOp::kXentLabel:
+            r = (j.class_w && eps != 0.0)
+                    ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss)
+                    : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss);
+            break;
+          case SoftmaxOp::kXentTarget:
+            r = j.class_w ? row_xent_target<D, true>(z, load_t(), j.class_w, eps, C, out, refs, gs, j.z_loss)
+                          : row_xent_target<D, false>(z, load_t(), nullptr, eps, C, out, refs, gs, j.z_loss);
+            break;
+          case SoftmaxOp::kNllLabel:
+            r = row_nll<D>(z, C, y, out, gs);
+            break;
+          case SoftmaxOp::kKlDiv:
+          case SoftmaxOp::kKlDivLog:
+            r = row_kl<D>(z, load_t(), C, j.op == SoftmaxOp::kKlDivLog, out, gs);
+            break;
+          case SoftmaxOp::kPoly1Label:
+            r = row_label_factor<D, FactorKind::kPoly1>(z, C, y, 1.0, j.param, out, refs, gs);
+            break;
+          case SoftmaxOp::kFocalLabel:
+            r = row_label_factor<D, FactorKind::kFocal>(z, C, y, j.class_a ? static_cast<double>(j.class_a[y]) : 1.0,
+                                                        j.param, out, refs, gs);
+            break;
+          case SoftmaxOp::kPoly1Target:
+            r = row_target_factor<D, FactorKind::kPoly1>(z, load_t(), j.class_a, C, j.param, out, refs, gbuf, gs);
+            break;
+          case SoftmaxOp::kFocalTarget:
+            r = row_target_factor<D, FactorKind::kFocal>(z, load_t(), j.class_a, C, j.param, out, refs, gbuf, gs);
+            break;
+          default:
+            break;
         }
-        const double eps = j.smoothing;
-        if (j.op == SoftmaxOp::kXentLabel) {
-          r = (j.class_w && eps != 0.0)
-                  ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, j.gscale * w, j.z_loss)
-                  : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, j.gscale * w, j.z_loss);
-        } else {
-          const T* t = j.t.p + cur.off[1];
-          if (!t_contig) {
-            gather(t, j.t.cs, C, tbuf);
-            t = tbuf;
-          }
-          r = j.class_w ? row_xent_target<D, true>(z, t, j.class_w, eps, C, out, refs, j.gscale * w, j.z_loss)
-                        : row_xent_target<D, false>(z, t, nullptr, eps, C, out, refs, j.gscale * w, j.z_loss);
-        }
+        if (grad_capped) mul_rows<D>(out, dbuf, C);
         if (w != 1.0) r *= w;
       }
     } else {
-      if (!z_contig) {
-        gather(z, j.z.cs, C, zbuf);
-        z = zbuf;
-      }
+      load_z();
       switch (j.op) {
         case SoftmaxOp::kLogsumexp:
           r = row_logsumexp<D>(z, C);
@@ -172,8 +214,16 @@ void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
 }
 
 template <class D>
+void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + D::W <= n; i += D::W) D::store(y + i, tanh_v<D>(D::load(x + i)));
+  if (i < n) D::store_tail(y + i, tanh_v<D>(D::load_tail(x + i, n - i, 0)), n - i);
+}
+
+template <class D>
 const KernelTable<typename D::T>* make_table() {
-  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>};
+  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>,
+                                                   &vtanh<D>};
   return &table;
 }
 
