@@ -149,7 +149,7 @@ inline typename D::V tanh_v(typename D::V x, typename D::V* sech2 = nullptr) {
   const V s = D::mul(x, x);
   V q = D::set1(K::tanh_c[K::tanh_terms - 1]);
   for (int k = K::tanh_terms - 2; k >= 0; --k) q = D::fma(q, s, D::set1(K::tanh_c[k]));
-  const V ts = D::fma(D::mul(x, s), q, x);
+  const V ts = D::select(D::eq(x, D::zero()), x, D::fma(D::mul(x, s), q, x));  // keeps -0
   const auto small = D::lt(ax, D::set1(K::tanh_small));  // false for NaN: tl is NaN then
   const V t = D::select(small, ts, D::select(D::lt(x, D::zero()), D::sub(D::zero(), tl), tl));
   if (sech2) {

@@ -1,0 +1,217 @@
+"""Logit soft-capping (softcap=c: z -> c tanh(z / c) first) and the vector tanh behind it."""
+import numpy as np
+import pytest
+
+import xent
+from xent import _core
+
+from conftest import GRAD_TOL, LOSS_TOL
+from reference import numeric_grad
+
+
+def _vtanh(x):
+    y = np.empty_like(x)
+    _core.vector_math("tanh", x, y)
+    return y
+
+
+# ---- the contract of tanh_v (cpp/src/simd/math-inl.hpp): <= 2 ulp, odd, +-1 for large |x| ----
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_contract(isa, dtype):
+    rng = np.random.default_rng(3)
+    tiny = -40 if dtype == np.float32 else -300
+    x = np.concatenate(
+        [
+            np.linspace(-30, 30, 600_001),
+            rng.standard_normal(100_000) * 3,
+            np.logspace(tiny, 1.5, 20_000),
+            -np.logspace(tiny, 1.5, 20_000),
+            [0.55, np.nextafter(0.55, 0), np.nextafter(0.55, 1), -0.55],
+        ]
+    ).astype(dtype)
+    y = _vtanh(x)
+    ref = np.tanh(x.astype(np.longdouble))
+    nz = ref != 0
+    ulp = np.spacing(np.abs(ref[nz].astype(dtype))).astype(np.longdouble)
+    err = np.abs(y[nz].astype(np.longdouble) - ref[nz]) / ulp
+    assert err.max() <= 2.0, f"max error {err.max():.3f} ulp at x={x[nz][err.argmax()]!r}"
+    np.testing.assert_array_equal(_vtanh(-x), -y)  # odd
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_specials(isa, dtype):
+    big = np.finfo(dtype).max
+    x = np.array([0.0, -0.0, 40.0, -40.0, 400.0, big, -big, np.inf, -np.inf, np.nan], dtype)
+    y = _vtanh(x)
+    assert y[0] == 0 and not np.signbit(y[0]) and y[1] == 0 and np.signbit(y[1])
+    np.testing.assert_array_equal(y[2:9], [1, -1, 1, 1, -1, 1, -1])
+    assert np.isnan(y[9])
+
+
+# ---- softcap in the losses --------------------------------------------------------------
+
+
+def _capped(z, c):
+    return np.where(z == -np.inf, -np.inf, c * np.tanh(z / c))  # -inf stays a mask
+
+
+def _sech2(z, c):
+    return 1.0 / np.cosh(z / c) ** 2
+
+
+OPTIONS = [
+    {},
+    dict(weight=np.linspace(0.2, 2.0, 7)),
+    dict(sample_weight="sw"),
+    dict(ignore_index=3),
+    dict(z_loss=1e-3),
+    dict(label_smoothing=0.15),
+    dict(label_smoothing=0.15, weight=np.linspace(0.2, 2.0, 7), ignore_index=3, z_loss=1e-3, sample_weight="sw"),
+]
+
+
+def _opts(o, rng, rows):
+    o = dict(o)
+    if o.get("sample_weight") == "sw":
+        o["sample_weight"] = rng.random(rows)
+    return o
+
+
+@pytest.mark.parametrize("targets", [False, True])
+@pytest.mark.parametrize("opt", OPTIONS)
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_softcap_is_the_loss_of_capped_logits(isa, rng, opt, targets, reduction):
+    # chain rule: loss(z) = L(c tanh(z/c)), grad = grad_L * sech^2(z/c); L is xent's own
+    # uncapped loss (itself tested against PyTorch and the float64 reference).
+    c = 4.0
+    z = rng.standard_normal((40, 7)) * 10
+    z[3, 2] = -np.inf  # masks survive the cap
+    y = rng.integers(0, 7, 40)
+    y[3] = 1
+    y[::5] = 3
+    lab = y
+    if targets:
+        lab = rng.random((40, 7))
+        lab[3, 2] = 0.0
+        lab /= lab.sum(1, keepdims=True)
+    o = _opts(opt, rng, (40,))
+    if targets and "ignore_index" in o:
+        with pytest.raises(ValueError, match="ignore_index applies to integer labels only"):
+            xent.softmax_cross_entropy(z, lab, softcap=c, **o)
+        return
+    loss, grad = xent.softmax_cross_entropy(z, lab, softcap=c, reduction=reduction, return_grad=True, **o)
+    ref_l, ref_g = xent.softmax_cross_entropy(_capped(z, c), lab, reduction=reduction, return_grad=True, **o)
+    np.testing.assert_allclose(loss, ref_l, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(grad, ref_g * np.where(np.isinf(z), 0.0, _sech2(z, c)), rtol=1e-12, atol=1e-15)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all()
+    assert grad[3, 2] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opt", [o for o in OPTIONS if "z_loss" not in o] + [dict(label_smoothing=0.2, weight=1, ignore_index=3)])
+@pytest.mark.parametrize("shape, axis", [((30, 9), 1), ((4, 9, 3, 2), 1), ((5, 3, 9), -1)])
+def test_softcap_agrees_with_pytorch(rng, dtype, opt, shape, axis):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    c = 3.0  # (PyTorch has no z-loss: softcap with z_loss is tested above, by the chain rule)
+    z = (rng.standard_normal(shape) * 8).astype(dtype)
+    C = shape[axis]
+    rows = shape[:axis % len(shape)] + shape[axis % len(shape) + 1 :]
+    y = rng.integers(0, C, rows)
+    o = _opts(opt, rng, rows)
+    w = o.get("weight")
+    o["weight"] = None if w is None else np.linspace(0.2, 2.0, C)
+    zt = torch.tensor(np.moveaxis(z, axis, 1), requires_grad=True)
+    kw = dict(label_smoothing=o.get("label_smoothing", 0.0))
+    if o["weight"] is not None:
+        kw["weight"] = torch.tensor(o["weight"].astype(dtype))
+    if "ignore_index" in o:
+        kw["ignore_index"] = o["ignore_index"]
+    per_row = F.cross_entropy(c * torch.tanh(zt / c), torch.tensor(y), reduction="none", **kw)
+    if "sample_weight" in o:
+        sw = torch.tensor(o["sample_weight"].astype(dtype))
+        tl = (per_row * sw).sum() / sw.sum()
+    else:
+        tl = F.cross_entropy(c * torch.tanh(zt / c), torch.tensor(y), reduction="mean", **kw)
+    tl.backward()
+    tg = np.moveaxis(zt.grad.numpy(), 1, axis)
+    loss, grad = xent.softmax_cross_entropy(z, y, axis=axis, softcap=c, return_grad=True, **o)
+    tol = dict(rtol=2e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(loss, tl.item(), **tol)
+    np.testing.assert_allclose(grad, tg, **tol)
+
+
+@pytest.mark.parametrize("targets", [False, True])
+def test_softcap_gradient_finite_differences(rng, targets):
+    z = rng.standard_normal((5, 6)) * 4
+    y = rng.integers(0, 6, 5)
+    lab = y
+    if targets:
+        lab = rng.random((5, 6))
+        lab /= lab.sum(1, keepdims=True)
+    o = dict(softcap=2.5, weight=np.linspace(0.5, 1.5, 6), sample_weight=rng.random(5), z_loss=0.01,
+             label_smoothing=0.1)
+    _, grad = xent.softmax_cross_entropy(z, lab, return_grad=True, **o)
+    num = numeric_grad(lambda v: xent.softmax_cross_entropy(v, lab, **o), z)
+    np.testing.assert_allclose(grad, num, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softcap_float32_within_contract_of_float64(isa, rng, dtype):
+    z = rng.standard_normal((200, 33)) * 30
+    y = rng.integers(0, 33, 200)
+    l64, g64 = xent.softmax_cross_entropy(z, y, softcap=15.0, reduction="none", return_grad=True)
+    l, g = xent.softmax_cross_entropy(z.astype(dtype), y, softcap=15.0, reduction="none", return_grad=True)
+    # float32: the capped logit itself is rounded (<= ~2 ulp of 15), which moves the loss
+    # by up to that much in absolute terms
+    tol = LOSS_TOL[dtype] if dtype == np.float64 else dict(rtol=2e-6, atol=4e-6)
+    np.testing.assert_allclose(l, l64, **tol)
+    np.testing.assert_allclose(g, g64, **(GRAD_TOL[dtype] if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)))
+
+
+@pytest.mark.parametrize("fn", [xent.logsumexp, xent.softmax, xent.log_softmax])
+def test_normalizers_softcap(isa, rng, fn):
+    z = rng.standard_normal((11, 20)) * 20
+    z[2, :5] = -np.inf
+    z[4] = -np.inf  # a fully masked row stays fully masked
+    got = fn(z, softcap=5.0)
+    ref = fn(_capped(z, 5.0))
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-300)
+    if fn is xent.softmax:
+        assert (got[2, :5] == 0).all() and (got[4] == 0).all()
+
+
+def test_softcap_masks_with_soft_targets_and_smoothing(rng):
+    z = rng.standard_normal((8, 5)) * 50
+    z[:, 0] = -np.inf
+    t = rng.random((8, 5))
+    t[:, 0] = 0
+    t /= t.sum(1, keepdims=True)
+    loss, grad = xent.softmax_cross_entropy(z, t, softcap=10.0, label_smoothing=0.2, reduction="none",
+                                            return_grad=True)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all() and (grad[:, 0] == 0).all()
+
+
+def test_softcap_bad_values(rng):
+    z = rng.standard_normal((3, 4))
+    y = np.array([0, 1, 2])
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="softcap"):
+            xent.softmax_cross_entropy(z, y, softcap=bad)
+    with pytest.raises(ValueError, match="softcap"):
+        xent.softmax(z, softcap=-2.0)
+
+
+def test_softcap_threads_identical(rng):
+    z = rng.standard_normal((3000, 70)).astype(np.float32) * 10
+    t = rng.random((3000, 70)).astype(np.float32)
+    res = [
+        xent.softmax_cross_entropy(z, t, softcap=5.0, label_smoothing=0.1, reduction="none", return_grad=True,
+                                   n_threads=n)
+        for n in (1, 2, 3)
+    ]
+    for loss, grad in res[1:]:
+        np.testing.assert_array_equal(loss, res[0][0])
+        np.testing.assert_array_equal(grad, res[0][1])
