@@ -2,10 +2,10 @@
 edge cases (masks, all ignored, empty), every ISA, thread counts."""
 import numpy as np
 import pytest
-from conftest import LOSS_TOL
-from reference import numeric_grad
 
 import xent
+from conftest import LOSS_TOL
+from reference import numeric_grad
 
 
 def _logp(rng, shape, axis=-1, dtype=np.float64):
