@@ -6,7 +6,8 @@
 //     through xent::ArrayRef, against a plain high-precision reference written here, on
 //     row lengths around every vector width and the 2048-element block, with random, +-1e4,
 //     -inf-masked (with NaN rows) and constant logits, in contiguous and strided layouts;
-//   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results.
+//   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results;
+//   - the vector tanh's contract, and the loss options and further ops (test_options.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
 // Prints one line per check group and ends with "N passed, M failed"; exits 1 if M > 0.
 // Usage: test_kernels [--quick] [--verbose]
@@ -14,7 +15,7 @@
 #include <cstring>
 #include <exception>
 
-#include "test_threads.hpp"
+#include "test_options.hpp"
 
 namespace {
 
@@ -23,6 +24,7 @@ void run_dtype(int64_t density) {
   using namespace xt;
   test_exp<T>(density);
   test_log1p<T>(density);
+  test_tanh<T>(density);
   report().flush();
 
   // Row lengths 1, W-1, W, W+1, 3W+1 for W in {2, 4, 8}; around the kernels' 2048-element
@@ -45,6 +47,8 @@ void run_dtype(int64_t density) {
   report().flush();
 
   for (const std::string& isa : isas()) test_threads<T>(isa);
+  report().flush();
+  test_options<T>();
   report().flush();
 }
 

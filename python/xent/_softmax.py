@@ -129,6 +129,8 @@ def softmax_cross_entropy(
 
     - ``softcap`` ``c > 0``: the logits become ``c * tanh(z / c)`` first (Gemma 2, CCE);
       the gradient goes through it (times ``1 - tanh(z / c)**2``); ``-inf`` stays ``-inf``.
+      In float32 the capped logits are float32 numbers (within 2 ulp of ``c``), so per-row
+      losses are within ``2e-6`` relative + ``1e-6`` + ``2 ulp(c)`` of float64 (tested).
 
     Masks: ``-inf`` logits take no probability. A label (or target mass) on a masked class
     costs ``+inf``; a fully masked row costs ``+inf`` with a zero gradient. Finite input
