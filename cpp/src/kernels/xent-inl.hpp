@@ -101,7 +101,8 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const
     }
     return (r.m - zy) + r.log_s + zloss_term(r, zl);
   }
-  // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias z)
+  // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias
+  // z: the driver, units-inl.hpp, copies such a row to scratch first)
   const SmoothStats st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
   const double wy = (kW ? static_cast<double>(w[y]) : 1.0) * (1.0 - eps);
   const double tsum = wy + eps / st.k * st.sw;
@@ -118,7 +119,8 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const
 // per-class weights w when kW (t_c is then w_c t_c, as PyTorch weights soft targets):
 // loss = sum_c t_c (lse - z_c) = T log(s) + sum_c t_c (m - z_c) (+ zl lse^2);
 // gradient gscale * ((T + 2 zl lse) softmax(z) - t).
-// grad must not alias z here: the second pass below reads z again.
+// grad must not alias z here: the second pass below reads z again (the driver,
+// units-inl.hpp, copies the row to scratch when the gradient goes over the logits).
 template <class D, bool kW>
 inline double row_xent_target(const typename D::T* z, const typename D::T* t, const typename D::T* w, double eps,
                               int64_t C, typename D::T* grad, typename D::T* refs, double gscale, double zl) {
