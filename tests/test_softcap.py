@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import xent
-from conftest import GRAD_TOL, LOSS_TOL
+from conftest import LOSS_TOL
 from reference import numeric_grad
 from xent import _core
 
