@@ -82,6 +82,14 @@ def test_nan_inf_stay_in_their_lane(isa, rng, bad):
         assert not np.isfinite(grad[i]).all()
 
 
+def test_nan_among_masks_is_nan(isa):
+    # max() skips NaN: a row of -inf and one NaN must still be NaN, not "fully masked"
+    z = np.array([[-np.inf, np.nan, -np.inf], [0.0, 1.0, 2.0], [np.nan, -np.inf, -np.inf]], dtype=np.float32)
+    loss, grad = xent.softmax_cross_entropy(z, [0, 2, 1], reduction="none", return_grad=True)
+    assert np.isnan(loss[0]) and np.isnan(loss[2]) and np.isfinite(loss[1])
+    assert np.isnan(grad[0]).all() and np.isnan(grad[2]).all() and np.isfinite(grad[1]).all()
+
+
 def test_fully_masked_rows_among_others(isa, rng):
     z = rng.standard_normal((10, 6))
     z[[0, 5, 9]] = -np.inf

@@ -68,9 +68,16 @@ inline void lanes_xent_label(const typename D::T* const* zr, int64_t zcs, typena
     for (int64_t c = 0; c < C; ++c) tile[c * W + i] = T(0);
     zy[i] = gw[i] = T(0);
   }
-  V m = D::load(tile);
-  for (int64_t c = 1; c < C; ++c) m = D::max(D::load(tile + c * W), m);  // NaN in a lane: NaN loss
   const V one = D::set1(T(1)), zero = D::zero();
+  // max ignores NaN (the x86 rule, on every ISA): count NaNs apart, and make the max of a
+  // lane holding one NaN, so the whole row is NaN even if its other logits are all -inf
+  V m = D::load(tile), nans = D::select(D::eq(m, m), zero, one);
+  for (int64_t c = 1; c < C; ++c) {
+    const V zc = D::load(tile + c * W);
+    m = D::max(zc, m);
+    nans = D::add(nans, D::select(D::eq(zc, zc), zero, one));
+  }
+  m = D::select(D::gt(nans, zero), D::set1(std::numeric_limits<T>::quiet_NaN()), m);
   V ones = zero, rest = zero;
   for (int64_t c = 0; c < C; ++c) {
     const V zc = D::load(tile + c * W);
