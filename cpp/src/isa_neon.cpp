@@ -7,6 +7,7 @@
 #include "kernels/xent-inl.hpp"
 #include "kernels/xent_more-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
+#include "kernels/smallc-inl.hpp"
 #include "kernels/units-inl.hpp"
 
 namespace xent {

@@ -46,6 +46,65 @@ inline void scatter(const T* src, int64_t n, T* p, int64_t cs) {
   for (int64_t i = 0; i < n; ++i) p[i * cs] = src[i];
 }
 
+// Integer-label cross-entropy for small C, W rows per call of the lanes kernel
+// (smallc-inl.hpp). Rows of weight 0 (ignored) are written here and skip the kernel.
+// The job's fields are copied to locals: the stores below could alias them otherwise.
+template <class D>
+double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1) {
+  using T = typename D::T;
+  constexpr int W = D::W;
+  const int64_t C = j.len, zcs = j.z.cs, ocs = j.out.cs;
+  const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
+  Cursor<6> cur(j.rows, strides, u0);
+  const T* const zp = j.z.p;
+  T* const op = j.out.p;
+  T* const rop = j.row_out.p;
+  const T* const swp = j.sw.p;
+  const T* const cw = j.class_w;
+  const char* const yp0 = static_cast<const char*>(j.y.p);
+  const bool y64 = j.label_bytes == 8, has_ignore = j.has_ignore;
+  const int64_t ignore = j.ignore_index;
+  const double gscale = j.gscale, zl = j.z_loss;
+  const T* zr[W];
+  T* outr[W];
+  T* ro[W];
+  int64_t y[W];
+  double w[W], r[W];
+  int n = 0;
+  double total = 0.0;
+  auto flush = [&] {
+    lanes_xent_label<D>(zr, zcs, op ? outr : nullptr, ocs, y, w, n, C, gscale, zl, r);
+    for (int i = 0; i < n; ++i) {
+      if (ro[i]) *ro[i] = static_cast<T>(r[i]);
+      total += r[i];
+    }
+    n = 0;
+  };
+  for (int64_t u = u0; u < u1; ++u, cur.next()) {
+    const char* yp = yp0 + cur.off[2] * (y64 ? 8 : 4);
+    const int64_t yi = y64 ? *reinterpret_cast<const int64_t*>(yp)
+                           : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
+    double wi = swp ? static_cast<double>(swp[cur.off[5]]) : 1.0;
+    if (has_ignore && yi == ignore) wi = 0.0;
+    else if (cw) wi *= static_cast<double>(cw[yi]);
+    T* row_out = rop ? rop + cur.off[4] : nullptr;
+    if (wi == 0.0) {  // adds exactly 0, as in softmax_units
+      if (op)
+        for (int64_t c = 0; c < C; ++c) op[cur.off[3] + c * ocs] = T(0);
+      if (row_out) *row_out = T(0);
+      continue;
+    }
+    zr[n] = zp + cur.off[0];
+    outr[n] = op ? op + cur.off[3] : nullptr;
+    ro[n] = row_out;
+    y[n] = yi;
+    w[n] = wi;
+    if (++n == W) flush();
+  }
+  if (n) flush();
+  return total;
+}
+
 template <class D>
 double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
@@ -56,6 +115,9 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
   T* obuf = tbuf + C;
   T* dbuf = obuf + C;  // derivative of the soft cap
   T* gbuf = dbuf + C;  // effective targets (poly-1, focal)
+  // rows in lanes for small C (plain integer-label CE; reads each group before writing)
+  if (j.op == SoftmaxOp::kXentLabel && C >= 1 && C <= kLanesMaxC && j.smoothing == 0.0 && j.softcap == 0.0)
+    return softmax_units_lanes<D>(j, u0, u1);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
   const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;

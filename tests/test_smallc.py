@@ -1,0 +1,162 @@
+"""Integer-label softmax cross-entropy for small C, where the kernels put rows in vector
+lanes (cpp/src/kernels/smallc-inl.hpp, C <= 40): groups of W rows, partial groups, and rows
+of every kind mixed inside one group, against the extended-precision reference."""
+import numpy as np
+import pytest
+
+import reference as ref
+import xent
+from conftest import GRAD_TOL, LOSS_TOL
+
+# around the lane widths (f64 AVX2 4, f32 AVX2 8) and the switch to the row kernels at 40
+CLASSES = [1, 2, 3, 4, 7, 8, 9, 16, 17, 39, 40, 41]
+ROWS = [1, 3, 4, 8, 9, 13, 33]
+
+
+def _mixed_logits(rng, n, c, dtype):
+    z = (5 * rng.standard_normal((n, c))).astype(dtype)
+    kinds = rng.integers(0, 6, size=n)
+    for i, k in enumerate(kinds):
+        if k == 1:  # huge logits: plain exp would overflow
+            z[i] = (rng.random(c) * 80 + 60).astype(dtype)
+        elif k == 2:  # tiny logits
+            z[i] = (rng.standard_normal(c) * 1e-30).astype(dtype)
+        elif k == 3 and c > 1:  # some classes masked
+            z[i, rng.random(c) < 0.5] = -np.inf
+            z[i, rng.integers(c)] = 1.0
+    return z
+
+
+def _labels_live(z, rng):
+    """Labels on unmasked classes where the row has one (else any class)."""
+    y = np.empty(z.shape[0], dtype=np.int64)
+    for i, r in enumerate(z):
+        live = np.flatnonzero(r > -np.inf)
+        y[i] = rng.choice(live) if live.size else rng.integers(z.shape[1])
+    return y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", CLASSES)
+def test_rows_match_reference(isa, rng, dtype, c):
+    for n in ROWS:
+        z = _mixed_logits(rng, n, c, dtype)
+        y = _labels_live(z, rng)
+        loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+        want, want_grad = ref.softmax_xent_labels(z, y)
+        np.testing.assert_allclose(loss, want, **LOSS_TOL[dtype], err_msg=f"n={n} c={c}")
+        np.testing.assert_allclose(grad, want_grad, **GRAD_TOL[dtype], err_msg=f"n={n} c={c}")
+        # the forward-only call gives the same losses
+        np.testing.assert_array_equal(xent.softmax_cross_entropy(z, y, reduction="none"), loss)
+        s = xent.softmax_cross_entropy(z, y, reduction="sum")
+        np.testing.assert_allclose(s, np.sum(want), rtol=1e-12 if dtype == np.float64 else 2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_confident_rows_keep_relative_accuracy(isa, dtype):
+    # loss = log1p(sum of tiny exps): relative accuracy, not absolute, must hold
+    c = 10
+    z = np.zeros((9, c), dtype=dtype)
+    z[:, 3] = np.arange(9) * 3 + 12  # exp(-12) .. exp(-36)
+    y = np.full(9, 3)
+    loss = xent.softmax_cross_entropy(z, y, reduction="none")
+    # log1p written out: the reference's log(1 + tiny) in long double loses the digits
+    want = np.log1p((c - 1) * np.exp(-z[:, 3].astype(np.float64)))
+    assert np.all(loss > 0)
+    np.testing.assert_allclose(loss, want, rtol=LOSS_TOL[dtype]["rtol"], atol=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_stay_in_their_lane(isa, rng, bad):
+    z = rng.standard_normal((11, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 11)
+    z[4, 2] = bad
+    z[9, y[9]] = bad
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    ok = np.setdiff1d(np.arange(11), [4, 9])
+    want, want_grad = ref.softmax_xent_labels(z[ok], y[ok])
+    np.testing.assert_allclose(loss[ok], want, **LOSS_TOL[np.float32])
+    np.testing.assert_allclose(grad[ok], want_grad, **GRAD_TOL[np.float32])
+    for i in (4, 9):
+        assert np.isnan(loss[i]) or loss[i] == np.inf
+        assert not np.isfinite(grad[i]).all()
+
+
+def test_nan_among_masks_is_nan(isa):
+    # max() skips NaN: a row of -inf and one NaN must still be NaN, not "fully masked"
+    z = np.array([[-np.inf, np.nan, -np.inf], [0.0, 1.0, 2.0], [np.nan, -np.inf, -np.inf]], dtype=np.float32)
+    loss, grad = xent.softmax_cross_entropy(z, [0, 2, 1], reduction="none", return_grad=True)
+    assert np.isnan(loss[0]) and np.isnan(loss[2]) and np.isfinite(loss[1])
+    assert np.isnan(grad[0]).all() and np.isnan(grad[2]).all() and np.isfinite(grad[1]).all()
+
+
+def test_fully_masked_rows_among_others(isa, rng):
+    z = rng.standard_normal((10, 6))
+    z[[0, 5, 9]] = -np.inf
+    y = rng.integers(0, 6, 10)
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    assert np.all(loss[[0, 5, 9]] == np.inf) and np.all(grad[[0, 5, 9]] == 0)
+    want, want_grad = ref.softmax_xent_labels(z, y)
+    np.testing.assert_allclose(loss, want, **LOSS_TOL[np.float64])
+    np.testing.assert_allclose(grad, want_grad, **GRAD_TOL[np.float64])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_options_in_lanes(isa, rng, dtype):
+    n, c = 21, 7
+    z = (3 * rng.standard_normal((n, c))).astype(dtype)
+    y = rng.integers(0, c, n)
+    y[[2, 3, 17]] = -1
+    w = rng.random(c).astype(dtype) + 0.1
+    sw = rng.random(n).astype(dtype)
+    sw[5] = 0
+    zl = 1e-2
+    loss, grad = xent.softmax_cross_entropy(
+        z, y, weight=w, sample_weight=sw, ignore_index=-1, z_loss=zl, return_grad=True
+    )
+    # written out in float64: row weight r = w[y] sw (0 if ignored), l = lse - z_y + zl lse^2,
+    # mean = sum(r l) / sum(r), gradient r ((1 + 2 zl lse) p - onehot(y)) / sum(r)
+    zz = z.astype(np.float64)
+    lse = ref.logsumexp(zz)
+    keep = y != -1
+    r = np.where(keep, w[np.where(keep, y, 0)] * sw, 0.0).astype(np.float64)
+    yy = np.where(keep, y, 0)
+    l = lse - zz[np.arange(n), yy] + zl * lse**2
+    want = np.sum(r * l) / r.sum()
+    p = np.exp(zz - lse[:, None])
+    g = (1 + 2 * zl * lse)[:, None] * p
+    g[np.arange(n), yy] -= 1
+    g *= (r / r.sum())[:, None]
+    tol = dict(rtol=1e-5, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(loss, want, rtol=tol["rtol"])
+    np.testing.assert_allclose(grad, g, **tol)
+    assert np.all(grad[[2, 3, 5, 17]] == 0)
+
+
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.uint8])
+def test_strided_class_axis_and_label_dtypes(isa, rng, label_dtype):
+    z = rng.standard_normal((6, 19, 3)).astype(np.float32)  # class axis 1, stride 3
+    y = rng.integers(0, 6, (19, 3)).astype(label_dtype)
+    z0 = np.moveaxis(z, 0, -1)  # (19, 3, 6)
+    loss, grad = xent.softmax_cross_entropy(z, y, axis=0, reduction="none", return_grad=True)
+    want, want_grad = ref.softmax_xent_labels(z0, y)
+    np.testing.assert_allclose(loss, want, **LOSS_TOL[np.float32])
+    np.testing.assert_allclose(np.moveaxis(grad, 0, -1), want_grad, **GRAD_TOL[np.float32])
+
+
+def test_gradient_by_finite_differences(rng):
+    z = rng.standard_normal((9, 5))
+    y = rng.integers(0, 5, 9)
+    _, g = xent.softmax_cross_entropy(z, y, z_loss=0.1, return_grad=True)
+    num = ref.numeric_grad(lambda x: xent.softmax_cross_entropy(x, y, z_loss=0.1), z)
+    np.testing.assert_allclose(g, num, rtol=1e-7, atol=1e-9)
+
+
+def test_threads_bit_identical(rng):
+    z = rng.standard_normal((300_001, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 300_001)
+    one = xent.softmax_cross_entropy(z, y, return_grad=True, n_threads=1)
+    for nt in (2, 3):
+        other = xent.softmax_cross_entropy(z, y, return_grad=True, n_threads=nt)
+        assert one[0] == other[0]
+        np.testing.assert_array_equal(one[1], other[1])
