@@ -5,11 +5,17 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     softmax_cross_entropy   integer labels or target distributions, any class axis
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
     show_config             version, compiled ISAs, the ISA in use, threads
+    evaluate, MetricsAccumulator
+                            cross-entropy, perplexity, accuracy, top-k, ECE, per-class loss,
+                            streamed chunk by chunk (also the `xent eval` command line)
+
+Submodule, imported on demand: xent.dask (the same metrics, loss and gradient on Dask arrays).
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
 from ._config import show_config
+from ._eval_metrics import MetricsAccumulator, evaluate
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
 
@@ -33,4 +39,6 @@ __all__ = [
     "softmax_cross_entropy",
     "sigmoid_cross_entropy",
     "show_config",
+    "evaluate",
+    "MetricsAccumulator",
 ]
