@@ -50,7 +50,7 @@ def _onehot_to_index(t: np.ndarray, offset: int) -> np.ndarray:
 def _first_bad_entry(a: np.ndarray, rows: np.ndarray, bad_entry, offset: int, what: str):
     i = int(rows[0])
     j = int(np.flatnonzero(bad_entry(a[i]))[0])
-    return ValueError(f"predictions[{offset + i}, {j}] = {a[i, j]!r}: {what}")
+    return ValueError(f"predictions[{offset + i}, {j}] = {a[i, j].item()!r}: {what}")
 
 
 class MetricsAccumulator:
