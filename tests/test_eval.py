@@ -169,3 +169,21 @@ def test_inputs_are_not_modified(rng):
     xent.evaluate(z, y, chunk_rows=7)
     xent.evaluate(np.abs(z), y, from_logits=False, chunk_rows=7)
     assert np.array_equal(z, z0) and np.array_equal(y, y0)
+
+
+def test_unaligned_weights_are_accepted(rng):
+    # Regression (found through xent.dask, whose blocks can arrive unaligned): weight and
+    # sample_weight at an odd byte offset were rejected with "is not aligned".
+    z = rng.standard_normal((6, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 6)
+
+    def unaligned(a):
+        buf = np.zeros(a.nbytes + 1, np.uint8)
+        out = np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=1)
+        out[...] = a
+        assert not out.flags.aligned
+        return out
+
+    sw, w = rng.uniform(0.5, 2, 6).astype(np.float32), np.array([1.0, 2.0, 0.5], np.float32)
+    want = xent.softmax_cross_entropy(z, y, weight=w, sample_weight=sw)
+    assert xent.softmax_cross_entropy(z, y, weight=unaligned(w), sample_weight=unaligned(sw)) == want

@@ -99,6 +99,7 @@ class MetricsAccumulator:
         self.n_bins = int(n_bins)
         self.n_threads = n_threads_arg(n_threads)
         self.n_rows = 0
+        self.row_offset = 0  # added to row numbers in error messages (a block's start, in xent.dask)
         self.loss_sum = 0.0
         self.n_correct = 0
         self.n_top_k = 0
@@ -112,7 +113,7 @@ class MetricsAccumulator:
     # -- checks ---------------------------------------------------------------------------
     def _labels(self, labels, n: int) -> np.ndarray:
         y = np.asarray(labels)
-        C, off = self.n_classes, self.n_rows
+        C, off = self.n_classes, self.row_offset + self.n_rows
         if y.ndim == 2 and y.shape == (n, C) and y.dtype.kind in "fiub":
             return _onehot_to_index(y, off)
         if y.dtype.kind not in "iu":
@@ -140,7 +141,7 @@ class MetricsAccumulator:
 
     # -- per-batch work -------------------------------------------------------------------
     def _logit_stats(self, z, y):
-        nt, off = self.n_threads, self.n_rows
+        nt, off = self.n_threads, self.row_offset + self.n_rows
         losses = softmax_cross_entropy(z, y, reduction="none", n_threads=nt)
         bad = np.flatnonzero(np.isnan(losses))  # NaN or +inf logits give NaN in their row only
         if bad.size:
@@ -159,7 +160,7 @@ class MetricsAccumulator:
         return losses.astype(np.float64), total, top, conf
 
     def _prob_stats(self, p, y):
-        off = self.n_rows
+        off = self.row_offset + self.n_rows
         s = p.sum(axis=1, dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(s))
         if bad.size:
