@@ -50,7 +50,8 @@ class Source:
 class NpySource(Source):
     """A ``.npy`` file, memory-mapped; the pages of each block are released from this process
     once the next block is requested (``madvise(MADV_DONTNEED)``: they stay in the page cache),
-    so the resident memory stays about one block however large the file."""
+    so the resident memory stays about one block however large the file; the next block is
+    requested from the disk while the current one is evaluated (``MADV_WILLNEED``)."""
 
     def __init__(self, path: str, name: str):
         self.name = name
@@ -76,9 +77,14 @@ class NpySource(Source):
         if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
             mm.madvise(mmap.MADV_SEQUENTIAL)
         row_bytes = self._nbytes // max(1, self.n_rows)
+        ahead = hasattr(mm, "madvise") and hasattr(mmap, "MADV_WILLNEED")
         for i in range(0, self.n_rows, rows):
             n = min(rows, self.n_rows - i)
             start = self._offset + i * row_bytes
+            nxt = start + n * row_bytes
+            if ahead and nxt < len(mm):  # the kernel reads the next block while this one is evaluated
+                lo = nxt - nxt % mmap.PAGESIZE
+                mm.madvise(mmap.MADV_WILLNEED, lo, min(len(mm), nxt + n * row_bytes) - lo)
             buf = np.frombuffer(mm, dtype=self.dtype, count=n * (row_bytes // self.dtype.itemsize), offset=start)
             yield buf.reshape((n, *self.row_shape))
             del buf

@@ -21,6 +21,11 @@ from ._eval_io import InputError, Source, open_source, rechunk
 from ._eval_metrics import MetricsAccumulator, default_chunk_rows
 
 PROG = "xent eval"
+DESCRIPTION = (
+    "Streams a model's logits (or probabilities) and the labels chunk by chunk and prints cross-entropy, "
+    "perplexity, accuracy, top-k accuracy, expected calibration error and per-class loss. Exit status: 0 on "
+    "success, 2 for a bad file or argument (one line on stderr). Details: docs/eval.md."
+)
 
 
 class ArraySource(Source):
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xent", description="xent command line tools.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("eval", help="metrics of a model's predictions against labels, streamed from files",
-                       description=__doc__.split("\n\n")[1].strip())
+                       description=DESCRIPTION)
     p.add_argument("predictions", nargs="?", help=".npy, .npz, .parquet or .arrow/.feather file of (N, C) logits "
                    "or probabilities (Parquet/Arrow: a column holding one list of C values per row)")
     p.add_argument("labels", nargs="?", help="file of (N,) integer labels or (N, C) one-hot rows; "
@@ -163,13 +168,13 @@ def format_table(r: dict, n_classes_shown: int = 10) -> str:
         f"  {'top-' + str(r['top_k']) + ' accuracy':<24}{pct(r['top_k_accuracy'])}",
         f"  {'ECE (' + str(len(r['calibration']['count'])) + ' bins)':<24}{pct(r['ece'])}",
         "",
-        "  calibration      rows   confidence  accuracy",
+        f"  {'confidence bin':<14}{'rows':>9}  {'confidence':>10}  {'accuracy':>8}",
     ]
     cal = r["calibration"]
     e = cal["bin_edges"]
     for i, cnt in enumerate(cal["count"]):
         if cnt:
-            lines.append(f"  ({e[i]:.2f}, {e[i + 1]:.2f}]  {cnt:>9,}   {pct(cal['confidence'][i]):>9}  "
+            lines.append(f"  ({e[i]:.2f}, {e[i + 1]:.2f}]  {cnt:>9,}  {pct(cal['confidence'][i]):>10}  "
                          f"{pct(cal['accuracy'][i]):>8}")
     loss, sup = r["per_class"]["loss"], r["per_class"]["support"]
     seen = np.flatnonzero(sup > 0)
