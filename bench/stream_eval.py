@@ -101,8 +101,8 @@ def main() -> int:
           f"top-{res['top_k']} {100 * res['top_k_accuracy']:.2f}%, ECE {100 * res['ece']:.2f}%")
     print(f"  temporary folder {folder} deleted")
     if not ok:
-        print(f"FAILED: peak RSS {peak_mb:.0f} MB >= {LIMIT_MB} MB" if peak_mb >= LIMIT_MB else "FAILED: wrong row count",
-              file=sys.stderr)
+        why = f"peak RSS {peak_mb:.0f} MB >= {LIMIT_MB} MB" if peak_mb >= LIMIT_MB else "wrong row count"
+        print(f"FAILED: {why}", file=sys.stderr)
     return 0 if ok else 1
 
 

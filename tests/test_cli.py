@@ -178,7 +178,7 @@ def test_parquet_errors(tmp_path, capsys):
     for name, message in [("ragged", "row 1 has 1 values, expected 2"), ("null", "row 1 is null"),
                           ("junk", "cannot be read as Parquet")]:
         code, out, err = run(capsys, "eval", tmp_path / f"{name}.parquet")
-        assert code == 2 and err.count("\n") == 1 and message in err, err
+        assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
 
 
 def test_console_script_and_module(tmp_path):

@@ -48,7 +48,8 @@ def test_metrics_on_a_cluster_equal_in_memory(client, problem):
     onehot = np.eye(z.shape[1], dtype=np.int8)[y]
     got = xd.evaluate(da.from_array(p, chunks=(400, -1)), onehot, from_logits=False).compute()
     want = xent.evaluate(p, y, from_logits=False)
-    assert got["accuracy"] == want["accuracy"] and got["cross_entropy"] == pytest.approx(want["cross_entropy"], rel=1e-12)
+    assert got["accuracy"] == want["accuracy"]
+    assert got["cross_entropy"] == pytest.approx(want["cross_entropy"], rel=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -102,7 +103,7 @@ def test_bad_values_raise_with_the_global_row(client, problem):
 
 def test_argument_errors_are_eager():
     z = da.zeros((10, 3), chunks=4)
-    with pytest.raises(ValueError, match="10 rows but the predictions have 10|has 9 rows"):
+    with pytest.raises(ValueError, match="labels has 9 rows but the predictions have 10"):
         xd.evaluate(z, np.zeros(9, int))
     with pytest.raises(ValueError, match="top_k"):
         xd.evaluate(z, np.zeros(10, int), top_k=0)

@@ -119,7 +119,9 @@ class MetricsAccumulator:
         if y.dtype.kind not in "iu":
             raise TypeError(f"labels must be integer class indices or one-hot rows, got dtype {y.dtype}")
         if y.shape != (n,):
-            raise ValueError(f"labels have shape {y.shape} but predictions have {n} rows: expected ({n},) or ({n}, {C})")
+            raise ValueError(
+                f"labels have shape {y.shape} but predictions have {n} rows: expected ({n},) or ({n}, {C})"
+            )
         if n:
             bad = (y < 0) | (y >= C)
             if bad.any():

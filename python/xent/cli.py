@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits-key", default=None, metavar="KEY",
                    help="array (.npz) or column (Parquet/Arrow) of the predictions; default 'logits' "
                    "('probs' with --from-probs)")
-    p.add_argument("--labels-key", default="labels", metavar="KEY", help="array or column of the labels (default labels)")
+    p.add_argument("--labels-key", default="labels", metavar="KEY",
+                   help="array or column of the labels (default labels)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="k of top-k accuracy (default 5, at most C)")
     p.add_argument("--bins", type=int, default=15, metavar="M", help="confidence bins of the ECE (default 15)")
     p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="rows per chunk (default: ~64 MB)")
@@ -179,7 +180,9 @@ def format_table(r: dict, n_classes_shown: int = 10) -> str:
     loss, sup = r["per_class"]["loss"], r["per_class"]["support"]
     seen = np.flatnonzero(sup > 0)
     order = seen[np.argsort(-loss[seen], kind="stable")][:n_classes_shown]
-    head = "per class" if len(order) == len(sup) else f"per class: the {len(order)} of {len(sup):,} with the highest loss"
+    head = "per class"
+    if len(order) < len(sup):
+        head = f"per class: the {len(order)} of {len(sup):,} with the highest loss"
     lines += ["", f"  {head}", "     class   support   mean loss"]
     lines += [f"  {c:>8}  {sup[c]:>8,}   {loss[c]:>9.4f}" for c in order]
     if len(seen) < len(sup):

@@ -68,7 +68,8 @@ def _merge(*accs):
 def _tree(parts, split_every: int):
     """Merges delayed parts pairwise-in-order (groups of ``split_every`` consecutive parts)."""
     while len(parts) > 1:
-        parts = [dask.delayed(_merge, pure=True)(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
+        merge = dask.delayed(_merge, pure=True)
+        parts = [merge(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
     return parts[0]
 
 
