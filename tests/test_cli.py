@@ -158,6 +158,7 @@ def test_bad_files_give_one_line_and_status_2(tmp_path, capsys):
         ([zp, yp, "--top-k", "0"], "--top-k must be >= 1"),
         ([_write(tmp_path, "empty.npy", z[:0]), _write(tmp_path, "ye.npy", y[:0])], "empty.npy: has no rows"),
         ([], "give a predictions file"),
+        ([zp], "z.npy: a .npy file holds one array: give the labels file too"),
     ]
     (tmp_path / "z.txt").write_text("1 2 3")
     cases[11] = ([tmp_path / "z.txt", yp], "z.txt: unknown file type")
@@ -194,3 +195,40 @@ def test_console_script_and_module(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == f"xent eval: error: {tmp_path / 'nope.npy'}: no such file"
     r = subprocess.run([script], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "eval" in r.stderr
+
+
+def _run_on_a_terminal(argv):
+    """Runs `python -m xent` with stderr on a pseudo-terminal; returns (status, stdout, terminal text)."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100 characters
+    r = subprocess.run([sys.executable, "-m", "xent", *argv], stdout=subprocess.PIPE, stderr=slave, timeout=120)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal has no writer left
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return r.returncode, r.stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    pytest.importorskip("tqdm")
+    z = np.zeros((5000, 3), np.float32)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", np.zeros(5000, np.int64))
+    argv = ["eval", str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), "--chunk-rows", "1000", "--json"]
+    code, out, term = _run_on_a_terminal(argv)
+    assert code == 0 and json.loads(out)["n_rows"] == 5000
+    assert "xent eval" in term and "5.00k/5.00k" in term and "rows" in term, term
+    code, out, term = _run_on_a_terminal([*argv, "--quiet"])
+    assert code == 0 and term == ""

@@ -95,6 +95,8 @@ def _open(a):
     if not a.predictions:
         raise InputError("give a predictions file (and a labels file), or --demo (see xent eval --help)")
     key = a.logits_key or ("logits" if a.from_logits else "probs")
+    if not a.labels and a.predictions.lower().endswith(".npy"):
+        raise InputError(f"{a.predictions}: a .npy file holds one array: give the labels file too")
     preds = open_source(a.predictions, key)
     labels = open_source(a.labels or a.predictions, a.labels_key)
     if preds.dtype.kind != "f" or len(preds.row_shape) != 1 or preds.row_shape[0] < 1:
