@@ -232,3 +232,18 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert "xent eval" in term and "5.00k/5.00k" in term and "rows" in term, term
     code, out, term = _run_on_a_terminal([*argv, "--quiet"])
     assert code == 0 and term == ""
+
+
+@pytest.mark.parametrize("missing, argv, message", [
+    ("matplotlib", ["--demo", "--plot", "x.png"], "--plot needs matplotlib (pip install 'xent[eval]')"),
+    ("pyarrow", ["d.parquet"], "d.parquet: reading Parquet/Arrow files needs pyarrow"),
+])
+def test_missing_optional_package(tmp_path, capsys, monkeypatch, missing, argv, message):
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    monkeypatch.chdir(tmp_path)
+    for name in [m for m in sys.modules if m == missing or m.startswith(missing + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails as if it were not installed
+    code, out, err = run(capsys, "eval", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x.png").exists()

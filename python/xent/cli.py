@@ -200,14 +200,16 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if a.plot:  # before reading gigabytes, not after
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise InputError("--plot needs matplotlib (pip install 'xent[eval]')") from None
         r = run(a)
         if a.plot:
             from ._eval_plot import plot_report
 
-            try:
-                plot_report(r, a.plot, f"{r['predictions']}: {r['n_rows']:,} rows, {r['n_classes']:,} classes")
-            except ImportError:
-                raise InputError("--plot needs matplotlib (pip install 'xent[eval]')") from None
+            plot_report(r, a.plot, f"{r['predictions']}: {r['n_rows']:,} rows, {r['n_classes']:,} classes")
     except InputError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
