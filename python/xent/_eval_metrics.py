@@ -76,8 +76,9 @@ class MetricsAccumulator:
       largest, ranking by value, ties by class index (so ``k = 1`` equals ``accuracy``).
     - ``ece`` (expected calibration error, Guo et al. 2017): confidence ``max(p)``, split into
       ``n_bins`` equal-width bins ``(i/M, (i+1)/M]`` (0 falls in the first); ``ece = sum over
-      bins of |bin| / N * |accuracy(bin) - mean confidence(bin)|``, as torchmetrics'
-      ``MulticlassCalibrationError(norm="l1")``.
+      bins of |bin| / N * |accuracy(bin) - mean confidence(bin)|`` (bins closed on the upper
+      side as in Guo et al.'s code; the quantity torchmetrics' ``MulticlassCalibrationError(
+      norm="l1")`` estimates, which may put a confidence lying exactly on an edge in the next bin).
     - ``per_class``: for each class, the number of rows with that label (``support``) and their
       mean loss (``loss``; NaN for a class with no rows).
 
