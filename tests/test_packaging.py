@@ -17,7 +17,8 @@ import xent
 ROOT = Path(__file__).resolve().parents[1]
 # Peers and heavy optional packages: none may be imported by `import xent`.
 FORBIDDEN = set(
-    "torch jax jaxlib optax tensorflow keras scipy sklearn pandas matplotlib numba dask hypothesis pytest".split()
+    "torch jax jaxlib optax tensorflow keras scipy sklearn pandas matplotlib numba dask hypothesis pytest"
+    " distributed pyarrow tqdm".split()
 ) | {"importlib.metadata"}  # read lazily, for xent.__version__
 PROBE = """
 import json, sys, time

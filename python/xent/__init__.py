@@ -7,11 +7,17 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     softmax_focal_loss, poly1_cross_entropy   more losses from logits
     nll_loss, kl_divergence                   losses on given log-probabilities
     show_config             version, compiled ISAs, the ISA in use, threads
+    evaluate, MetricsAccumulator
+                            cross-entropy, perplexity, accuracy, top-k, ECE, per-class loss,
+                            streamed chunk by chunk (also the `xent eval` command line)
+
+Submodule, imported on demand: xent.dask (the same metrics, loss and gradient on Dask arrays).
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
 from ._config import show_config
+from ._eval_metrics import MetricsAccumulator, evaluate
 from ._logprob import kl_divergence, nll_loss
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
@@ -41,4 +47,6 @@ __all__ = [
     "nll_loss",
     "kl_divergence",
     "show_config",
+    "evaluate",
+    "MetricsAccumulator",
 ]

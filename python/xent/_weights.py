@@ -26,6 +26,8 @@ def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.n
         raise ValueError(f"{name} has shape {a.shape} but must have shape {shape} ({what})")
     with np.errstate(over="ignore"):  # an overflow to inf is reported just below
         a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.aligned:  # e.g. a buffer unpickled at an odd offset (Dask): the core needs alignment
+        a = a.copy()
     _first_bad(a, name)
     return a
 
