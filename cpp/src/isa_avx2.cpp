@@ -6,6 +6,7 @@
 #include "kernels/softmax-inl.hpp"
 #include "kernels/xent-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
+#include "kernels/hessian-inl.hpp"
 #include "kernels/units-inl.hpp"
 
 namespace xent {
