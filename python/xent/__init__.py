@@ -5,11 +5,16 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     softmax_cross_entropy   integer labels or target distributions, any class axis
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
     show_config             version, compiled ISAs, the ISA in use, threads
+    sigmoid_hessian, softmax_hessian_diag, softmax_hvp
+                            Hessians for Newton-type solvers (p(1-p); diag(p) - p p^T)
+    losses                  MultinomialLoss, BinomialLoss: scikit-learn's loss-object API
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
+from . import losses
 from ._config import show_config
+from ._hessian import sigmoid_hessian, softmax_hessian_diag, softmax_hvp
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
 
@@ -33,4 +38,8 @@ __all__ = [
     "softmax_cross_entropy",
     "sigmoid_cross_entropy",
     "show_config",
+    "sigmoid_hessian",
+    "softmax_hessian_diag",
+    "softmax_hvp",
+    "losses",
 ]
