@@ -70,7 +70,7 @@ def labels(y_true, n: int, n_classes: int) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             bad = np.flatnonzero(~(np.isfinite(y) & (y == np.floor(y))))
         if bad.size:
-            raise ValueError(f"y_true[{bad[0]}] = {y[bad[0]]!r} is not an integer class index")
+            raise ValueError(f"y_true[{bad[0]}] = {y[bad[0]].item()!r} is not an integer class index")
     yi = y.astype(np.int64)
     found = _core.find_bad_label(yi, n_classes, None)
     if found is not None:
@@ -153,6 +153,7 @@ def outputs(a: np.ndarray, pairs, dtypes):
     if o1 is None and o2 is None:
         o1, o2 = new_like(a, s1, d1), new_like(a, s2, d2)
     elif o1 is None:
+        assert o2 is not None
         o1 = new_like(a, s1, o2.dtype)
     elif o2 is None:
         o2 = new_like(a, s2, o1.dtype)

@@ -59,6 +59,16 @@ class _Loss:
         self.interval_y_true = Interval(-np.inf, np.inf, False, False)
         self.interval_y_pred = Interval(0, 1, False, False)
 
+    # per loss: validated (raw_prediction, y_true, sample_weight, n_threads); the kernels
+    def _args(self, y_true, raw_prediction, sample_weight, n_threads):
+        raise NotImplementedError
+
+    def _loss_grad(self, a, t, sw, loss, grad, nt):
+        raise NotImplementedError
+
+    def _total(self, a, t, sw, nt) -> float:
+        raise NotImplementedError
+
     def in_y_true_range(self, y) -> bool:
         """True if every value of ``y`` is a valid ``y_true``."""
         return self.interval_y_true.includes(y)
@@ -88,9 +98,8 @@ class _Loss:
         """Per-sample loss and gradient with respect to ``raw_prediction``; returns
         ``(loss, gradient)``."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
-        lo, go = A.outputs(
-            a, ((loss_out, a.shape[:1], "loss_out"), (gradient_out, a.shape, "gradient_out")), (A.y_dtype(y_true, a), a.dtype)
-        )
+        pairs = ((loss_out, a.shape[:1], "loss_out"), (gradient_out, a.shape, "gradient_out"))
+        lo, go = A.outputs(a, pairs, (A.y_dtype(y_true, a), a.dtype))
         self._loss_grad(a, t, sw, lo.buf, go.buf, nt)
         return lo.done(), go.done()
 
@@ -119,7 +128,8 @@ class _Loss:
         respect to ``raw_prediction``, times the sample weight, in one pass of the kernels;
         returns ``(gradient, hessian)``."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
-        go, ho = A.outputs(a, ((gradient_out, a.shape, "gradient_out"), (hessian_out, a.shape, "hessian_out")), (a.dtype,) * 2)
+        pairs = ((gradient_out, a.shape, "gradient_out"), (hessian_out, a.shape, "hessian_out"))
+        go, ho = A.outputs(a, pairs, (a.dtype, a.dtype))
         op = _H.softmax_diag if self.is_multiclass else _H.sigmoid
         _core.hessian_op(op, a, None if self.is_multiclass else t, None, t if self.is_multiclass else None, sw,
                          ho.buf, go.buf, nt)
@@ -170,11 +180,14 @@ class MultinomialLoss(_Loss):
     def _total(self, a, y, sw, nt):
         return _core.softmax_op(_SM.xent_label, a, None, y, None, None, 1.0, nt, None, sw)
 
-    def gradient_proba(self, y_true, raw_prediction, sample_weight=None, gradient_out=None, proba_out=None, n_threads=1):
+    def gradient_proba(
+        self, y_true, raw_prediction, sample_weight=None, gradient_out=None, proba_out=None, n_threads=1
+    ):
         """Gradient ``sw * (p - onehot(y))`` and probabilities ``p = softmax(raw_prediction)``,
         returns ``(gradient, proba)`` (scikit-learn uses them for Hessian-vector products)."""
         a, y, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
-        go, po = A.outputs(a, ((gradient_out, a.shape, "gradient_out"), (proba_out, a.shape, "proba_out")), (a.dtype,) * 2)
+        pairs = ((gradient_out, a.shape, "gradient_out"), (proba_out, a.shape, "proba_out"))
+        go, po = A.outputs(a, pairs, (a.dtype, a.dtype))
         self._loss_grad(a, y, sw, None, go.buf, nt)
         _core.softmax_op(_SM.softmax, a, None, None, po.buf, None, 1.0, nt)
         return go.done(), po.done()
