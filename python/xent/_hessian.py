@@ -55,7 +55,7 @@ def sigmoid_hessian(
     broadcasts to ``logits``' shape (e.g. one weight per row of a ``(n, k)`` multi-label
     array: pass it as ``(n, 1)``); finite and >= 0.
 
-    With ``return_grad=True`` (``targets`` required, ``logits``' shape) returns
+    With ``return_grad=True`` (``targets`` required, ``logits``' shape; not read otherwise) returns
     ``(hessian, gradient)``, the gradient ``sw * (sigmoid(z) - t)`` of the elementwise loss,
     computed in the same pass. ``out`` and ``grad_out`` are optional preallocated results of
     ``logits``' shape and dtype (float32 for float16 input); either may be ``logits`` itself.
@@ -105,7 +105,8 @@ def softmax_hessian_diag(
     multiplying the row's Hessian (and gradient); a row of weight 0 gives exact zeros.
 
     With ``return_grad=True`` (integer ``labels`` required, ``logits``' shape without
-    ``axis``) returns ``(hessian, gradient)``, the gradient ``sw * (softmax(z) - onehot(y))``
+    ``axis``; they are not read otherwise, the Hessian does not depend on them) returns
+    ``(hessian, gradient)``, the gradient ``sw * (softmax(z) - onehot(y))``
     computed in the same pass. ``out`` / ``grad_out``: optional preallocated results of
     ``logits``' shape and dtype; either may be ``logits`` itself.
     """
