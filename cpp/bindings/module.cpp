@@ -48,6 +48,7 @@ PYBIND11_MODULE(_core, m) {
   if (!err.empty()) throw std::runtime_error(err);
   xent_py::bind_softmax(m);
   xent_py::bind_sigmoid(m);
+  xent_py::bind_hessian(m);
   m.def("config", &config, "Build and run-time configuration of the kernels.");
   m.def("set_isa", &xent::set_active_isa, py::arg("name"),
         "Switches the kernel set for this process; False if it cannot run here.");

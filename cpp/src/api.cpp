@@ -158,6 +158,56 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
 
+template <class T>
+void run_hessian(HessianOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* v, const ArrayRef* y,
+                 const ArrayRef* sw, const ArrayRef* hess, const ArrayRef* grad, int n_threads) {
+  HessianJob<T> j;
+  j.op = op;
+  const ArrayRef* const ops[7] = {&z, t, v, y, sw, hess, grad};
+  int64_t* const dst[7] = {j.z.st, j.t.st, j.v.st, j.y.st, j.sw.st, j.hess.st, j.grad.st};
+  if (op == HessianOp::kSigmoid) {
+    // as run_sigmoid's elementwise case: coalesce every dim, vectorise along the last one
+    j.len = 1;
+    if (z.ndim > 0) build_rows<7>(z.ndim, z.shape, ops, dst, j.rows);
+    if (j.rows.nd > 0) {
+      --j.rows.nd;
+      j.len = j.rows.shape[j.rows.nd];
+      j.z.cs = j.z.st[j.rows.nd];
+      j.t.cs = j.t.st[j.rows.nd];
+      j.sw.cs = j.sw.st[j.rows.nd];
+      j.hess.cs = j.hess.st[j.rows.nd];
+      j.grad.cs = j.grad.st[j.rows.nd];
+    }
+    j.seg = std::min<int64_t>(std::max<int64_t>(j.len, 1), kSigmoidSeg);
+  } else {
+    const int cd = z.ndim - 1;
+    j.len = z.shape[cd];
+    build_rows<7>(cd, z.shape, ops, dst, j.rows);
+    set_operand(&z, j.z, cd);
+    set_operand(v, j.v, cd);
+    set_operand(hess, j.hess, cd);
+    set_operand(grad, j.grad, cd);
+    j.seg = std::max<int64_t>(j.len, 1);
+  }
+  j.z.p = static_cast<const T*>(z.data);
+  if (t) j.t.p = static_cast<const T*>(t->data);
+  if (v) j.v.p = static_cast<const T*>(v->data);
+  if (y) {
+    j.y.p = y->data;
+    j.label_bytes = static_cast<int>(y->itemsize);
+  }
+  if (sw) j.sw.p = static_cast<const T*>(sw->data);
+  if (hess) j.hess.p = static_cast<T*>(hess->data);
+  if (grad) j.grad.p = static_cast<T*>(grad->data);
+  const int64_t n_rows = j.rows.n_rows();
+  const int64_t n_units = j.len == 0 ? 0 : n_rows * (op == HessianOp::kSigmoid ? j.n_seg() : 1);
+  const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
+  const KernelTable<T>* kt = nullptr;
+  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  run_units<T>(n_units, per_task, n_rows * j.len, n_threads, hessian_scratch_size(j.seg),
+               [&](int64_t u0, int64_t u1, T* s) { return kt->hessian_units(j, u0, u1, s); });
+}
+
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value) {
   int64_t n = 1;
   for (int d = 0; d < y.ndim; ++d) n *= y.shape[d];
@@ -202,6 +252,10 @@ template double run_sigmoid<float>(const ArrayRef&, const ArrayRef&, const Array
                                    int);
 template double run_sigmoid<double>(const ArrayRef&, const ArrayRef&, const ArrayRef*, const ArrayRef*, bool, double,
                                     int);
+template void run_hessian<float>(HessianOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
+                                 const ArrayRef*, const ArrayRef*, const ArrayRef*, int);
+template void run_hessian<double>(HessianOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
+                                  const ArrayRef*, const ArrayRef*, const ArrayRef*, int);
 template void vector_math<float>(bool, const float*, float*, int64_t);
 template void vector_math<double>(bool, const double*, double*, int64_t);
 template void vector_tanh<float>(const float*, float*, int64_t);

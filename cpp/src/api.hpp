@@ -41,6 +41,13 @@ template <class T>
 double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
                    bool elementwise, double gscale, int n_threads);
 
+// Hessians (kernels/hessian-inl.hpp). kSigmoid: z, t, sw, hess and grad share one shape,
+// elementwise. Softmax ops: z, v, hess and grad have the class axis last; y and sw have z's
+// shape without it. Unused operands are null.
+template <class T>
+void run_hessian(HessianOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* v, const ArrayRef* y,
+                 const ArrayRef* sw, const ArrayRef* hess, const ArrayRef* grad, int n_threads);
+
 // First flat position (C order over y's shape) of a label outside [0, n_classes) that is
 // not the ignored label (when has_ignore), or -1.
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value);

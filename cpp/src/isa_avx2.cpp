@@ -8,6 +8,7 @@
 #include "kernels/xent_more-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/smallc-inl.hpp"
+#include "kernels/hessian-inl.hpp"
 #include "kernels/units-inl.hpp"
 
 namespace xent {

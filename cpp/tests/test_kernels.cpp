@@ -6,6 +6,7 @@
 //     through xent::ArrayRef, against a plain high-precision reference written here, on
 //     row lengths around every vector width and the 2048-element block, with random, +-1e4,
 //     -inf-masked (with NaN rows) and constant logits, in contiguous and strided layouts;
+//   - run_hessian (all three ops, with sample weights) against the same kind of reference;
 //   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results;
 //   - the vector tanh's contract, and the loss options and further ops (test_options.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
@@ -16,6 +17,8 @@
 #include <exception>
 
 #include "test_options.hpp"
+#include "test_hessian.hpp"
+#include "test_threads.hpp"
 
 namespace {
 
@@ -30,8 +33,8 @@ void run_dtype(int64_t density) {
   // Row lengths 1, W-1, W, W+1, 3W+1 for W in {2, 4, 8}; around the kernels' 2048-element
   // block; and long rows (fewer of them).
   const int64_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 25, 2047, 2048, 2049, 5000, 50000};
-  std::map<std::string, IsaOut> sm_scalar, sg_scalar;
-  uint64_t seed = sizeof(T) * 1000;
+  std::map<std::string, IsaOut> sm_scalar, sg_scalar, hs_scalar;
+  uint64_t seed = sizeof(T) * 1000, hs_seed = sizeof(T) * 5000;
   for (int64_t C : lengths) {
     const int64_t R = C <= 5000 ? 6 : 2;
     for (Pattern p : {Pattern::kRandom, Pattern::kBig, Pattern::kMasked, Pattern::kConstant})
@@ -39,6 +42,10 @@ void run_dtype(int64_t density) {
         if (strided && (p == Pattern::kBig || p == Pattern::kConstant)) continue;
         test_softmax_case(make_sm_case<T>(C, R, p, strided, ++seed), sm_scalar);
         test_sigmoid_case(make_sg_case<T>(C, R, p, strided, ++seed), sg_scalar);
+        if (p != Pattern::kConstant) {  // own seeds: the other cases keep theirs
+          hs_seed += 2;
+          test_hessian_case(make_sm_case<T>(C, R, p, strided, hs_seed - 1), hs_seed, hs_scalar);
+        }
       }
   }
   // many rows in a 2-d row space: several work units, each starting mid-batch
@@ -47,6 +54,7 @@ void run_dtype(int64_t density) {
   report().flush();
 
   for (const std::string& isa : isas()) test_threads<T>(isa);
+  for (const std::string& isa : isas()) test_hessian_threads<T>(isa);
   report().flush();
   test_options<T>();
   report().flush();

@@ -10,14 +10,19 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     evaluate, MetricsAccumulator
                             cross-entropy, perplexity, accuracy, top-k, ECE, per-class loss,
                             streamed chunk by chunk (also the `xent eval` command line)
+    sigmoid_hessian, softmax_hessian_diag, softmax_hvp
+                            Hessians for Newton-type solvers (p(1-p); diag(p) - p p^T)
+    losses                  MultinomialLoss, BinomialLoss: scikit-learn's loss-object API
 
 Submodule, imported on demand: xent.dask (the same metrics, loss and gradient on Dask arrays).
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
+from . import losses
 from ._config import show_config
 from ._eval_metrics import MetricsAccumulator, evaluate
+from ._hessian import sigmoid_hessian, softmax_hessian_diag, softmax_hvp
 from ._logprob import kl_divergence, nll_loss
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
@@ -49,4 +54,8 @@ __all__ = [
     "show_config",
     "evaluate",
     "MetricsAccumulator",
+    "sigmoid_hessian",
+    "softmax_hessian_diag",
+    "softmax_hvp",
+    "losses",
 ]

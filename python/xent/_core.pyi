@@ -33,6 +33,24 @@ class SoftmaxOp:
     @property
     def value(self) -> int: ...
 
+class HessianOp:
+    """Which Hessian op hessian_op runs (a pybind11 enum)."""
+
+    sigmoid: ClassVar[HessianOp]
+    softmax_diag: ClassVar[HessianOp]
+    softmax_hvp: ClassVar[HessianOp]
+    __members__: ClassVar[dict[str, HessianOp]]
+    def __init__(self, value: SupportsInt | SupportsIndex) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class _Config(TypedDict):
     compiled_isas: list[str]
     runnable_isas: list[str]
@@ -72,6 +90,19 @@ def sigmoid_op(
     n_threads: int,
 ) -> float:
     """Sigmoid cross-entropy (summed axis last unless elementwise); returns the total loss."""
+
+def hessian_op(
+    op: HessianOp | int,
+    z: np.ndarray,
+    t: np.ndarray | None,
+    v: np.ndarray | None,
+    y: np.ndarray | None,
+    sample_weight: np.ndarray | None,
+    hess: np.ndarray | None,
+    grad: np.ndarray | None,
+    n_threads: int,
+) -> None:
+    """Runs one Hessian op: elementwise sigmoid, or softmax diagonal / Hessian-vector product (class axis last)."""
 
 def config() -> _Config:
     """Build and run-time configuration of the kernels."""

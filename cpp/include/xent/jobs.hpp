@@ -90,6 +90,27 @@ struct SigmoidJob {
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
 
+// Hessians for Newton-type solvers (kernels/hessian-inl.hpp). kSigmoid is elementwise over
+// runs of `len` cut into segments of `seg`; the softmax ops have the class axis (cs) last.
+enum class HessianOp { kSigmoid, kSoftmaxDiag, kSoftmaxHvp };
+
+template <class T>
+struct HessianJob {
+  HessianOp op = HessianOp::kSigmoid;
+  RowSpace rows;
+  int64_t len = 0;
+  int64_t seg = 0;           // kSigmoid work units; len for the softmax ops
+  Operand<const T> z;
+  Operand<const T> t;        // kSigmoid: targets of the gradient (nullable)
+  Operand<const T> v;        // kSoftmaxHvp: the vector multiplied, z's shape
+  Operand<const void> y;     // kSoftmaxDiag: integer labels of the gradient (nullable)
+  int label_bytes = 8;
+  Operand<const T> sw;       // sample weights: per element (kSigmoid) or per row (nullable)
+  Operand<T> hess;           // diagonal, or H v (nullable for kSigmoid / kSoftmaxDiag)
+  Operand<T> grad;           // gradient (nullable)
+  int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
+};
+
 // Kernel table of one ISA for one dtype. Each entry processes work units [u0, u1) and
 // returns the sum of their losses, in unit order, in double. `scratch` holds at least
 // scratch_size(len) elements.
@@ -97,6 +118,7 @@ template <class T>
 struct KernelTable {
   double (*softmax_units)(const SoftmaxJob<T>&, int64_t u0, int64_t u1, T* scratch);
   double (*sigmoid_units)(const SigmoidJob<T>&, int64_t u0, int64_t u1, T* scratch);
+  double (*hessian_units)(const HessianJob<T>&, int64_t u0, int64_t u1, T* scratch);
   // Vector math exposed for the accuracy tests of its contract.
   void (*vexp)(const T* x, T* y, int64_t n);
   void (*vlog1p)(const T* x, T* y, int64_t n);
@@ -104,6 +126,7 @@ struct KernelTable {
 };
 
 inline int64_t softmax_scratch_size(int64_t len) { return 5 * len + len / 64 + 64; }
+inline int64_t hessian_scratch_size(int64_t len) { return 6 * len + len / 64 + 64; }
 
 struct Isa {
   const char* name;

@@ -261,6 +261,71 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   return total;
 }
 
+// Hessians (hessian-inl.hpp). kSigmoid: units are segments, as in sigmoid_units; the
+// softmax ops: units are rows. Rows of sample weight 0 are written as zeros, uncomputed.
+template <class D>
+double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+  using T = typename D::T;
+  const int64_t L = j.seg, C = j.len;
+  T *zb = scratch, *tb = zb + L, *vb = tb + L, *wb = vb + L, *hb = wb + L, *gb = hb + L, *refs = gb + L;
+  const int64_t* strides[7] = {j.z.st, j.t.st, j.v.st, j.y.st, j.sw.st, j.hess.st, j.grad.st};
+  auto in = [](const T* p, int64_t cs, int64_t n, T* buf) {
+    if (!p || cs == 1) return p;
+    gather(p, cs, n, buf);
+    return static_cast<const T*>(buf);
+  };
+  auto outp = [](T* p, int64_t cs, T* buf) { return (!p || cs == 1) ? p : buf; };
+  auto flush = [](const T* buf, T* p, int64_t cs, int64_t n) {
+    if (p && cs != 1) scatter(buf, n, p, cs);
+  };
+  if (j.op == HessianOp::kSigmoid) {
+    const int64_t nseg = j.n_seg();
+    if (nseg == 0) return 0.0;
+    Cursor<7> cur(j.rows, strides, u0 / nseg);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t s = u % nseg, b = s * L, n = C - b < L ? C - b : L;
+      const T* z = in(j.z.p + cur.off[0] + b * j.z.cs, j.z.cs, n, zb);
+      const T* t = j.t.p ? in(j.t.p + cur.off[1] + b * j.t.cs, j.t.cs, n, tb) : nullptr;
+      const T* w = j.sw.p ? in(j.sw.p + cur.off[4] + b * j.sw.cs, j.sw.cs, n, wb) : nullptr;
+      T* h = j.hess.p ? j.hess.p + cur.off[5] + b * j.hess.cs : nullptr;
+      T* g = j.grad.p ? j.grad.p + cur.off[6] + b * j.grad.cs : nullptr;
+      run_sigmoid_hessian<D>(z, t, w, n, outp(h, j.hess.cs, hb), outp(g, j.grad.cs, gb));
+      flush(hb, h, j.hess.cs, n);
+      flush(gb, g, j.grad.cs, n);
+      if (s == nseg - 1) cur.next();
+    }
+    return 0.0;
+  }
+  Cursor<7> cur(j.rows, strides, u0);
+  for (int64_t u = u0; u < u1; ++u, cur.next()) {
+    const double w = j.sw.p ? static_cast<double>(j.sw.p[cur.off[4]]) : 1.0;
+    T* h = j.hess.p ? j.hess.p + cur.off[5] : nullptr;
+    T* g = j.grad.p ? j.grad.p + cur.off[6] : nullptr;
+    if (w == 0.0) {
+      if (h) for (int64_t c = 0; c < C; ++c) h[c * j.hess.cs] = T(0);
+      if (g) for (int64_t c = 0; c < C; ++c) g[c * j.grad.cs] = T(0);
+      continue;
+    }
+    const T* z = in(j.z.p + cur.off[0], j.z.cs, C, zb);
+    T* ho = outp(h, j.hess.cs, hb);
+    if (j.op == HessianOp::kSoftmaxHvp) {
+      const T* v = in(j.v.p + cur.off[2], j.v.cs, C, vb);
+      row_softmax_hvp<D>(z, v, C, w, ho, wb, refs);
+    } else {
+      int64_t y = 0;
+      if (g) {
+        const char* yp = static_cast<const char*>(j.y.p) + cur.off[3] * j.label_bytes;
+        y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
+                               : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
+      }
+      row_softmax_hessian_diag<D>(z, C, y, w, ho, outp(g, j.grad.cs, gb), wb, refs);
+      flush(gb, g, j.grad.cs, C);
+    }
+    flush(hb, h, j.hess.cs, C);
+  }
+  return 0.0;
+}
+
 template <class D>
 void vexp(const typename D::T* x, typename D::T* y, int64_t n) {
   int64_t i = 0;
@@ -284,8 +349,8 @@ void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
 
 template <class D>
 const KernelTable<typename D::T>* make_table() {
-  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>,
-                                                   &vtanh<D>};
+  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &hessian_units<D>, &vexp<D>,
+                                                   &vlog1p<D>, &vtanh<D>};
   return &table;
 }
 
