@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._softmax import _int_labels, _last, _prepare
+from ._loss_common import int_labels as _int_labels
+from ._loss_common import last as _last
+from ._loss_common import prepare as _prepare
 from ._validate import as_float_array, as_targets, check_out, n_threads_arg
 from ._weights import weight_array
 
