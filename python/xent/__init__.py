@@ -4,13 +4,14 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     logsumexp, log_softmax, softmax
     softmax_cross_entropy   integer labels or target distributions, any class axis
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
+    sigmoid_focal_loss      focal loss on sigmoid outputs (torchvision / optax form)
     show_config             version, compiled ISAs, the ISA in use, threads
 
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
 from ._config import show_config
-from ._sigmoid import sigmoid_cross_entropy
+from ._sigmoid import sigmoid_cross_entropy, sigmoid_focal_loss
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
 
 __version__: str  # set by __getattr__ on first use
@@ -32,5 +33,6 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "sigmoid_cross_entropy",
+    "sigmoid_focal_loss",
     "show_config",
 ]
