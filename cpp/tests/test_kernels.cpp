@@ -6,6 +6,8 @@
 //     through xent::ArrayRef, against a plain high-precision reference written here, on
 //     row lengths around every vector width and the 2048-element block, with random, +-1e4,
 //     -inf-masked (with NaN rows) and constant logits, in contiguous and strided layouts;
+//   - run_sigmoid with options (class weights, pos_weight, per-row weights, label smoothing)
+//     and the focal loss, and the vector log it uses (test_sigmoid_opt);
 //   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results.
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
 // Prints one line per check group and ends with "N passed, M failed"; exits 1 if M > 0.
@@ -14,7 +16,7 @@
 #include <cstring>
 #include <exception>
 
-#include "test_threads.hpp"
+#include "test_sigmoid_opt.hpp"
 
 namespace {
 
@@ -44,7 +46,15 @@ void run_dtype(int64_t density) {
   test_sigmoid_case(make_sg_case<T>(700, 300, Pattern::kMasked, true, ++seed), sg_scalar);
   report().flush();
 
-  for (const std::string& isa : isas()) test_threads<T>(isa);
+  // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use
+  test_vlog<T>(density);
+  test_sigmoid_opts<T>();
+  report().flush();
+
+  for (const std::string& isa : isas()) {
+    test_threads<T>(isa);
+    test_threads_opts<T>(isa);
+  }
   report().flush();
 }
 

@@ -85,6 +85,7 @@ struct KernelTable {
   // Vector math exposed for the accuracy tests of its contract.
   void (*vexp)(const T* x, T* y, int64_t n);
   void (*vlog1p)(const T* x, T* y, int64_t n);
+  void (*vlog)(const T* x, T* y, int64_t n);  // log_unit: x in (0, 1] (simd/log-inl.hpp)
 };
 
 inline int64_t softmax_scratch_size(int64_t len) { return 3 * len + len / 64 + 64; }

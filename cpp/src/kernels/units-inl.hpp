@@ -200,8 +200,16 @@ void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
 }
 
 template <class D>
+void vlog(const typename D::T* x, typename D::T* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + D::W <= n; i += D::W) D::store(y + i, log_unit<D>(D::load(x + i)));
+  if (i < n) D::store_tail(y + i, log_unit<D>(D::load_tail(x + i, n - i, 1)), n - i);
+}
+
+template <class D>
 const KernelTable<typename D::T>* make_table() {
-  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>};
+  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>,
+                                                   &vlog<D>};
   return &table;
 }
 
