@@ -23,8 +23,16 @@ import math
 import numpy as np
 
 from . import _core
-from ._validate import as_float_array, as_targets, check_out, check_reduction, finish, grad_scale, n_threads_arg
-from ._validate import normalize_axis
+from ._validate import (
+    as_float_array,
+    as_targets,
+    check_out,
+    check_reduction,
+    finish,
+    grad_scale,
+    n_threads_arg,
+    normalize_axis,
+)
 from ._weights import weight_array
 
 

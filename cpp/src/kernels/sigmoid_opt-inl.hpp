@@ -1,5 +1,5 @@
-// Sigmoid cross-entropy with options, and the sigmoid focal loss, over a contiguous run of
-// elements (the plain loss without options keeps its own kernel in sigmoid-inl.hpp).
+// Sigmoid cross-entropy with options over a contiguous run of elements (the plain loss
+// without options keeps its own kernel in sigmoid-inl.hpp).
 //
 // Options (python/xent/_sigmoid.py states them for users):
 //   label smoothing (Keras): t <- (1 - eps) t + eps/2, and 1 - t <- (1 - eps)(1 - t) + eps/2,
@@ -13,17 +13,7 @@
 //   weights: the element loss and gradient are multiplied by w = class_w * elem_w * row_w;
 //     an element of weight 0 contributes exactly 0 (even with an infinite or NaN loss).
 //
-// Focal loss (torchvision / optax form): FL = alpha_t (1 - p_t)^gamma CE, with p = sigmoid(z),
-// p_t = p t + (1 - p)(1 - t), alpha_t = alpha t + (1 - alpha)(1 - t) (alpha < 0: 1), CE the
-// plain loss. With (A, B) = (1 - t, t) for z >= 0 and (t, 1 - t) for z < 0,
-//   m = 1 - p_t = (A + e B) / (1 + e),   log m = log(A + e B) - L
-// in log space: A = 0 (a hard target on the side of z's sign) gives log(A + e B) = -|z|
-// exactly, otherwise log_unit(A + e B) (A + e B in [A, 1], no clipping anywhere). Then
-// f = exp(gamma log m) and, with s = sigmoid(z), dm/dz = s (1 - s)(1 - 2t),
-//   dFL/dz = alpha_t f (gamma r CE + (s - t)),   r = (dm/dz)/m = e (1 - 2t) / ((1 + e)(A + e B)),
-// where e cancels when A = 0: r = (1 - 2t) / (1 + e). gamma r CE counts 0 when gamma r = 0
-// (an infinite CE there has r = 0 exactly); gamma = 0 gives f = 1 (0^0 = 1). An infinite CE
-// costs +inf even where f underflows to 0 (CE is infinite only where the true f is > 0).
+// The focal loss, which shares SigmoidRunOpts, is in sigmoid_focal-inl.hpp.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -42,6 +32,14 @@ struct SigmoidRunOpts {
   bool focal = false;
   double gamma = 0.0, alpha = -1.0;
 };
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent
+
+#include "kernels/sigmoid_focal-inl.hpp"
+
+namespace xent {
+namespace XENT_ISA_NS {
 
 template <class D>
 struct SigmoidOptStep {
@@ -74,45 +72,6 @@ struct SigmoidOptStep {
     }
     return r;
   }
-
-  static SigmoidOptStep focal(V z, V t, V omt, T gamma, bool want_grad) {
-    const V one = D::set1(T(1)), zero = D::zero();
-    const V az = D::abs(z);
-    const V e = exp_nonpos<D>(D::sub(zero, az));
-    const auto pos = D::ge(z, zero);
-    const V a = D::select(pos, omt, D::sub(zero, t));
-    const V l1p = log1p_unit<D>(e);
-    const V ce = D::add(D::zero_if(D::eq(a, zero), D::mul(z, a)), l1p);
-    const V ope = D::add(one, e);
-    SigmoidOptStep r;
-    V g0 = zero;
-    if (want_grad) {
-      const V qe = D::div(e, ope);
-      g0 = D::select(pos, D::sub(omt, qe), D::sub(qe, t));
-    }
-    if (gamma == T(0)) {
-      r.loss = ce;
-      r.grad = g0;
-      return r;
-    }
-    const V A = D::select(pos, omt, t), B = D::select(pos, t, omt);
-    const auto a0 = D::eq(A, zero);
-    const V x = D::fma(e, B, A);  // A + e B in [A, 1]
-    const V lg = D::select(a0, D::sub(zero, az), log_unit<D>(x));
-    const V vg = D::set1(gamma);
-    const V f = exp_nonpos<D>(D::mul(vg, D::sub(lg, l1p)));
-    const V inf = D::set1(std::numeric_limits<T>::infinity());
-    r.loss = D::select(D::eq(ce, inf), inf, D::mul(f, ce));
-    if (want_grad) {
-      const V omt2 = D::fnma(D::set1(T(2)), t, one);  // 1 - 2t
-      const V num = D::mul(omt2, D::select(a0, one, e));
-      const V den = D::mul(ope, D::select(a0, one, x));
-      const V gr = D::mul(vg, D::div(num, den));
-      const V term = D::zero_if(D::eq(gr, zero), D::mul(gr, ce));
-      r.grad = D::mul(f, D::add(term, g0));
-    }
-    return r;
-  }
 };
 
 // Returns the sum of the weighted element losses (float sums of kSumLane terms per lane,
@@ -124,14 +83,12 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
+  if (o.focal) return run_sigmoid_focal<D>(z, t, n, loss_elem, grad, gscale, o);
   const V gs = D::set1(static_cast<T>(gscale)), one = D::set1(T(1)), zero = D::zero();
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_q = o.pw != nullptr;
-  const bool has_alpha = o.focal && o.alpha >= 0.0;
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
-  const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const V rw = D::set1(o.rw);
-  const bool has_w = o.cw || o.ew || o.rw != T(1) || has_alpha;
-  const T gamma = static_cast<T>(o.gamma);
+  const bool has_w = o.cw || o.ew || o.rw != T(1);
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0)
   auto step = [&](int64_t i, int64_t k) -> V {
     const bool full = k == W;
@@ -142,15 +99,12 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
       tt = D::fma(tv, c1, c0);
       omt = D::fma(omt, c1, c0);
     }
-    const SigmoidOptStep<D> s = o.focal ? SigmoidOptStep<D>::focal(zv, tt, omt, gamma, want_grad)
-                                        : SigmoidOptStep<D>::bce(zv, tt, omt, has_q ? ld(o.pw, T(0)) : one, has_q,
-                                                                 want_grad);
+    const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce(zv, tt, omt, has_q ? ld(o.pw, T(0)) : one, has_q, want_grad);
     V loss = s.loss, g = s.grad;
     if (has_w) {
       V w = rw;
       if (o.cw) w = D::mul(w, ld(o.cw, T(0)));
       if (o.ew) w = D::mul(w, ld(o.ew, T(0)));
-      if (has_alpha) w = D::mul(w, D::fma(va, tt, D::mul(vna, omt)));
       const auto w0 = D::eq(w, zero);
       loss = D::zero_if(w0, D::mul(loss, w));
       if (want_grad) g = D::zero_if(w0, D::mul(g, D::mul(w, gs)));
