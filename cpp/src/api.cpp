@@ -114,17 +114,18 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
 
 template <class T>
 double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
-                   bool elementwise, double gscale, int n_threads) {
+                   bool elementwise, double gscale, int n_threads, const SigmoidOptions& opt) {
   SigmoidJob<T> j;
   j.loss_elementwise = elementwise;
   j.gscale = gscale;
-  const ArrayRef* const ops[4] = {&z, &t, grad, loss};
-  int64_t* const dst[4] = {j.z.st, j.t.st, j.grad.st, j.loss.st};
+  const ArrayRef* ew = opt.elem_w;
+  const ArrayRef* const ops[5] = {&z, &t, grad, loss, ew};
+  int64_t* const dst[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   if (z.ndim == 0) {
     j.len = 1;
   } else if (elementwise) {
     // coalesce every dim, then the last merged dim becomes the run along which we vectorise
-    build_rows<4>(z.ndim, z.shape, ops, dst, j.rows);
+    build_rows<5>(z.ndim, z.shape, ops, dst, j.rows);
     if (j.rows.nd == 0) {
       j.len = 1;
     } else {
@@ -134,27 +135,52 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
       j.t.cs = j.t.st[j.rows.nd];
       j.grad.cs = j.grad.st[j.rows.nd];
       j.loss.cs = j.loss.st[j.rows.nd];
+      j.ew.cs = j.ew.st[j.rows.nd];
     }
     // zero-size arrays: a dim of length 0 survives build_rows (only 1s are dropped)
   } else {
     const int cd = z.ndim - 1;
     j.len = z.shape[cd];
-    build_rows<4>(cd, z.shape, ops, dst, j.rows);
+    build_rows<5>(cd, z.shape, ops, dst, j.rows);
     j.z.cs = elem_stride(z, cd);
     j.t.cs = elem_stride(t, cd);
     if (grad) j.grad.cs = elem_stride(*grad, cd);
+    if (ew) j.ew.cs = elem_stride(*ew, cd);
   }
   j.z.p = static_cast<const T*>(z.data);
   j.t.p = static_cast<const T*>(t.data);
   if (grad) j.grad.p = static_cast<T*>(grad->data);
   if (loss) j.loss.p = static_cast<T*>(loss->data);
+  if (ew) j.ew.p = static_cast<const T*>(ew->data);
+  if (z.ndim == 0) j.ew.cs = 0;
   j.seg = elementwise ? std::min<int64_t>(std::max<int64_t>(j.len, 1), kSigmoidSeg) : std::max<int64_t>(j.len, 1);
+  // Per-class vectors: along a run that merged several rows, element i has class i mod C;
+  // repeat the vector so that a segment starting at class c0 reads it contiguously.
+  const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
+  std::vector<T> cw_tile, pw_tile;
+  auto per_class = [&](const ArrayRef* a, std::vector<T>& tile) -> const T* {
+    if (!a) return nullptr;
+    const T* p = static_cast<const T*>(a->data);
+    if (j.len <= C) return p;
+    tile.resize(static_cast<size_t>(C + j.seg));
+    for (int64_t i = 0; i < C + j.seg; ++i) tile[i] = p[i % C];
+    return tile.data();
+  };
+  if (C > 0) {
+    j.period = C;
+    j.cw = per_class(opt.class_w, cw_tile);
+    j.pw = per_class(opt.pos_w, pw_tile);
+  }
+  j.smoothing = opt.smoothing;
+  j.focal = opt.focal;
+  j.gamma = opt.gamma;
+  j.alpha = opt.alpha;
   const int64_t n_rows = j.rows.n_rows();
   const int64_t n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
   const KernelTable<T>* kt = nullptr;
   if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
-  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, 4 * j.seg,
+  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, 5 * j.seg,
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
 
@@ -249,9 +275,9 @@ template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, 
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                     const ArrayRef*, double, int, const XentOptions&);
 template double run_sigmoid<float>(const ArrayRef&, const ArrayRef&, const ArrayRef*, const ArrayRef*, bool, double,
-                                   int);
+                                   int, const SigmoidOptions&);
 template double run_sigmoid<double>(const ArrayRef&, const ArrayRef&, const ArrayRef*, const ArrayRef*, bool, double,
-                                    int);
+                                    int, const SigmoidOptions&);
 template void run_hessian<float>(HessianOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                  const ArrayRef*, const ArrayRef*, const ArrayRef*, int);
 template void run_hessian<double>(HessianOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,

@@ -35,11 +35,23 @@ template <class T>
 double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* y, const ArrayRef* out,
                    const ArrayRef* row_out, double gscale, int n_threads, const XentOptions& opt = {});
 
+// Sigmoid options: per-class weights along z's last axis, an element weight of z's shape
+// (any strides, 0 along broadcast axes), label smoothing, or the focal loss instead.
+struct SigmoidOptions {
+  const ArrayRef* class_w = nullptr;  // contiguous, the logits' dtype, one per element of z's last axis
+  const ArrayRef* pos_w = nullptr;    // same layout as class_w
+  const ArrayRef* elem_w = nullptr;   // the logits' dtype, z's shape
+  double smoothing = 0.0;
+  bool focal = false;
+  double gamma = 0.0;
+  double alpha = -1.0;  // focal balancing; < 0: none
+};
+
 // Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per
 // element). Otherwise the summed axis is last in z, t, grad and absent from loss.
 template <class T>
 double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
-                   bool elementwise, double gscale, int n_threads);
+                   bool elementwise, double gscale, int n_threads, const SigmoidOptions& opt = {});
 
 // Hessians (kernels/hessian-inl.hpp). kSigmoid: z, t, sw, hess and grad share one shape,
 // elementwise. Softmax ops: z, v, hess and grad have the class axis last; y and sw have z's

@@ -7,6 +7,8 @@
 //     row lengths around every vector width and the 2048-element block, with random, +-1e4,
 //     -inf-masked (with NaN rows) and constant logits, in contiguous and strided layouts;
 //   - run_hessian (all three ops, with sample weights) against the same kind of reference;
+//   - run_sigmoid with options (class weights, pos_weight, per-row weights, label smoothing)
+//     and the focal loss, and the vector log it uses (test_sigmoid_opt);
 //   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results;
 //   - the vector tanh's contract, and the loss options and further ops (test_options.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
@@ -18,6 +20,7 @@
 
 #include "test_options.hpp"
 #include "test_hessian.hpp"
+#include "test_sigmoid_opt.hpp"
 #include "test_threads.hpp"
 
 namespace {
@@ -53,8 +56,16 @@ void run_dtype(int64_t density) {
   test_sigmoid_case(make_sg_case<T>(700, 300, Pattern::kMasked, true, ++seed), sg_scalar);
   report().flush();
 
-  for (const std::string& isa : isas()) test_threads<T>(isa);
-  for (const std::string& isa : isas()) test_hessian_threads<T>(isa);
+  // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use
+  test_vlog<T>(density);
+  test_sigmoid_opts<T>();
+  report().flush();
+
+  for (const std::string& isa : isas()) {
+    test_threads<T>(isa);
+    test_threads_opts<T>(isa);
+    test_hessian_threads<T>(isa);
+  }
   report().flush();
   test_options<T>();
   report().flush();

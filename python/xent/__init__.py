@@ -6,6 +6,7 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
     softmax_focal_loss, poly1_cross_entropy   more losses from logits
     nll_loss, kl_divergence                   losses on given log-probabilities
+    sigmoid_focal_loss      focal loss on sigmoid outputs (torchvision / optax form)
     show_config             version, compiled ISAs, the ISA in use, threads
     evaluate, MetricsAccumulator
                             cross-entropy, perplexity, accuracy, top-k, ECE, per-class loss,
@@ -24,7 +25,7 @@ from ._config import show_config
 from ._eval_metrics import MetricsAccumulator, evaluate
 from ._hessian import sigmoid_hessian, softmax_hessian_diag, softmax_hvp
 from ._logprob import kl_divergence, nll_loss
-from ._sigmoid import sigmoid_cross_entropy
+from ._sigmoid import sigmoid_cross_entropy, sigmoid_focal_loss
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
 from ._softmax_more import poly1_cross_entropy, softmax_focal_loss
 
@@ -51,6 +52,7 @@ __all__ = [
     "poly1_cross_entropy",
     "nll_loss",
     "kl_divergence",
+    "sigmoid_focal_loss",
     "show_config",
     "evaluate",
     "MetricsAccumulator",

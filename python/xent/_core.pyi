@@ -88,8 +88,15 @@ def sigmoid_op(
     elementwise: bool,
     gscale: float,
     n_threads: int,
+    weight: np.ndarray | None = None,
+    pos_weight: np.ndarray | None = None,
+    elem_weight: np.ndarray | None = None,
+    label_smoothing: float = 0.0,
+    focal: bool = False,
+    gamma: float = 0.0,
+    alpha: float = -1.0,
 ) -> float:
-    """Sigmoid cross-entropy (summed axis last unless elementwise); returns the total loss."""
+    """Sigmoid cross-entropy or focal loss (summed axis last unless elementwise); returns the total loss."""
 
 def hessian_op(
     op: HessianOp | int,

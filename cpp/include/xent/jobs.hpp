@@ -87,6 +87,17 @@ struct SigmoidJob {
   Operand<T> loss;           // nullable; elementwise if loss_elementwise, else one per row
   bool loss_elementwise = true;
   double gscale = 1.0;
+  // Options (sigmoid_opt-inl.hpp). Element i of a run has class (i mod period); cw and pw
+  // hold one value per class, repeated so that cw[c0 + i] is element i's for c0 < period and
+  // i < seg (nullable). ew: an element weight over z's layout, cs 0 when one per row.
+  const T* cw = nullptr;
+  const T* pw = nullptr;
+  int64_t period = 1;
+  Operand<const T> ew;
+  double smoothing = 0.0;
+  bool focal = false;
+  double gamma = 0.0, alpha = -1.0;  // focal loss; alpha < 0: no balancing
+  bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal; }
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
 
@@ -123,6 +134,7 @@ struct KernelTable {
   void (*vexp)(const T* x, T* y, int64_t n);
   void (*vlog1p)(const T* x, T* y, int64_t n);
   void (*vtanh)(const T* x, T* y, int64_t n);
+  void (*vlog)(const T* x, T* y, int64_t n);  // log_unit: x in (0, 1] (simd/log-inl.hpp)
 };
 
 inline int64_t softmax_scratch_size(int64_t len) { return 5 * len + len / 64 + 64; }

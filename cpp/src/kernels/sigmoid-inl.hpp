@@ -74,3 +74,7 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
 
 }  // namespace XENT_ISA_NS
 }  // namespace xent
+
+// The loss with options (weights, pos_weight, label smoothing) and the focal loss.
+#include "simd/log-inl.hpp"
+#include "kernels/sigmoid_opt-inl.hpp"

@@ -235,11 +235,18 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   T* tb = zb + j.seg;
   T* gb = tb + j.seg;
   T* lb = gb + j.seg;
-  const int64_t* strides[4] = {j.z.st, j.t.st, j.grad.st, j.loss.st};
+  T* eb = lb + j.seg;
+  const int64_t* strides[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   int64_t row = u0 / nseg;
-  Cursor<4> cur(j.rows, strides, row);
+  Cursor<5> cur(j.rows, strides, row);
   const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
   const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
+  const bool opts = j.has_opts();
+  SigmoidRunOpts<T> o;
+  o.eps = j.smoothing;
+  o.focal = j.focal;
+  o.gamma = j.gamma;
+  o.alpha = j.alpha;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t s = u % nseg;
@@ -251,7 +258,28 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
     if (!t_c) { gather(t, j.t.cs, n, tb); t = tb; }
     T* g = j.grad.p ? (g_c ? j.grad.p + cur.off[2] + b : gb) : nullptr;
     T* le = (j.loss.p && j.loss_elementwise) ? (l_c ? j.loss.p + cur.off[3] + b : lb) : nullptr;
-    const double r = run_sigmoid<D>(z, t, n, le, g, j.gscale);
+    double r;
+    if (opts) {
+      const int64_t c0 = b % j.period;
+      o.cw = j.cw ? j.cw + c0 : nullptr;
+      o.pw = j.pw ? j.pw + c0 : nullptr;
+      o.ew = nullptr;
+      o.rw = T(1);
+      if (j.ew.p) {
+        const T* w = j.ew.p + cur.off[4] + b * j.ew.cs;
+        if (j.ew.cs == 0) {
+          o.rw = *w;
+        } else if (j.ew.cs == 1) {
+          o.ew = w;
+        } else {
+          gather(w, j.ew.cs, n, eb);
+          o.ew = eb;
+        }
+      }
+      r = run_sigmoid_opt<D>(z, t, n, le, g, j.gscale, o);
+    } else {
+      r = run_sigmoid<D>(z, t, n, le, g, j.gscale);
+    }
     if (g && !g_c) scatter(gb, n, j.grad.p + cur.off[2] + b * j.grad.cs, j.grad.cs);
     if (le && !l_c) scatter(lb, n, j.loss.p + cur.off[3] + b * j.loss.cs, j.loss.cs);
     if (j.loss.p && !j.loss_elementwise) j.loss.p[cur.off[3]] = static_cast<T>(r);
@@ -348,9 +376,16 @@ void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
 }
 
 template <class D>
+void vlog(const typename D::T* x, typename D::T* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + D::W <= n; i += D::W) D::store(y + i, log_unit<D>(D::load(x + i)));
+  if (i < n) D::store_tail(y + i, log_unit<D>(D::load_tail(x + i, n - i, 1)), n - i);
+}
+
+template <class D>
 const KernelTable<typename D::T>* make_table() {
   static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &hessian_units<D>, &vexp<D>,
-                                                   &vlog1p<D>, &vtanh<D>};
+                                                   &vlog1p<D>, &vtanh<D>, &vlog<D>};
   return &table;
 }
 

@@ -1,0 +1,63 @@
+"""Cost of the sigmoid options and of the focal loss relative to the plain sigmoid
+cross-entropy (loss + gradient, mean reduction, one thread, grad_out reused).
+
+    python bench/sigmoid_options.py [--n 262144] [--repeats 60]
+
+Prints, per dtype, the best time over the repeats (short calls, so a shared machine's
+preemptions fall out of the minimum) and the ratio to the plain loss. Not a test: no
+assertion, nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import xent
+
+
+def best_ms(f, repeats: int) -> float:
+    f()
+    b = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        b = min(b, time.perf_counter() - t0)
+    return b * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=262144)
+    ap.add_argument("--repeats", type=int, default=60)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    C = 256
+    R = max(1, args.n // C)
+    for dt in (np.float32, np.float64):
+        z = (rng.standard_normal((R, C)) * 3).astype(dt)
+        t = rng.random((R, C)).astype(dt)
+        g = np.empty_like(z)
+        w, sw = rng.random(C), rng.random(R)
+        cases = {
+            "plain": (xent.sigmoid_cross_entropy, {}),
+            "weight": (xent.sigmoid_cross_entropy, dict(weight=w)),
+            "pos_weight": (xent.sigmoid_cross_entropy, dict(pos_weight=w)),
+            "sample_weight": (xent.sigmoid_cross_entropy, dict(sample_weight=sw)),
+            "label_smoothing": (xent.sigmoid_cross_entropy, dict(label_smoothing=0.1)),
+            "focal gamma=0": (xent.sigmoid_focal_loss, dict(gamma=0.0)),
+            "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0)),
+        }
+        base = None
+        for name, (f, kw) in cases.items():
+            def call(f=f, kw=kw, z=z, t=t, g=g):
+                return f(z, t, return_grad=True, grad_out=g, n_threads=1, **kw)
+
+            ms = best_ms(call, args.repeats)
+            base = base or ms
+            print(f"{np.dtype(dt).name:8s} {name:16s} {ms:7.3f} ms  x{ms / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

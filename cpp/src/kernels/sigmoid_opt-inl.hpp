@@ -1,0 +1,142 @@
+// Sigmoid cross-entropy with options over a contiguous run of elements (the plain loss
+// without options keeps its own kernel in sigmoid-inl.hpp).
+//
+// Options (python/xent/_sigmoid.py states them for users):
+//   label smoothing (Keras): t <- (1 - eps) t + eps/2, and 1 - t <- (1 - eps)(1 - t) + eps/2,
+//     each a sum of terms >= 0 (1 - t is not recomputed from the rounded t: for large z the
+//     loss is z (1 - t) and would lose digits).
+//   pos_weight q (PyTorch): l = (1 - t) z + b softplus(-z), b = (1 - t) + q t; split by the
+//     sign of z like the plain loss, with e = exp(-|z|) and L = log1p(e):
+//       z >= 0: l = z (1 - t) + b L,   dl/dz = (1 - t) - b e/(1+e)
+//       z <  0: l = -z q t   + b L,    dl/dz = b e/(1+e) - q t
+//     (q = 1 gives the plain loss); every term is >= 0 for t in [0, 1], so nothing cancels.
+//   weights: the element loss and gradient are multiplied by w = class_w * elem_w * row_w;
+//     an element of weight 0 contributes exactly 0 (even with an infinite or NaN loss).
+//
+// The focal loss, which shares SigmoidRunOpts, is in sigmoid_focal-inl.hpp.
+#pragma once
+#include <cstdint>
+#include <limits>
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+// Per-run options: element-aligned pointers (nullable) and scalars.
+template <class T>
+struct SigmoidRunOpts {
+  const T* cw = nullptr;  // class weight of each element
+  const T* pw = nullptr;  // pos_weight of each element
+  const T* ew = nullptr;  // element weight (sample weight broadcast), contiguous
+  T rw = T(1);            // one weight for the whole run
+  double eps = 0.0;       // label smoothing
+  bool focal = false;
+  double gamma = 0.0, alpha = -1.0;
+};
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent
+
+#include "kernels/sigmoid_focal-inl.hpp"
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+template <class D>
+struct SigmoidOptStep {
+  using T = typename D::T;
+  using V = typename D::V;
+  V loss, grad;
+  // t: smoothed target, omt: 1 - t (each computed from the raw target), q: pos_weight.
+  static SigmoidOptStep bce(V z, V t, V omt, V q, bool has_q, bool want_grad) {
+    const V one = D::set1(T(1)), zero = D::zero();
+    const V e = exp_nonpos<D>(D::sub(zero, D::abs(z)));
+    const auto pos = D::ge(z, zero);
+    const V qt = has_q ? D::mul(q, t) : t;
+    const V a = D::select(pos, omt, D::sub(zero, qt));
+    const V lin = D::zero_if(D::eq(a, zero), D::mul(z, a));
+    const V l1p = log1p_unit<D>(e);
+    SigmoidOptStep r;
+    if (has_q) {
+      const V b = D::add(omt, qt);
+      r.loss = D::add(lin, D::mul(b, l1p));
+      if (want_grad) {
+        const V bq = D::div(D::mul(b, e), D::add(one, e));
+        r.grad = D::select(pos, D::sub(omt, bq), D::sub(bq, qt));
+      }
+    } else {
+      r.loss = D::add(lin, l1p);
+      if (want_grad) {
+        const V qe = D::div(e, D::add(one, e));
+        r.grad = D::select(pos, D::sub(omt, qe), D::sub(qe, t));
+      }
+    }
+    return r;
+  }
+};
+
+// Returns the sum of the weighted element losses (float sums of kSumLane terms per lane,
+// added in double). loss_elem (nullable) receives each element's weighted loss; grad
+// (nullable) gscale * its derivative.
+template <class D>
+inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
+                              typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  if (o.focal) return run_sigmoid_focal<D>(z, t, n, loss_elem, grad, gscale, o);
+  const V gs = D::set1(static_cast<T>(gscale)), one = D::set1(T(1)), zero = D::zero();
+  const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_q = o.pw != nullptr;
+  const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
+  const V rw = D::set1(o.rw);
+  const bool has_w = o.cw || o.ew || o.rw != T(1);
+  // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0)
+  auto step = [&](int64_t i, int64_t k) -> V {
+    const bool full = k == W;
+    auto ld = [&](const T* p, T fill) { return full ? D::load(p + i) : D::load_tail(p + i, k, fill); };
+    const V zv = ld(z, T(0)), tv = ld(t, T(0));
+    V tt = tv, omt = D::sub(one, tv);
+    if (smooth) {
+      tt = D::fma(tv, c1, c0);
+      omt = D::fma(omt, c1, c0);
+    }
+    const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce(zv, tt, omt, has_q ? ld(o.pw, T(0)) : one, has_q, want_grad);
+    V loss = s.loss, g = s.grad;
+    if (has_w) {
+      V w = rw;
+      if (o.cw) w = D::mul(w, ld(o.cw, T(0)));
+      if (o.ew) w = D::mul(w, ld(o.ew, T(0)));
+      const auto w0 = D::eq(w, zero);
+      loss = D::zero_if(w0, D::mul(loss, w));
+      if (want_grad) g = D::zero_if(w0, D::mul(g, D::mul(w, gs)));
+    } else if (want_grad) {
+      g = D::mul(g, gs);
+    }
+    if (full) {
+      if (loss_elem) D::store(loss_elem + i, loss);
+      if (want_grad) D::store(grad + i, g);
+    } else {
+      if (loss_elem) D::store_tail(loss_elem + i, loss, k);
+      if (want_grad) D::store_tail(grad + i, g, k);
+    }
+    return loss;
+  };
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += kSumLane * W) {
+    const int64_t end = n - b0 < kSumLane * W ? n : b0 + kSumLane * W;
+    V acc = D::zero();
+    int64_t i = b0;
+    for (; i + W <= end; i += W) acc = D::add(acc, step(i, W));
+    if (i < end) {
+      const int64_t k = end - i;
+      const V l = step(i, k);
+      T lanes[W];
+      D::store(lanes, l);
+      for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);  // padded lanes left out
+    }
+    total += static_cast<double>(D::reduce_add(acc));
+  }
+  return total;
+}
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent

@@ -1,0 +1,128 @@
+"""Argument handling shared by the sigmoid losses: class axis, weights, out= buffers and
+the denominator of the mean. The maths runs in the C++ kernel (sigmoid_opt-inl.hpp); NumPy
+only validates and does O(N) bookkeeping (no array of the logits' size is allocated here
+beyond the results).
+
+Rules (documented for users in sigmoid_cross_entropy's docstring):
+- class axis: ``axis`` when given, else the last axis (a 0-d input has one class);
+  ``weight`` and ``pos_weight`` hold one value per class (a scalar or a length-1 array is
+  the same value for every class, as PyTorch's broadcasting gives).
+- ``sample_weight``: one per sample, of the logits' shape without the class axis; with
+  ``axis=None`` a 0-d or 1-d input is a batch of single-output samples, so its
+  ``sample_weight`` has the logits' own shape.
+- "mean" divides by the summed weight of the averaged terms: with ``axis=None`` every
+  element is a term and weighs its sample's weight, so the denominator is
+  ``sum(sample_weight) * (elements per sample)``; with ``axis`` given the terms are the
+  per-sample sums, and the denominator is ``sum(sample_weight)``. Class weights do not enter
+  the denominator (PyTorch's BCEWithLogits ``weight`` divides by the element count too).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+from ._validate import (
+    as_float_array,
+    as_targets,
+    check_out,
+    check_reduction,
+    finish,
+    grad_scale,
+    n_threads_arg,
+    normalize_axis,
+)
+from ._weights import weight_array
+
+
+def _per_class(v, n_classes: int, dtype, name: str, where: str):
+    if v is None:
+        return None
+    a = np.asarray(v)
+    if a.shape in ((), (1,)) and n_classes != 1:
+        one = weight_array(a, a.shape, dtype, name, "")
+        return np.full(n_classes, one.reshape(())[()], dtype=dtype)
+    return weight_array(a.reshape(1) if a.shape == () else a, (n_classes,), dtype, name, f"one per class along {where}")
+
+
+def logits_and_targets(logits, targets):
+    z = as_float_array(logits, "logits")
+    return z, as_targets(targets, z, "targets")
+
+
+def check_unit_targets(t: np.ndarray) -> None:
+    """Targets must lie in [0, 1] (the focal factor is a power of 1 - p_t); ValueError naming the first bad one."""
+    if not t.size or (t.min() >= 0 and t.max() <= 1):
+        return
+    bad = ~((t >= 0) & (t <= 1))  # only on the error path
+    at = int(np.flatnonzero(bad.ravel())[0])
+    pos = [int(p) for p in np.unravel_index(at, t.shape)] if t.ndim else []
+    raise ValueError(f"targets{pos} = {t.ravel()[at].item()!r}: targets must be in [0, 1]")
+
+
+def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, pos_weight, sample_weight,
+        smoothing=0.0, focal=False, gamma=0.0, alpha=-1.0):
+    """Validates the layout and options, runs the kernel, returns the public result."""
+    reduction = check_reduction(reduction)
+    nt = n_threads_arg(n_threads)
+    if axis is None:
+        ax = None
+        n_classes = z.shape[-1] if z.ndim else 1
+        res_shape = z.shape
+        sw_shape = z.shape[:-1] if z.ndim >= 2 else z.shape
+        where = "the last axis"
+        sw_what = "one per sample: the logits' shape without the last axis" if z.ndim >= 2 else "one per element"
+    else:
+        if z.ndim == 0:
+            raise ValueError("logits must have at least one dimension when axis is given")
+        ax = normalize_axis(axis, z.ndim)
+        n_classes = z.shape[ax]
+        res_shape = sw_shape = z.shape[:ax] + z.shape[ax + 1 :]
+        where = f"axis {ax}"
+        sw_what = f"one per sample: the logits' shape without axis {ax}"
+    cw = _per_class(weight, n_classes, z.dtype, "weight", where)
+    pw = _per_class(pos_weight, n_classes, z.dtype, "pos_weight", where)
+    sw = None
+    if sample_weight is not None:  # (the reshape: ascontiguousarray makes a 0-d array 1-d)
+        sw = weight_array(sample_weight, sw_shape, z.dtype, "sample_weight", sw_what).reshape(sw_shape)
+    ew = None  # the sample weight broadcast (stride 0) over the class axis
+    if sw is not None:
+        if ax is None:
+            ew = sw if z.ndim <= 1 else np.broadcast_to(sw[..., None], z.shape)
+        else:
+            ew = np.broadcast_to(np.expand_dims(sw, ax), z.shape)
+    if ax is None:
+        per = n_classes if z.ndim >= 2 else 1
+        n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
+    else:
+        n_terms = math.prod(res_shape) if sw is None else float(sw.sum(dtype=np.float64))
+
+    inputs = (z, t, cw, pw, sw)
+    loss = None
+    if out is not None:
+        if reduction != "none":
+            raise ValueError(f"out is only used with reduction='none', not {reduction!r}")
+        loss = check_out(out, res_shape, z.dtype, "out", inputs)
+        if ax is not None and n_classes == 0:
+            loss[...] = 0  # sums over an empty axis
+    elif reduction == "none":
+        loss = (np.zeros if (ax is not None and n_classes == 0) else np.empty)(res_shape, dtype=z.dtype)
+    grad = None
+    if grad_out is not None:
+        if not return_grad:
+            raise ValueError("grad_out is only used with return_grad=True")
+        grad = check_out(grad_out, z.shape, z.dtype, "grad_out", inputs)
+        if loss is not None and np.may_share_memory(loss, grad):
+            raise ValueError("out and grad_out must not overlap")
+    elif return_grad:
+        grad = np.empty_like(z)
+
+    def last(a):
+        return a if (a is None or ax is None or ax == z.ndim - 1) else np.moveaxis(a, ax, -1)
+
+    total = _core.sigmoid_op(
+        last(z), last(t), last(grad), loss, ax is None, grad_scale(reduction, n_terms), nt,
+        cw, pw, last(ew), smoothing, focal, gamma, alpha,
+    )
+    return finish(reduction, total, n_terms, loss, grad, return_grad)
