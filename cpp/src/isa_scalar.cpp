@@ -7,6 +7,7 @@
 #include "kernels/xent-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/units-inl.hpp"
+#include "kernels/proba-inl.hpp"
 
 namespace xent {
 const Isa* isa_scalar() {

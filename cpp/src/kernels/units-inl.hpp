@@ -171,9 +171,18 @@ void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
   if (i < n) D::store_tail(y + i, log1p_unit<D>(D::load_tail(x + i, n - i, 0)), n - i);
 }
 
+// Defined in proba-inl.hpp (included after this file: it uses Cursor, gather and scatter).
+template <class D>
+double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch);
+template <class D>
+void vlog(const typename D::T* x, typename D::T* y, int64_t n);
+template <class D>
+void vlog1m(const typename D::T* x, typename D::T* y, int64_t n);
+
 template <class D>
 const KernelTable<typename D::T>* make_table() {
-  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>};
+  static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &vexp<D>, &vlog1p<D>,
+                                                     &proba_units<D>,   &vlog<D>,          &vlog1m<D>};
   return &table;
 }
 
