@@ -14,6 +14,7 @@
 #include <cstring>
 #include <exception>
 
+#include "test_log.hpp"
 #include "test_threads.hpp"
 
 namespace {
@@ -23,6 +24,7 @@ void run_dtype(int64_t density) {
   using namespace xt;
   test_exp<T>(density);
   test_log1p<T>(density);
+  test_log<T>(density);
   report().flush();
 
   // Row lengths 1, W-1, W, W+1, 3W+1 for W in {2, 4, 8}; around the kernels' 2048-element
