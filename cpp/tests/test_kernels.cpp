@@ -15,6 +15,7 @@
 #include <exception>
 
 #include "test_log.hpp"
+#include "test_proba.hpp"
 #include "test_threads.hpp"
 
 namespace {
@@ -25,6 +26,8 @@ void run_dtype(int64_t density) {
   test_exp<T>(density);
   test_log1p<T>(density);
   test_log<T>(density);
+  report().flush();
+  test_proba<T>(sizeof(T) * 77);
   report().flush();
 
   // Row lengths 1, W-1, W, W+1, 3W+1 for W in {2, 4, 8}; around the kernels' 2048-element

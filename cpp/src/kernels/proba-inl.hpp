@@ -13,7 +13,8 @@
 //   dl/dp_j = (T_in - t'_j in_j / q_j) / s with T_in = sum_c t'_c in_c (renorm),
 //   dl/dp_j = -t'_j in_j / q_j without renorm (in_c: the clip passes the gradient).
 // Binary, elementwise: t' = (1 - ls) t + ls / 2; l = -(t' log a + (1 - t') log(1 - a)),
-//   a = clip(p); dl/dp = in * ((1 - t') / (1 - p) - t' / p); log(1 - p) by log_1m.
+//   a = clip(p); dl/dp = in * ((1 - t') / (1 - p) - t' / p), computed as in * (p - t') / (p (1 - p));
+//   log(1 - p) by log_1m.
 // A probability outside [0, 1], or NaN, makes its row's (or element's) loss NaN: the
 // Python layer then finds it and raises. Sums as elsewhere: T lanes into double every
 // kSumLane * W terms.
@@ -213,7 +214,8 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
     const V b = D::zero_if(D::eq(ut, D::zero()), D::mul(ut, lq));
     l = D::select(outside_unit<D>(pv), nan, D::sub(D::zero(), D::add(a, b)));
     if (grad) {
-      const V gv = D::sub(D::div(ut, c), D::div(tt, pv));
+      // (1 - t')/(1 - p) - t'/p, as (p - t') / (p (1 - p)): no cancellation between two terms
+      const V gv = D::div(D::sub(pv, tt), D::mul(pv, c));
       g = D::mul(D::zero_if(lo, D::zero_if(hi, gv)), gs);
     }
   };
