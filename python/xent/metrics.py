@@ -26,10 +26,10 @@ def _check_y_pred(y_pred) -> np.ndarray:
             p = p.astype(np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"y_pred must be numeric probabilities: {exc}") from None
-    if p.dtype != np.float32:
-        p = p.astype(np.float64)
+    if p.dtype.kind != "f" or p.dtype.itemsize not in (4, 8):
+        p = p.astype(np.float64)  # as check_array: float32 and float64 are kept, the rest -> float64
     elif not p.dtype.isnative or not p.flags.aligned:
-        p = p.astype(np.float32)
+        p = p.astype(p.dtype.newbyteorder("="))
     if p.ndim > 2:
         raise ValueError(f"Found array with dim {p.ndim}. log_loss expected <= 2.")
     if p.ndim == 0:
@@ -54,6 +54,8 @@ def _classes(y: np.ndarray) -> np.ndarray:
     """Sorted distinct labels of a 1-d y (scikit-learn's unique_labels), with its errors."""
     if y.dtype.kind == "f" and y.size and not np.all(np.isfinite(y) & (y == np.round(y))):
         raise ValueError(f"Unknown label type: continuous. y_true must hold class labels, got {y[:5]!r}...")
+    if y.dtype.kind in "iu" and y.size and y.min() >= 0 and y.max() < 4 * y.size + 1024:
+        return np.flatnonzero(np.bincount(y))  # O(n), no sort
     if y.dtype.kind == "O":
         vals = set(y.tolist())
         if len({isinstance(v, str) for v in vals}) > 1:
@@ -103,6 +105,8 @@ def _encode(y_true, labels):
                 "labels explicitly through the labels argument."
             )
         raise ValueError(f"The labels array needs to contain at least two labels, got {classes}.")
+    if y.dtype.kind in "iu" and classes[0] == 0 and classes[-1] == classes.shape[0] - 1:
+        return y.astype(np.int64, copy=False), None, classes  # labels 0..C-1 are their own indices
     return np.searchsorted(classes, y).astype(np.int64), None, classes
 
 
@@ -171,7 +175,10 @@ def log_loss(y_true, y_pred=None, *, normalize=True, sample_weight=None, labels=
             sums = (1 - q) + q
         n_cols = 2
     else:
-        sums = np.sum(p, axis=1)
+        # row sums for the "do not sum to one" warning (tolerance sqrt(eps), far above any
+        # difference of summation order); a matrix-vector product is much faster than
+        # NumPy's reduction along a short axis
+        sums = p @ np.ones(p.shape[1], dtype=p.dtype)
         n_cols = p.shape[1]
     if not np.all(np.isclose(sums, 1, rtol=math.sqrt(eps), atol=1e-8)):
         warnings.warn("The y_prob values do not sum to one. Make sure to pass probabilities.", UserWarning,
