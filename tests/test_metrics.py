@@ -144,6 +144,7 @@ def test_errors_alike():
     _errors_alike([0, 1, 3], p, labels=[0, 1], match="not belonging to the passed labels")
     _errors_alike([0, 1, 1], p, sample_weight=[0, 0, 0], match="at least one non-zero")
     _errors_alike([0.5, 1, 1], p, match="Unknown label type")
+    _errors_alike([0, 1, 1], p, normalize="yes", match="'normalize' parameter of log_loss must be")
     with pytest.raises(ValueError, match="Cannot use both"):
         log_loss([0, 1, 1], p, y_proba=p)
     assert log_loss([0, 1, 1], y_proba=p) == log_loss([0, 1, 1], p) == log_loss([0, 1, 1], y_pred=p)
@@ -155,3 +156,11 @@ def test_inputs_not_modified(rng):
     before = p.copy()
     log_loss(np.arange(30) % 4, p)
     np.testing.assert_array_equal(p, before)
+
+
+def test_two_column_indicator_with_1d_y_pred(rng):
+    y = np.eye(2, dtype=int)[rng.integers(0, 2, 30)]
+    y[:2] = np.eye(2, dtype=int)
+    p = rng.random(30)
+    a, b, _, _ = _both(y, p)
+    assert a == pytest.approx(b, rel=1e-12)

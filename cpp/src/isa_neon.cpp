@@ -8,6 +8,7 @@
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/units-inl.hpp"
 #include "kernels/proba-inl.hpp"
+#include "kernels/proba_units-inl.hpp"
 
 namespace xent {
 const Isa* isa_neon() {

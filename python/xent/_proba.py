@@ -70,7 +70,9 @@ def categorical_cross_entropy(
 
     ``targets`` are integer class indices (``probs``' shape without ``axis``; Keras's
     ``sparse_categorical_crossentropy``) or float targets of ``probs``' shape (one-hot,
-    soft). ``label_smoothing`` ``ls`` makes them ``(1 - ls) * t + ls / C`` (Keras).
+    soft). ``label_smoothing`` ``ls`` makes them ``(1 - ls) * t + ls / C`` (Keras's
+    ``CategoricalCrossentropy``; with integer labels ``t`` is their one-hot, where Keras's
+    sparse form has no smoothing).
     ``probs`` must be in [0, 1] (ValueError naming the first bad position, NaN included).
 
     Where xent differs from Keras: the clip bounds are exact in float32 too, so a
@@ -137,9 +139,10 @@ def binary_cross_entropy(
     every element (PyTorch's ``binary_cross_entropy``); ``axis=k`` sums over that axis first,
     and ``"mean"`` averages those sums. Keras instead *averages* over the last axis.
 
-    Where xent differs: from PyTorch, which clamps each log at -100 instead of clipping
-    ``p`` (so ``p = 0`` with ``t = 1`` costs 100 there, ``-log(eps)`` = 16.1 here, and the
-    gradient there is ``-t/max(p, 1e-12)``-like rather than 0 outside the clip); from Keras,
+    Where xent differs: from PyTorch's ``binary_cross_entropy``, which clamps each log at
+    -100 instead of clipping ``p`` (so ``p = 0`` with ``t = 1`` costs 100 there and
+    ``-log(eps)`` = 16.1 here), and whose gradient ``(p - t) / max(p (1 - p), 1e-12)`` is
+    not 0 outside the clip range as it is here; from Keras,
     by the axis rule above and by exact clip bounds in float32 (``p = 1``, ``t = 0`` costs
     ``-log(eps)``; Keras's float32 gives ``-log(1.19e-7)``). ``log(1 - a)`` is computed
     without rounding ``1 - p`` first.

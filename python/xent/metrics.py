@@ -151,6 +151,8 @@ def log_loss(y_true, y_pred=None, *, normalize=True, sample_weight=None, labels=
     in float32), and a 1-d ``y_pred``'s ``log(1 - p)`` is not rounded through ``1 - p``:
     both change results by at most a few float ulps.
     """
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise ValueError(f"The 'normalize' parameter of log_loss must be an instance of 'bool'. Got {normalize!r}.")
     if y_proba is not None:
         if y_pred is not None:
             raise ValueError("Cannot use both `y_pred` and `y_proba`; pass the probabilities once.")

@@ -171,7 +171,7 @@ void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
   if (i < n) D::store_tail(y + i, log1p_unit<D>(D::load_tail(x + i, n - i, 0)), n - i);
 }
 
-// Defined in proba-inl.hpp (included after this file: it uses Cursor, gather and scatter).
+// Defined in proba_units-inl.hpp (included after this file: it uses Cursor, gather and scatter).
 template <class D>
 double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch);
 template <class D>
