@@ -66,5 +66,6 @@ inline const xent::ArrayRef* ptr(const std::unique_ptr<Ref>& r) { return r ? &r-
 void bind_softmax(py::module_& m);
 void bind_sigmoid(py::module_& m);
 void bind_hessian(py::module_& m);
+void bind_proba(py::module_& m);
 
 }  // namespace xent_py

@@ -23,7 +23,17 @@ void vector_math(const std::string& fn, const py::array& x, py::array& y) {
   xent_py::same_float(y, kind, "y");
   if (!(x.flags() & py::array::c_style) || !(y.flags() & py::array::c_style) || x.size() != y.size())
     throw py::value_error("x and y must be C-contiguous arrays of one size");
-  if (fn != "exp" && fn != "log1p" && fn != "tanh") throw py::value_error("fn must be 'exp', 'log1p' or 'tanh'");
+  if (fn == "log" || fn == "log1m") {
+    const bool m1 = fn == "log1m";
+    if (kind == 4)
+      xent::vector_log<float>(m1, static_cast<const float*>(x.data()), static_cast<float*>(y.mutable_data()), x.size());
+    else
+      xent::vector_log<double>(m1, static_cast<const double*>(x.data()), static_cast<double*>(y.mutable_data()),
+                               x.size());
+    return;
+  }
+  if (fn != "exp" && fn != "log1p" && fn != "tanh")
+    throw py::value_error("fn must be 'exp', 'log1p', 'tanh', 'log' or 'log1m'");
   const bool lg = fn == "log1p";
   if (fn == "tanh") {
     if (kind == 4)
@@ -49,9 +59,11 @@ PYBIND11_MODULE(_core, m) {
   xent_py::bind_softmax(m);
   xent_py::bind_sigmoid(m);
   xent_py::bind_hessian(m);
+  xent_py::bind_proba(m);
   m.def("config", &config, "Build and run-time configuration of the kernels.");
   m.def("set_isa", &xent::set_active_isa, py::arg("name"),
         "Switches the kernel set for this process; False if it cannot run here.");
   m.def("vector_math", &vector_math, py::arg("fn"), py::arg("x"), py::arg("y"),
-        "y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1) or tanh(x) with the active ISA's vector code.");
+        "y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1), tanh(x), log(x) (0 < x <= 1) or log1m: "
+        "log(1 - x) (0 <= x < 1) with the active ISA's vector code.");
 }

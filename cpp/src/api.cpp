@@ -270,6 +270,78 @@ void vector_tanh(const T* x, T* y, int64_t n) {
   kt->vtanh(x, y, n);
 }
 
+double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads) {
+  ProbaJob<T> j;
+  j.op = a.op;
+  j.loss_elementwise = a.elementwise;
+  j.renorm = a.renorm;
+  j.eps = a.eps;
+  j.smoothing = a.smoothing;
+  j.gscale = a.gscale;
+  const bool cat = a.op == ProbaOp::kCategoricalLabel || a.op == ProbaOp::kCategoricalTarget;
+  const ArrayRef* const ops[5] = {&p, a.t, a.y, a.grad, a.loss};
+  int64_t* const dst[5] = {j.p.st, j.t.st, j.y.st, j.grad.st, j.loss.st};
+  if (p.ndim == 0) {
+    j.len = 1;
+  } else if (!cat && a.elementwise) {
+    // as run_sigmoid: coalesce every dim; the last merged one is the vectorised run
+    build_rows<5>(p.ndim, p.shape, ops, dst, j.rows);
+    if (j.rows.nd == 0) {
+      j.len = 1;
+    } else {
+      --j.rows.nd;
+      j.len = j.rows.shape[j.rows.nd];
+      j.p.cs = j.p.st[j.rows.nd];
+      j.t.cs = j.t.st[j.rows.nd];
+      j.grad.cs = j.grad.st[j.rows.nd];
+      j.loss.cs = j.loss.st[j.rows.nd];
+    }
+  } else {
+    const int cd = p.ndim - 1;
+    j.len = p.shape[cd];
+    build_rows<5>(cd, p.shape, ops, dst, j.rows);
+    j.p.cs = elem_stride(p, cd);
+    if (a.t) j.t.cs = elem_stride(*a.t, cd);
+    if (a.grad) j.grad.cs = elem_stride(*a.grad, cd);
+  }
+  j.p.p = static_cast<const T*>(p.data);
+  if (a.t) j.t.p = static_cast<const T*>(a.t->data);
+  if (a.y) {
+    j.y.p = a.y->data;
+    j.label_bytes = static_cast<int>(a.y->itemsize);
+  }
+  if (a.grad) j.grad.p = static_cast<T*>(a.grad->data);
+  if (a.loss) j.loss.p = static_cast<T*>(a.loss->data);
+  const int64_t n_rows = j.rows.n_rows();
+  int64_t n_units, per_task, scratch;
+  if (cat) {
+    j.seg = j.len;
+    n_units = n_rows;
+    per_task = std::max<int64_t>(1, kTaskElems / std::max<int64_t>(j.len, 1));
+    scratch = 4 * j.len + 8;
+  } else {
+    j.seg = a.elementwise ? std::min<int64_t>(std::max<int64_t>(j.len, 1), kSigmoidSeg) : std::max<int64_t>(j.len, 1);
+    n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
+    per_task = std::max<int64_t>(1, kTaskElems / j.seg);
+    scratch = 4 * j.seg;
+  }
+  const KernelTable<T>* kt = nullptr;
+  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, scratch,
+                      [&](int64_t u0, int64_t u1, T* s) { return kt->proba_units(j, u0, u1, s); });
+}
+
+template <class T>
+void vector_log(bool one_minus, const T* x, T* y, int64_t n) {
+  const KernelTable<T>* kt = nullptr;
+  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  (one_minus ? kt->vlog1m : kt->vlog)(x, y, n);
+}
+
+template double run_proba<float>(const ArrayRef&, const ProbaArgs&, int);
+template double run_proba<double>(const ArrayRef&, const ProbaArgs&, int);
+template void vector_log<float>(bool, const float*, float*, int64_t);
+template void vector_log<double>(bool, const double*, double*, int64_t);
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,

@@ -60,6 +60,25 @@ template <class T>
 void run_hessian(HessianOp op, const ArrayRef& z, const ArrayRef* t, const ArrayRef* v, const ArrayRef* y,
                  const ArrayRef* sw, const ArrayRef* hess, const ArrayRef* grad, int n_threads);
 
+// Cross-entropy from probabilities, and log_logistic (kernels/proba-inl.hpp). Categorical:
+// the class axis is last in p, t, grad; y and loss have p's shape without it. Binary and
+// log_logistic: elementwise (p, t, grad, loss share one shape), or summed over the last axis
+// (loss without it). Returns the sum of the losses (NaN if a probability is outside [0, 1]).
+struct ProbaArgs {
+  ProbaOp op = ProbaOp::kBinary;
+  const ArrayRef* t = nullptr;
+  const ArrayRef* y = nullptr;
+  const ArrayRef* grad = nullptr;
+  const ArrayRef* loss = nullptr;
+  bool elementwise = true;
+  bool renorm = true;
+  double eps = 1e-7;
+  double smoothing = 0.0;
+  double gscale = 1.0;
+};
+template <class T>
+double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads);
+
 // First flat position (C order over y's shape) of a label outside [0, n_classes) that is
 // not the ignored label (when has_ignore), or -1.
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value);
@@ -69,5 +88,8 @@ template <class T>
 void vector_math(bool log1p, const T* x, T* y, int64_t n);
 template <class T>
 void vector_tanh(const T* x, T* y, int64_t n);
+// log(x) for x in (0, 1], or log(1 - x) for x in [0, 1) (one_minus).
+template <class T>
+void vector_log(bool one_minus, const T* x, T* y, int64_t n);
 
 }  // namespace xent

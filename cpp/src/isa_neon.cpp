@@ -10,6 +10,8 @@
 #include "kernels/smallc-inl.hpp"
 #include "kernels/hessian-inl.hpp"
 #include "kernels/units-inl.hpp"
+#include "kernels/proba-inl.hpp"
+#include "kernels/proba_units-inl.hpp"
 
 namespace xent {
 const Isa* isa_neon() {

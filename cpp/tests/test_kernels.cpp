@@ -21,6 +21,8 @@
 #include "test_options.hpp"
 #include "test_hessian.hpp"
 #include "test_sigmoid_opt.hpp"
+#include "test_log.hpp"
+#include "test_proba.hpp"
 #include "test_threads.hpp"
 
 namespace {
@@ -31,6 +33,9 @@ void run_dtype(int64_t density) {
   test_exp<T>(density);
   test_log1p<T>(density);
   test_tanh<T>(density);
+  test_log<T>(density);
+  report().flush();
+  test_proba<T>(sizeof(T) * 77);
   report().flush();
 
   // Row lengths 1, W-1, W, W+1, 3W+1 for W in {2, 4, 8}; around the kernels' 2048-element
@@ -57,7 +62,6 @@ void run_dtype(int64_t density) {
   report().flush();
 
   // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use
-  test_vlog<T>(density);
   test_sigmoid_opts<T>();
   report().flush();
 

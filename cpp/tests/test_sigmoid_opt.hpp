@@ -1,53 +1,12 @@
 // run_sigmoid with options (class weights, pos_weight, element / per-row weights, label
 // smoothing) and the focal loss, against a plain long-double reference written here, on every
-// runnable ISA; the vector log of the focal loss (KernelTable::vlog) against its contract; and
-// 1, 2, 3 threads bit-identical with options.
+// runnable ISA; and 1, 2, 3 threads bit-identical with options. (The vector log of the focal
+// loss, math-inl.hpp's log_unit, has its contract tested in test_log.hpp.)
 #pragma once
 #include "test_sigmoid.hpp"
 #include "test_threads.hpp"
 
 namespace xt {
-
-// ---- log_unit (simd/log-inl.hpp): x in (0, 1], subnormals included --------------------------
-
-template <class T>
-void test_vlog(int64_t density) {
-  std::vector<T> x;
-  add_bit_sweep<T>(x, std::numeric_limits<T>::denorm_min(), T(1), density, T(1));
-  add_grid<T>(x, T(0.5), T(1), density / 4);
-  T v = static_cast<T>(std::sqrt(LD(0.5)));  // the reduction switch
-  for (int j = 0; j < 8; ++j) v = std::nextafter(v, T(0));
-  for (int j = 0; j < 17; ++j, v = std::nextafter(v, T(1))) x.push_back(v);
-  for (int s = 1; s < 1100; ++s) {  // both sides of every power of two (the scaling steps)
-    const T p = std::ldexp(T(1), -s);
-    if (p == 0) break;
-    x.push_back(p);
-    x.push_back(std::nextafter(p, T(0)));
-    x.push_back(std::nextafter(p, T(1)));
-  }
-  x.erase(std::remove_if(x.begin(), x.end(), [](T a) { return !(a > 0 && a <= 1); }), x.end());
-  std::vector<LD> ref(x.size());
-  for (size_t i = 0; i < x.size(); ++i) ref[i] = std::log(static_cast<LD>(x[i]));
-  const double limit = 2;  // ulp of |log x| (the contract in log-inl.hpp)
-  std::vector<T> y_scalar;
-  for (const std::string& isa : isas()) {
-    use_isa(isa);
-    const std::string g = isa + " " + dtype_name<T>() + " vlog";
-    std::vector<T> y(x.size(), T(-7));
-    table<T>()->vlog(x.data(), y.data(), static_cast<int64_t>(x.size()));
-    const UlpStat<T> st = ulp_stat(x, y, ref);
-    report().check(g, st.worst <= limit, static_cast<double>(st.worst / limit),
-                   fmt("max error %.3Lf ulp (contract %g) at %.9Lg", st.worst, limit, static_cast<LD>(st.at)));
-    report().note(g, fmt("max %.3Lf ulp (contract %g) over %zu points", st.worst, limit, x.size()));
-    bool one = true;
-    for (size_t i = 0; i < x.size(); ++i) one = one && (x[i] != 1 || y[i] == 0);
-    report().check(g, one, 0, "log(1) == 0");
-    if (isa == "scalar")
-      y_scalar = y;
-    else
-      report().check(g, same_values(y, y_scalar), 0, "bit-identical to the scalar ISA");
-  }
-}
 
 // ---- options ---------------------------------------------------------------------------------
 
@@ -99,7 +58,7 @@ OptRef<T> opt_reference(const SgCase<T>& k, const SgOpt& o, const std::vector<T>
       l = std::isinf(ce) ? ce : f * ce;
       const LD gr = m > 0 ? gm * p * sn * (1 - 2 * ts) / m : 0;
       g = f * ((gr == 0 ? 0 : gr * ce) + (p - ts));
-      // the factor f carries the rounding of gamma log m (log-inl.hpp, exp_nonpos)
+      // the factor f carries the rounding of gamma log m (math-inl.hpp's log_unit, exp_nonpos)
       const double amp = 1 + (m > 0 ? static_cast<double>(std::fabs(gm * std::log(m))) : 0);
       lt = 24 * u * amp * std::fabs(static_cast<double>(l));
       gt = 32 * u * amp * static_cast<double>(f * ((gr == 0 ? 0 : std::fabs(gr * ce)) + 1) + std::fabs(g));

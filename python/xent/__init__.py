@@ -7,6 +7,10 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
     softmax_focal_loss, poly1_cross_entropy   more losses from logits
     nll_loss, kl_divergence                   losses on given log-probabilities
     sigmoid_focal_loss      focal loss on sigmoid outputs (torchvision / optax form)
+    categorical_cross_entropy, binary_cross_entropy   from probabilities (Keras's forms)
+    log_logistic            log(sigmoid(x)), stably
+    compute_class_weight    "balanced" (scikit-learn) and "log" class weights
+    metrics.log_loss        drop-in for sklearn.metrics.log_loss (xent.metrics, loaded on use)
     show_config             version, compiled ISAs, the ISA in use, threads
     evaluate, MetricsAccumulator
                             cross-entropy, perplexity, accuracy, top-k, ECE, per-class loss,
@@ -21,10 +25,12 @@ Submodule, imported on demand: xent.dask (the same metrics, loss and gradient on
 pyproject.toml), read on first use.
 """
 from . import losses
+from ._class_weight import compute_class_weight
 from ._config import show_config
 from ._eval_metrics import MetricsAccumulator, evaluate
 from ._hessian import sigmoid_hessian, softmax_hessian_diag, softmax_hvp
 from ._logprob import kl_divergence, nll_loss
+from ._proba import binary_cross_entropy, categorical_cross_entropy, log_logistic
 from ._sigmoid import sigmoid_cross_entropy, sigmoid_focal_loss
 from ._softmax import log_softmax, logsumexp, softmax, softmax_cross_entropy
 from ._softmax_more import poly1_cross_entropy, softmax_focal_loss
@@ -32,8 +38,12 @@ from ._softmax_more import poly1_cross_entropy, softmax_focal_loss
 __version__: str  # set by __getattr__ on first use
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str):
     # Lazy: importlib.metadata would add 10-30 ms to `import xent` (see tests/test_packaging.py).
+    if name == "metrics":
+        import importlib
+
+        return importlib.import_module(".metrics", __name__)
     if name == "__version__":
         from ._config import _version
 
@@ -53,6 +63,10 @@ __all__ = [
     "nll_loss",
     "kl_divergence",
     "sigmoid_focal_loss",
+    "categorical_cross_entropy",
+    "binary_cross_entropy",
+    "log_logistic",
+    "compute_class_weight",
     "show_config",
     "evaluate",
     "MetricsAccumulator",

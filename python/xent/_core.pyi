@@ -111,6 +111,24 @@ def hessian_op(
 ) -> None:
     """Runs one Hessian op: elementwise sigmoid, or softmax diagonal / Hessian-vector product (class axis last)."""
 
+def proba_op(
+    op: int,
+    p: np.ndarray,
+    t: np.ndarray | None,
+    y: np.ndarray | None,
+    grad: np.ndarray | None,
+    loss: np.ndarray | None,
+    elementwise: bool,
+    renorm: bool,
+    eps: float,
+    label_smoothing: float,
+    gscale: float,
+    n_threads: int,
+) -> float:
+    """Cross-entropy from probabilities (op 0: categorical, labels; 1: categorical, targets;
+    2: binary) or log_logistic (op 3, into loss); returns the total loss, NaN if a probability
+    is outside [0, 1]."""
+
 def config() -> _Config:
     """Build and run-time configuration of the kernels."""
 
@@ -118,4 +136,5 @@ def set_isa(name: str) -> bool:
     """Switches the kernel set for this process; False if it cannot run here."""
 
 def vector_math(fn: str, x: np.ndarray, y: np.ndarray) -> None:
-    """y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1) or tanh(x) with the active ISA's vector code."""
+    """y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1), tanh(x), log(x) (0 < x <= 1) or log1m: log(1 - x)
+    (0 <= x < 1) with the active ISA's vector code."""

@@ -122,6 +122,28 @@ struct HessianJob {
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
 
+// Cross-entropy from probabilities (kernels/proba-inl.hpp), and log_logistic.
+enum class ProbaOp { kCategoricalLabel, kCategoricalTarget, kBinary, kLogLogistic };
+
+template <class T>
+struct ProbaJob {
+  ProbaOp op = ProbaOp::kBinary;
+  RowSpace rows;
+  int64_t len = 0;           // class axis (categorical) or the run along which we vectorise
+  int64_t seg = 0;           // binary / log_logistic: rows cut into segments of this length
+  Operand<const T> p, t;     // t: targets (null for labels and log_logistic)
+  Operand<const void> y;     // kCategoricalLabel: int32 or int64 labels (no class axis)
+  int label_bytes = 8;
+  Operand<T> grad;           // nullable
+  Operand<T> loss;           // nullable; elementwise if loss_elementwise, else one per row
+  bool loss_elementwise = false;
+  bool renorm = true;        // categorical: divide by the row sum first (Keras)
+  double eps = 1e-7;         // clip bounds [eps, 1 - eps]
+  double smoothing = 0.0;
+  double gscale = 1.0;
+  int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
+};
+
 // Kernel table of one ISA for one dtype. Each entry processes work units [u0, u1) and
 // returns the sum of their losses, in unit order, in double. `scratch` holds at least
 // scratch_size(len) elements.
@@ -134,7 +156,9 @@ struct KernelTable {
   void (*vexp)(const T* x, T* y, int64_t n);
   void (*vlog1p)(const T* x, T* y, int64_t n);
   void (*vtanh)(const T* x, T* y, int64_t n);
-  void (*vlog)(const T* x, T* y, int64_t n);  // log_unit: x in (0, 1] (simd/log-inl.hpp)
+  double (*proba_units)(const ProbaJob<T>&, int64_t u0, int64_t u1, T* scratch);
+  void (*vlog)(const T* x, T* y, int64_t n);    // log(x), x in (0, 1]
+  void (*vlog1m)(const T* x, T* y, int64_t n);  // log(1 - x), x in [0, 1)
 };
 
 inline int64_t softmax_scratch_size(int64_t len) { return 5 * len + len / 64 + 64; }

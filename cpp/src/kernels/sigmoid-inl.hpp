@@ -76,5 +76,4 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
 }  // namespace xent
 
 // The loss with options (weights, pos_weight, label smoothing) and the focal loss.
-#include "simd/log-inl.hpp"
 #include "kernels/sigmoid_opt-inl.hpp"

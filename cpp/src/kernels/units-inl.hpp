@@ -368,6 +368,14 @@ void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
   if (i < n) D::store_tail(y + i, log1p_unit<D>(D::load_tail(x + i, n - i, 0)), n - i);
 }
 
+// Defined in proba_units-inl.hpp (included after this file: it uses Cursor, gather and scatter).
+template <class D>
+double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch);
+template <class D>
+void vlog(const typename D::T* x, typename D::T* y, int64_t n);
+template <class D>
+void vlog1m(const typename D::T* x, typename D::T* y, int64_t n);
+
 template <class D>
 void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
   int64_t i = 0;
@@ -376,16 +384,10 @@ void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
 }
 
 template <class D>
-void vlog(const typename D::T* x, typename D::T* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, log_unit<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, log_unit<D>(D::load_tail(x + i, n - i, 1)), n - i);
-}
-
-template <class D>
 const KernelTable<typename D::T>* make_table() {
   static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &hessian_units<D>, &vexp<D>,
-                                                   &vlog1p<D>, &vtanh<D>, &vlog<D>};
+                                                   &vlog1p<D>,         &vtanh<D>,         &proba_units<D>,   &vlog<D>,
+                                                   &vlog1m<D>};
   return &table;
 }
 

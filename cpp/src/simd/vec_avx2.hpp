@@ -37,6 +37,15 @@ struct F32 {
   static V pow2_from_biased(V vn) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(vn), 23));
   }
+  // x > 0 normal: its unbiased exponent (as a float) and its mantissa scaled into [1, 2).
+  static V exponent(V x) {
+    const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(x), 23);
+    return _mm256_sub_ps(_mm256_cvtepi32_ps(e), _mm256_set1_ps(127.0f));
+  }
+  static V mantissa(V x) {
+    const __m256i m = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x007fffff));
+    return _mm256_castsi256_ps(_mm256_or_si256(m, _mm256_set1_epi32(0x3f800000)));
+  }
   static T reduce_add(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -87,6 +96,16 @@ struct F64 {
   static V zero_if(M m, V a) { return _mm256_andnot_pd(m, a); }
   static V pow2_from_biased(V vn) {
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(vn), 52));
+  }
+  // e + 2**52 from the exponent bits (no int64 -> double conversion in AVX2), minus 2**52 + bias
+  static V exponent(V x) {
+    const __m256i e = _mm256_srli_epi64(_mm256_castpd_si256(x), 52);
+    const __m256d big = _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(0x4330000000000000LL)));
+    return _mm256_sub_pd(big, _mm256_set1_pd(4503599627371519.0));  // 2**52 + 1023
+  }
+  static V mantissa(V x) {
+    const __m256i m = _mm256_and_si256(_mm256_castpd_si256(x), _mm256_set1_epi64x(0x000fffffffffffffLL));
+    return _mm256_castsi256_pd(_mm256_or_si256(m, _mm256_set1_epi64x(0x3ff0000000000000LL)));
   }
   static T reduce_add(V v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));

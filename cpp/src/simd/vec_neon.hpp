@@ -46,6 +46,15 @@ struct F32 {
   static V pow2_from_biased(V vn) {
     return vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(vn), 23));
   }
+  // x > 0 normal: its unbiased exponent (as a float) and its mantissa scaled into [1, 2).
+  static V exponent(V x) {
+    const uint32x4_t e = vshrq_n_u32(vreinterpretq_u32_f32(x), 23);
+    return vsubq_f32(vcvtq_f32_u32(e), vdupq_n_f32(127.0f));
+  }
+  static V mantissa(V x) {
+    const uint32x4_t m = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x007fffffu));
+    return vreinterpretq_f32_u32(vorrq_u32(m, vdupq_n_u32(0x3f800000u)));
+  }
   static T reduce_add(V v) { return vaddvq_f32(v); }  // fixed pairwise order
   static T reduce_max(V v) { return vmaxvq_f32(v); }
   // Loads lanes [0, n) and fills the rest with `fill`; never touches memory past p[n-1].
@@ -89,6 +98,14 @@ struct F64 {
   }
   static V pow2_from_biased(V vn) {
     return vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(vn), 52));
+  }
+  static V exponent(V x) {
+    const uint64x2_t e = vshrq_n_u64(vreinterpretq_u64_f64(x), 52);
+    return vsubq_f64(vcvtq_f64_u64(e), vdupq_n_f64(1023.0));
+  }
+  static V mantissa(V x) {
+    const uint64x2_t m = vandq_u64(vreinterpretq_u64_f64(x), vdupq_n_u64(0x000fffffffffffffull));
+    return vreinterpretq_f64_u64(vorrq_u64(m, vdupq_n_u64(0x3ff0000000000000ull)));
   }
   static T reduce_add(V v) { return vaddvq_f64(v); }
   static T reduce_max(V v) { return vmaxvq_f64(v); }

@@ -43,6 +43,22 @@ struct ScalarLane {
     std::memcpy(&r, &b, sizeof r);
     return r;
   }
+  // x > 0 normal: its unbiased exponent and its mantissa scaled into [1, 2).
+  static V exponent(V x) {
+    Bits b;
+    std::memcpy(&b, &x, sizeof b);
+    const Bits bias = (Bits(1) << (sizeof(Bits) * 8 - 2 - MantBits)) - 1;
+    return static_cast<T>(static_cast<int64_t>(b >> MantBits)) - static_cast<T>(bias);
+  }
+  static V mantissa(V x) {
+    Bits b;
+    std::memcpy(&b, &x, sizeof b);
+    const Bits one_bits = ((Bits(1) << (sizeof(Bits) * 8 - 2 - MantBits)) - 1) << MantBits;
+    b = static_cast<Bits>((b & ((Bits(1) << MantBits) - 1)) | one_bits);
+    V r;
+    std::memcpy(&r, &b, sizeof r);
+    return r;
+  }
   static T reduce_add(V v) { return v; }
   static T reduce_max(V v) { return v; }
   static V load_tail(const T* p, int64_t, T) { return *p; }
