@@ -270,6 +270,7 @@ void vector_tanh(const T* x, T* y, int64_t n) {
   kt->vtanh(x, y, n);
 }
 
+template <class T>
 double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads) {
   ProbaJob<T> j;
   j.op = a.op;

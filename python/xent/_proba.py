@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import _core
-from ._softmax import _int_labels
+from ._loss_common import int_labels as _int_labels
 from ._validate import (
     as_float_array,
     as_targets,
