@@ -18,6 +18,7 @@ The loss and its gradient with respect to the logits come from xent's kernels
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy.special import expit
 
 from .._sigmoid import sigmoid_cross_entropy
@@ -43,6 +44,7 @@ class Objective:
 
     def __init__(self, X, y, n_classes, sw, C, fit_intercept, label_smoothing, n_threads):
         self.X = X
+        self._sparse = sparse.issparse(X)
         self.n_samples, self.n_features = X.shape
         self.binary = n_classes == 2
         self.K = 1 if self.binary else n_classes
@@ -59,6 +61,11 @@ class Objective:
         else:
             self.y = y
         self._z = None  # logits at the last point evaluated, for the Hessian
+
+    def _xt_dot(self, G: np.ndarray) -> np.ndarray:
+        """``G.T @ X``, shape (K, n_features): one BLAS call on dense ``X`` (faster than
+        ``(X.T @ G).T`` there), the sparse product on sparse ``X``."""
+        return np.asarray(self.X.T @ G).T if self._sparse else G.T @ self.X
 
     @property
     def size(self) -> int:
@@ -105,7 +112,7 @@ class Objective:
         """Adds the penalty and maps the logits' gradient ``G`` (N, K) to the parameters."""
         out = np.empty(self.size)
         gW, gb = self.split(out)
-        gW[...] = np.asarray(self.X.T @ G).T
+        gW[...] = self._xt_dot(G)
         gW /= self.S
         if self.lam:
             f += 0.5 * self.lam * float(np.dot(W.ravel(), W.ravel()))
@@ -138,7 +145,7 @@ class Objective:
                     R *= self.sw[:, None]
             out = np.empty(self.size)
             oW, ob = self.split(out)
-            oW[...] = np.asarray(self.X.T @ R).T
+            oW[...] = self._xt_dot(R)
             oW /= self.S
             if self.lam:
                 oW += self.lam * V
