@@ -251,6 +251,9 @@ def test_convergence_warning_and_n_iter(solver):
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         est = SoftmaxRegression(solver=solver, max_iter=2, n_threads=1).fit(X, y)
     assert est.n_iter_.tolist() == [2] and est.n_iter_.dtype == np.int32
+    with pytest.warns(ConvergenceWarning, match="did not converge after 0"):
+        est = SoftmaxRegression(solver=solver, max_iter=0, n_threads=1).fit(X, y)
+    assert est.n_iter_.tolist() == [0] and not est.coef_.any()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         SoftmaxRegression(solver=solver, max_iter=10_000, n_threads=1).fit(X, y)

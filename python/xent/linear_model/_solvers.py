@@ -15,6 +15,9 @@ _EPS = np.finfo(np.float64).eps
 
 def lbfgs(obj, theta0, max_iter, tol, verbose):
     """scikit-learn's settings: ``gtol=tol``, ``ftol=64*eps``, ``maxls=50``."""
+    if max_iter == 0:  # scipy would still take a step
+        g = obj.loss_grad(theta0)[1]
+        return theta0, 0, float(np.max(np.abs(g), initial=0.0)) <= tol, "lbfgs: max_iter=0"
     state = {"k": 0, "f": np.nan, "g": np.nan}
 
     def fun(theta):
