@@ -54,6 +54,18 @@ def _pyproject_version():
     return m.group(1)
 
 
+def test_linear_model_is_lazy_and_imports_sklearn_only_when_used():
+    pytest.importorskip("sklearn")
+    code = (
+        "import sys, xent; a = 'sklearn' in sys.modules or 'xent.linear_model' in sys.modules; "
+        "m = xent.linear_model; print(a, 'sklearn' in sys.modules, m.SoftmaxRegression.__name__, "
+        "m is sys.modules['xent.linear_model'])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True", "SoftmaxRegression", "True"]
+
+
 def test_version_has_one_source():
     v = _pyproject_version()
     assert xent.__version__ == v

@@ -21,6 +21,9 @@ Functions (all take NumPy arrays; see each docstring for the exact formula):
 
 Submodule, imported on demand: xent.dask (the same metrics, loss and gradient on Dask arrays).
 
+Subpackage (imported on first use; needs scikit-learn):
+    linear_model            SoftmaxRegression, a scikit-learn estimator on these kernels
+
 ``xent.__version__`` is the installed distribution's version (its one source is
 pyproject.toml), read on first use.
 """
@@ -40,10 +43,10 @@ __version__: str  # set by __getattr__ on first use
 
 def __getattr__(name: str):
     # Lazy: importlib.metadata would add 10-30 ms to `import xent` (see tests/test_packaging.py).
-    if name == "metrics":
+    if name in ("metrics", "linear_model"):  # linear_model needs scikit-learn: loaded on first use
         import importlib
 
-        return importlib.import_module(".metrics", __name__)
+        return importlib.import_module(f"{__name__}.{name}")
     if name == "__version__":
         from ._config import _version
 
