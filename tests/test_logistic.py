@@ -119,10 +119,28 @@ def test_class_weight_balanced_matches_sklearn(rng, labels):
     np.testing.assert_allclose(xent.compute_class_weight(y, "balanced", classes=perm), theirs[::-1], rtol=1e-15)
 
 
+def test_class_weight_with_sample_weight_matches_sklearn(rng):
+    from sklearn.utils.class_weight import compute_class_weight as sk_ccw
+
+    y = rng.integers(0, 4, 500)
+    sw = rng.random(500) * 3
+    got = xent.compute_class_weight(y, "balanced", sample_weight=sw)
+    np.testing.assert_allclose(got, sk_ccw("balanced", classes=np.arange(4), y=y, sample_weight=sw), rtol=1e-13)
+    # "log" uses the same weighted counts; integer sample weights equal repeated labels
+    iw = rng.integers(0, 3, 500)
+    np.testing.assert_allclose(
+        xent.compute_class_weight(y, "log", sample_weight=iw), xent.compute_class_weight(np.repeat(y, iw), "log")
+    )
+    with pytest.raises(ValueError, match="sample_weight"):
+        xent.compute_class_weight(y, "log", sample_weight=-sw)
+    with pytest.raises(ValueError, match="no \\(weighted\\) samples"):
+        xent.compute_class_weight([0, 1, 1], "log", sample_weight=[0.0, 1.0, 1.0])
+
+
 def test_class_weight_errors():
-    with pytest.raises(ValueError, match=r"\[2\] have no samples.*classes="):
+    with pytest.raises(ValueError, match=r"\[2\] have no \(weighted\) samples.*classes="):
         xent.compute_class_weight(np.array([0, 1, 3, 3]))  # label 2 absent
-    with pytest.raises(ValueError, match=r"\['z'\] have no samples"):
+    with pytest.raises(ValueError, match=r"\['z'\] have no \(weighted\) samples"):
         xent.compute_class_weight(np.array(["a", "b"]), classes=["a", "b", "z"])
     with pytest.raises(ValueError, match="not in classes"):
         xent.compute_class_weight(np.array([0, 1, 2]), classes=[0, 1])

@@ -19,19 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
 
+from .._hessian import sigmoid_hessian, softmax_hvp
 from .._sigmoid import sigmoid_cross_entropy
-from .._softmax import softmax, softmax_cross_entropy
-
-
-# TODO(lead): replace by xent.softmax_hvp once the Hessian kernels are merged.
-def _softmax_hvp(p: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Row-wise product of the softmax cross-entropy Hessian with ``v``:
-    ``p * v - p * (p . v)`` (the Hessian of ``logsumexp`` is ``diag(p) - p p^T``)."""
-    pv = p * v
-    pv -= p * pv.sum(axis=1, keepdims=True)
-    return pv
+from .._softmax import softmax_cross_entropy
 
 
 class Objective:
@@ -124,13 +115,8 @@ class Objective:
     def hessp(self):
         """``v -> H v`` at the point of the last :meth:`loss_grad` call (exact Hessian)."""
         z = self._z
-        if self.binary:
-            p = expit(z)
-            h = p * (1.0 - p)
-            if self.sw is not None:
-                h *= self.sw
-        else:
-            p = softmax(z, n_threads=self.n_threads)
+        if self.binary:  # the binomial Hessian sw * p (1 - p), one kernel pass
+            h = sigmoid_hessian(z, sample_weight=self.sw, n_threads=self.n_threads)
 
         def hv(v):
             V, vb = self.split(v)
@@ -140,9 +126,8 @@ class Objective:
             if self.binary:
                 R = h[:, None] * dz
             else:
-                R = _softmax_hvp(p, dz)
-                if self.sw is not None:
-                    R *= self.sw[:, None]
+                # the exact per-row product sw * (p*v - p*(p.v)), never forming C x C
+                R = softmax_hvp(z, dz, sample_weight=self.sw, n_threads=self.n_threads)
             out = np.empty(self.size)
             oW, ob = self.split(out)
             oW[...] = self._xt_dot(R)

@@ -23,7 +23,9 @@ from sklearn.metrics import make_scorer
 from .._softmax import softmax_cross_entropy
 
 
-# TODO(lead): wire xent.metrics.log_loss here once merged.
+# The scorer reads logits (decision_function), so it computes the log-loss from them with
+# softmax_cross_entropy: no rounding to probabilities and no clipping, unlike
+# xent.metrics.log_loss / sklearn's, which take probabilities.
 def _log_loss_from_logits(y_true, logits, *, labels=None, sample_weight=None):
     """Mean softmax cross-entropy of ``logits`` (n, n_classes), or of binary logits (n,)
     (class ``labels[1]`` when positive), against labels ``y_true``; ``labels`` defaults to

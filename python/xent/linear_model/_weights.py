@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from .._class_weight import compute_class_weight
+
 
 def check_sample_weight(sample_weight, n_samples: int):
     """``None`` or a float64 array of shape (n_samples,), finite and >= 0 (a scalar is
@@ -27,31 +29,6 @@ def check_sample_weight(sample_weight, n_samples: int):
     return sw
 
 
-# TODO(lead): replace by xent.compute_class_weight(y, scheme=..., normalize=...) after the merge.
-def _class_weight(y, n_classes: int, scheme: str, sample_weight=None, normalize: bool = False):
-    """Per-class weights from the (weighted) class counts ``count_c`` of ``y`` in
-    ``[0, n_classes)``, ``n = sum_c count_c`` (SEMANTICS.md's recipes):
-
-    - ``"balanced"``: ``n / (n_classes * count_c)`` (scikit-learn; since scikit-learn 1.6
-      the counts are weighted by ``sample_weight``, and so are they here);
-    - ``"log"``: ``max(1, log(n / count_c))``, divided by the largest weight if ``normalize``.
-
-    A class with a zero count is a ValueError.
-    """
-    counts = np.bincount(y, weights=sample_weight, minlength=n_classes).astype(np.float64)
-    if not (counts > 0).all():
-        c = int(np.flatnonzero(~(counts > 0))[0])
-        raise ValueError(f"class_weight={scheme!r}: class index {c} has zero (weighted) count")
-    n = counts.sum()
-    if scheme == "balanced":
-        w = n / (n_classes * counts)
-    elif scheme == "log":
-        w = np.maximum(1.0, np.log(n / counts))
-    else:
-        raise ValueError(f"unknown class weight scheme {scheme!r}")
-    return w / w.max() if normalize else w
-
-
 def class_weight_vector(class_weight, classes, y, sample_weight):
     """One weight per entry of ``classes`` from ``class_weight`` (None, a dict keyed by
     class label, "balanced" or "log"); ``y`` holds the class indices of the rows."""
@@ -61,7 +38,8 @@ def class_weight_vector(class_weight, classes, y, sample_weight):
     if isinstance(class_weight, str):
         if class_weight not in ("balanced", "log"):
             raise ValueError(f"class_weight must be None, a dict, 'balanced' or 'log', got {class_weight!r}")
-        return _class_weight(y, k, class_weight, sample_weight)
+        # counts weighted by sample_weight, as scikit-learn 1.6+ does for "balanced"
+        return compute_class_weight(y, class_weight, classes=np.arange(k), sample_weight=sample_weight)
     if not isinstance(class_weight, dict):
         raise TypeError(f"class_weight must be None, a dict, 'balanced' or 'log', got {type(class_weight).__name__}")
     w = np.ones(k)
