@@ -132,3 +132,22 @@ def test_sample_weight_and_smoothing_errors():
     for eps in (-0.1, 1.5, np.nan):
         with pytest.raises(ValueError, match="label_smoothing"):
             f(z, z, label_smoothing=eps)
+
+
+@pytest.mark.parametrize("fn", [xent.sigmoid_cross_entropy, xent.sigmoid_focal_loss])
+def test_check_finite(fn):
+    z = np.zeros((3, 4))
+    t = np.full((3, 4), 0.5)
+    z[1, 2] = -np.inf  # allowed (with target 0 it costs 0)
+    t[1, 2] = 0.0
+    assert np.isfinite(fn(z, t, check_finite=True))
+    for bad in (np.nan, np.inf):
+        zz = z.copy()
+        zz[2, 1] = bad
+        with pytest.raises(ValueError, match=r"logits has the value .* at index \(2, 1\)"):
+            fn(zz, t, check_finite=True)
+        fn(zz, t)  # off by default: the value stays in its own element
+    tt = t.copy()
+    tt[0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"targets has the value nan at index \(0, 3\)"):
+        fn(z, tt, check_finite=True)

@@ -4,7 +4,13 @@ from __future__ import annotations
 import math
 
 from . import _sigmoid_call as _call
+from ._validate import check_finite as _check_finite
 from ._weights import smoothing_arg
+
+
+def _check_inputs(z, t) -> None:
+    _check_finite(z, "logits")
+    _check_finite(t, "targets", allow_neginf=False)
 
 
 def sigmoid_cross_entropy(
@@ -20,6 +26,7 @@ def sigmoid_cross_entropy(
     return_grad=False,
     out=None,
     grad_out=None,
+    check_finite=False,
     n_threads=None,
 ):
     """Sigmoid cross-entropy from logits, ``l = max(z, 0) - z*t + log1p(exp(-|z|))``
@@ -69,8 +76,13 @@ def sigmoid_cross_entropy(
     dtype, TypeError; it may be ``logits`` or ``targets`` itself). grad_out: a buffer for the
     gradient (``return_grad=True`` only; ``logits``' shape and float dtype; it may be
     ``logits`` itself, which is then overwritten). Both are returned.
+
+    check_finite: if True, a NaN or ``+inf`` logit (``-inf`` is allowed, as for the softmax
+    losses), or a non-finite target, raises ValueError naming its first position.
     """
     z, t = _call.logits_and_targets(logits, targets)
+    if check_finite:
+        _check_inputs(z, t)
     eps = smoothing_arg(label_smoothing)
     return _call.run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, pos_weight,
                      sample_weight, smoothing=eps)
@@ -89,6 +101,7 @@ def sigmoid_focal_loss(
     return_grad=False,
     out=None,
     grad_out=None,
+    check_finite=False,
     n_threads=None,
 ):
     """Sigmoid focal loss (Lin et al. 2017), torchvision's and optax's form:
@@ -107,7 +120,7 @@ def sigmoid_focal_loss(
     alpha: in [0, 1], or ``None`` (or any negative value, torchvision's ``-1``) for no
     balancing. The defaults are torchvision's (``alpha=0.25``; optax's default is ``None``).
 
-    axis, weight, sample_weight, reduction, return_grad, out, grad_out, n_threads: as for
+    axis, weight, sample_weight, reduction, return_grad, out, grad_out, check_finite, n_threads: as for
     :func:`sigmoid_cross_entropy` (elementwise by default, summed over ``axis`` when given;
     ``weight`` one per class along the class axis, ``sample_weight`` one per sample, ``"mean"``
     divided by the summed sample weights). torchvision's and optax's functions return the
@@ -118,6 +131,8 @@ def sigmoid_focal_loss(
     ``|gamma*log(1 - p_t)|``, where the loss is already tiny for hard targets).
     """
     z, t = _call.logits_and_targets(logits, targets)
+    if check_finite:
+        _check_inputs(z, t)
     g = float(gamma)
     if not (math.isfinite(g) and g >= 0):
         raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
