@@ -16,7 +16,7 @@ std::unique_ptr<Ref> class_vector(const py::object& o, const char* name, int kin
 double sigmoid_op(const py::array& z, const py::array& t, const py::object& grad, const py::object& loss,
                   bool elementwise, double gscale, int n_threads, const py::object& weight,
                   const py::object& pos_weight, const py::object& elem_weight, double label_smoothing,
-                  bool focal, double gamma, double alpha) {
+                  bool focal, double gamma, double alpha, double softcap) {
   const int kind = float_kind(z, "logits");
   same_float(t, kind, "targets");
   Ref zr(z, false, "logits"), tr(t, false, "targets");
@@ -28,6 +28,8 @@ double sigmoid_op(const py::array& z, const py::array& t, const py::object& grad
   if (er && er->shape != zr.shape) throw py::value_error("elem_weight must have the logits' shape");
   if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0)) throw py::value_error("label_smoothing must be in [0, 1]");
   if (focal && !(gamma >= 0.0 && gamma < 1e300)) throw py::value_error("gamma must be finite and >= 0");
+  if (!(softcap >= 0.0 && softcap < 1e300) || (focal && softcap != 0.0))
+    throw py::value_error("softcap must be 0 (off) or finite and > 0, and is not supported with focal");
   xent::SigmoidOptions opt;
   opt.class_w = ptr(wr);
   opt.pos_w = ptr(pr);
@@ -36,6 +38,7 @@ double sigmoid_op(const py::array& z, const py::array& t, const py::object& grad
   opt.focal = focal;
   opt.gamma = gamma;
   opt.alpha = alpha;
+  opt.softcap = softcap;
   py::gil_scoped_release release;
   if (kind == 4)
     return xent::run_sigmoid<float>(zr.ref, tr.ref, ptr(gr), ptr(lr), elementwise, gscale, n_threads, opt);
@@ -48,7 +51,7 @@ void bind_sigmoid(py::module_& m) {
   m.def("sigmoid_op", &sigmoid_op, py::arg("z"), py::arg("t"), py::arg("grad"), py::arg("loss"),
         py::arg("elementwise"), py::arg("gscale"), py::arg("n_threads"), py::arg("weight") = py::none(),
         py::arg("pos_weight") = py::none(), py::arg("elem_weight") = py::none(), py::arg("label_smoothing") = 0.0,
-        py::arg("focal") = false, py::arg("gamma") = 0.0, py::arg("alpha") = -1.0,
+        py::arg("focal") = false, py::arg("gamma") = 0.0, py::arg("alpha") = -1.0, py::arg("softcap") = 0.0,
         "Sigmoid cross-entropy or focal loss (summed axis last unless elementwise); returns the total loss.");
 }
 

@@ -175,6 +175,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   j.focal = opt.focal;
   j.gamma = opt.gamma;
   j.alpha = opt.alpha;
+  j.softcap = opt.softcap;
   const int64_t n_rows = j.rows.n_rows();
   const int64_t n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);

@@ -45,6 +45,7 @@ struct SigmoidOptions {
   bool focal = false;
   double gamma = 0.0;
   double alpha = -1.0;  // focal balancing; < 0: none
+  double softcap = 0.0;  // > 0: z -> softcap * tanh(z / softcap) first (not with focal)
 };
 
 // Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per

@@ -95,6 +95,7 @@ def sigmoid_op(
     focal: bool = False,
     gamma: float = 0.0,
     alpha: float = -1.0,
+    softcap: float = 0.0,
 ) -> float:
     """Sigmoid cross-entropy or focal loss (summed axis last unless elementwise); returns the total loss."""
 

@@ -5,7 +5,7 @@ import math
 
 from . import _sigmoid_call as _call
 from ._validate import check_finite as _check_finite
-from ._weights import smoothing_arg
+from ._weights import smoothing_arg, softcap_arg
 
 
 def _check_inputs(z, t) -> None:
@@ -22,6 +22,7 @@ def sigmoid_cross_entropy(
     pos_weight=None,
     sample_weight=None,
     label_smoothing=0.0,
+    softcap=None,
     reduction="mean",
     return_grad=False,
     out=None,
@@ -44,6 +45,9 @@ def sigmoid_cross_entropy(
     ``axis`` when given, else the last axis:
 
     - ``label_smoothing`` ``eps`` in [0, 1] (Keras's binary form): ``t -> (1 - eps)*t + eps/2``.
+    - ``softcap`` ``c > 0`` (as for the softmax losses; no peer has it): the logits become
+      ``c*tanh(z/c)`` first, and the gradient goes through it (times ``1 - tanh(z/c)**2``).
+      ``-inf`` stays ``-inf``; ``+inf`` becomes ``c``.
     - ``pos_weight`` ``q``, one per class (PyTorch's formula, broadcast along the class axis):
       ``l = (1 - t)*z - (1 + (q - 1)*t) * log(sigmoid(z))``.
     - ``weight``, one per class: multiplies each element's loss. PyTorch's ``weight``
@@ -85,7 +89,7 @@ def sigmoid_cross_entropy(
         _check_inputs(z, t)
     eps = smoothing_arg(label_smoothing)
     return _call.run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, pos_weight,
-                     sample_weight, smoothing=eps)
+                     sample_weight, smoothing=eps, softcap=softcap_arg(softcap))
 
 
 def sigmoid_focal_loss(

@@ -62,7 +62,7 @@ def check_unit_targets(t: np.ndarray) -> None:
 
 
 def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, pos_weight, sample_weight,
-        smoothing=0.0, focal=False, gamma=0.0, alpha=-1.0):
+        smoothing=0.0, focal=False, gamma=0.0, alpha=-1.0, softcap=0.0):
     """Validates the layout and options, runs the kernel, returns the public result."""
     reduction = check_reduction(reduction)
     nt = n_threads_arg(n_threads)
@@ -123,6 +123,6 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
 
     total = _core.sigmoid_op(
         last(z), last(t), last(grad), loss, ax is None, grad_scale(reduction, n_terms), nt,
-        cw, pw, last(ew), smoothing, focal, gamma, alpha,
+        cw, pw, last(ew), smoothing, focal, gamma, alpha, softcap,
     )
     return finish(reduction, total, n_terms, loss, grad, return_grad)

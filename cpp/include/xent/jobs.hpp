@@ -97,7 +97,8 @@ struct SigmoidJob {
   double smoothing = 0.0;
   bool focal = false;
   double gamma = 0.0, alpha = -1.0;  // focal loss; alpha < 0: no balancing
-  bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal; }
+  double softcap = 0.0;              // > 0: z -> softcap * tanh(z / softcap) first (not focal)
+  bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
 

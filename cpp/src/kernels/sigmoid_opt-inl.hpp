@@ -10,6 +10,9 @@
 //       z >= 0: l = z (1 - t) + b L,   dl/dz = (1 - t) - b e/(1+e)
 //       z <  0: l = -z q t   + b L,    dl/dz = b e/(1+e) - q t
 //     (q = 1 gives the plain loss); every term is >= 0 for t in [0, 1], so nothing cancels.
+//   soft-capping (as the softmax losses): z <- c tanh(z / c) first, and the gradient is
+//     multiplied by sech^2(z / c) (tanh_v's cancellation-free second result); -inf stays -inf
+//     (a logit of probability 0) with derivative 0, +inf becomes c.
 //   weights: the element loss and gradient are multiplied by w = class_w * elem_w * row_w;
 //     an element of weight 0 contributes exactly 0 (even with an infinite or NaN loss).
 //
@@ -31,6 +34,7 @@ struct SigmoidRunOpts {
   double eps = 0.0;       // label smoothing
   bool focal = false;
   double gamma = 0.0, alpha = -1.0;
+  double softcap = 0.0;   // > 0: z -> c tanh(z / c) first (not with focal)
 };
 
 }  // namespace XENT_ISA_NS
@@ -89,11 +93,23 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V rw = D::set1(o.rw);
   const bool has_w = o.cw || o.ew || o.rw != T(1);
+  const bool capped = o.softcap > 0.0;
+  const V cap = D::set1(static_cast<T>(o.softcap)), inv_cap = D::set1(static_cast<T>(1.0 / o.softcap));
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0)
   auto step = [&](int64_t i, int64_t k) -> V {
     const bool full = k == W;
     auto ld = [&](const T* p, T fill) { return full ? D::load(p + i) : D::load_tail(p + i, k, fill); };
-    const V zv = ld(z, T(0)), tv = ld(t, T(0));
+    V zv = ld(z, T(0));
+    const V tv = ld(t, T(0));
+    V dcap = one;  // d(capped z)/dz
+    if (capped) {
+      const auto masked = D::eq(zv, ninf);
+      V s2;
+      const V zc = D::mul(cap, tanh_v<D>(D::mul(zv, inv_cap), &s2));
+      zv = D::select(masked, zv, zc);
+      dcap = D::zero_if(masked, s2);
+    }
     V tt = tv, omt = D::sub(one, tv);
     if (smooth) {
       tt = D::fma(tv, c1, c0);
@@ -101,6 +117,7 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     }
     const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce(zv, tt, omt, has_q ? ld(o.pw, T(0)) : one, has_q, want_grad);
     V loss = s.loss, g = s.grad;
+    if (capped && want_grad) g = D::mul(g, dcap);
     if (has_w) {
       V w = rw;
       if (o.cw) w = D::mul(w, ld(o.cw, T(0)));

@@ -247,6 +247,7 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   o.focal = j.focal;
   o.gamma = j.gamma;
   o.alpha = j.alpha;
+  o.softcap = j.softcap;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t s = u % nseg;
