@@ -1,21 +1,30 @@
-"""The user-written estimator of docs/estimators.md runs, passes basic scikit-learn use,
-and solves the same problem as SoftmaxRegression with C = 1 / (alpha * n_samples)."""
+"""The user-written estimator of docs/estimators.md (and its copy in the README) runs,
+passes basic scikit-learn use, and solves the same problem as SoftmaxRegression with
+C = 1 / (alpha * n_samples)."""
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "estimators.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "docs" / "estimators.md", ROOT / "README.md"]
 
 
-def _example_namespace():
-    text = DOC.read_text()
-    section = text.split("## Writing your own estimator", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def _example_code(doc):
+    text = doc.read_text()
+    section = text.split("own estimator", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def _example_namespace(doc=DOCS[0]):
     ns: dict = {}
-    exec(compile(code, str(DOC), "exec"), ns)
+    exec(compile(_example_code(doc), str(doc), "exec"), ns)
     return ns
+
+
+def test_readme_shows_the_tested_example():
+    assert _example_code(DOCS[1]) == _example_code(DOCS[0])
 
 
 def test_docs_example_estimator():
