@@ -76,7 +76,20 @@ struct KernelTable {
   void (*vlog1p)(const T* x, T* y, int64_t n);
 };
 
-inline int64_t softmax_scratch_size(int64_t len) { return 3 * len + len / 64 + 64; }
+// Scratch of one worker (units-inl.hpp lays it out): the per-block references, then a row
+// buffer for each operand whose class axis is strided (gathered z and t, the output before
+// its scatter). Contiguous rows need none, so a single row of 2**31 logits needs no 3x copy.
+template <class T>
+inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) {
+  const int64_t n_bufs = (j.z.cs != 1) + (j.t.p && j.t.cs != 1) + (j.out.p && j.out.cs != 1);
+  return n_bufs * j.len + j.len / 64 + 64;
+}
+template <class T>
+inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) {
+  const int64_t n_bufs = (j.z.cs != 1) + (j.t.cs != 1) + (j.grad.p && j.grad.cs != 1) +
+                         (j.loss.p && j.loss_elementwise && j.loss.cs != 1);
+  return n_bufs * j.seg + 8;
+}
 
 struct Isa {
   const char* name;

@@ -50,13 +50,14 @@ template <class D>
 double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
   const int64_t C = j.len;
+  const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
+  // row buffers only for strided operands (softmax_scratch_size counts the same way)
   T* refs = scratch;
   T* zbuf = scratch + n_blocks(C) + 8;
-  T* tbuf = zbuf + C;
-  T* obuf = tbuf + C;
+  T* tbuf = zbuf + (z_contig ? 0 : C);
+  T* obuf = tbuf + (t_contig ? 0 : C);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
-  const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = j.z.p + cur.off[0];
@@ -127,15 +128,16 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   using T = typename D::T;
   const int64_t nseg = j.n_seg();
   if (nseg == 0) return 0.0;
+  const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
+  const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
+  // segment buffers only for strided operands (sigmoid_scratch_size counts the same way)
   T* zb = scratch;
-  T* tb = zb + j.seg;
-  T* gb = tb + j.seg;
-  T* lb = gb + j.seg;
+  T* tb = zb + (z_c ? 0 : j.seg);
+  T* gb = tb + (t_c ? 0 : j.seg);
+  T* lb = gb + (g_c ? 0 : j.seg);
   const int64_t* strides[4] = {j.z.st, j.t.st, j.grad.st, j.loss.st};
   int64_t row = u0 / nseg;
   Cursor<4> cur(j.rows, strides, row);
-  const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
-  const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t s = u % nseg;
