@@ -219,7 +219,7 @@ def test_out_arguments():
             f(x, out=x[::-1])  # same memory, another order
         with pytest.raises(ValueError, match="overlaps an input"):
             f(x[:, :2], out=x[:, 1:])
-        with pytest.raises(TypeError, match="numpy.ndarray"):
+        with pytest.raises(TypeError, match=r"numpy\.ndarray"):
             f(x, out=memoryview(np.empty((4, 3))))
         # strided and transposed buffers work, and out=x is in place
         big = np.full((4, 6), 7.0)
