@@ -232,3 +232,30 @@ def test_out_arguments():
         y = x.copy()
         assert f(y, out=y) is y
         np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_nan_when_the_gradient_factor_overflows(isa, dtype):
+    # found by the fuzz target: z_loss adds 2 zl lse p to the gradient; with lse near the
+    # dtype's max that factor is inf, and a probability that underflowed to 0 gave 0 * inf
+    big = np.finfo(dtype).max * 0.75  # 2 * lse overflows the dtype
+    x = np.array([[big, 0.0, -1.0]], dtype)
+    for labels in (np.array([1]), np.array([[0.0, 1.0, 0.0]], dtype)):
+        loss, grad = xent.softmax_cross_entropy(x, labels, z_loss=1.0, reduction="none", return_grad=True)
+        assert loss[0] == np.inf and not np.isnan(grad).any()
+        assert grad[0, 0] == np.inf and grad[0, 2] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_full_smoothing_replaces_target_mass_on_a_masked_class(isa, dtype):
+    # found by the fuzz target: label_smoothing=1 replaces the targets by the uniform
+    # distribution over the unmasked classes, so mass on a masked class no longer costs
+    # +inf; (1 - eps) * inf gave NaN
+    x = np.array([[-np.inf, 1.0, 2.0, -0.5]], dtype)
+    t = np.array([[0.7, 0.0, 0.3, 0.0]], dtype)
+    uniform = np.array([[0.0, 1 / 3, 1 / 3, 1 / 3]], dtype)
+    got = xent.softmax_cross_entropy(x, t, label_smoothing=1.0, reduction="none", return_grad=True)
+    want = xent.softmax_cross_entropy(x, uniform, reduction="none", return_grad=True)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
+    assert np.isfinite(got[0]).all()
