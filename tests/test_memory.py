@@ -7,6 +7,7 @@ Thresholds are per call and far below what one leaked object would cost: a leake
 or gradient is 256 KiB a call here, a leaked C++ row buffer 384 KiB (rows of 16384 float64
 gathered from a strided view); the RSS check allows 16 KiB a call, tracemalloc 1 KiB."""
 import gc
+import os
 import sys
 import tracemalloc
 
@@ -104,6 +105,10 @@ def test_python_allocations_do_not_grow():
 def test_resident_memory_does_not_grow():
     if _rss_bytes() is None:
         pytest.skip("no /proc/self/statm to read the resident memory from")
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        # .ci/asan: freed memory sits in ASan's quarantine (256 MiB), so RSS grows by design;
+        # the refcount and tracemalloc tests still run there
+        pytest.skip("resident memory is not meaningful under AddressSanitizer")
     calls = _calls(*_inputs())
     _run(calls, 30)  # warm-up: the thread pool, allocator arenas, NumPy's caches
     gc.collect()
