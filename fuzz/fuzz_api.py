@@ -204,7 +204,7 @@ def check(data: bytes) -> None:
     # Known limit: row weights whose product overflows (class weight 1e264 times sample weight
     # 1e300, or 3.4e38 in float32) make both terms of w * (T p - t) infinite, and the gradient
     # NaN. Within a weight product of 1e6 no NaN is allowed.
-    scale = np.prod([float(np.max(kw[k], initial=0.0)) for k in ("weight", "sample_weight") if k in kw])
+    scale = math.prod([float(np.max(kw[k], initial=0.0)) for k in ("weight", "sample_weight") if k in kw])
     weights_ok = weights_ok and scale <= 1e6
     if x.dtype.kind == "f" and _clean(*inputs.values()) and weights_ok:
         _no_nan(result)
