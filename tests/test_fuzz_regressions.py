@@ -24,3 +24,15 @@ def test_there_are_regressions():
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_fuzz_regression(path):
     _target().check(path.read_bytes())
+
+
+def test_fuzz_corpus_replays_clean():
+    # .ci/run fuzzes first (writing build/fuzz/corpus) and then runs this suite under ASan +
+    # UBSan (.ci/asan): the corpus, inputs of distinct coverage, is replayed on the sanitized
+    # build here (atheris itself loses its coverage feedback with the ASan runtime preloaded)
+    corpus = sorted((ROOT / "build" / "fuzz" / "corpus").glob("*"))
+    if not corpus:
+        pytest.skip("no fuzz corpus in build/fuzz/corpus (written by .ci/run's fuzz step)")
+    check = _target().check
+    for path in corpus:
+        check(path.read_bytes())
