@@ -1,62 +1,92 @@
-"""Checks that a built xent._core runs on any x86-64 CPU: AVX instructions (VEX-encoded, or on
-ymm/zmm registers) may appear only in code compiled from cpp/src/isa_avx2.cpp, i.e. in
-functions of the namespace xent::avx2 and in xent::isa_avx2(), which dispatch.cpp calls only
-after checking the CPU. Anything else means a host-tuning flag leaked into the build, or an
-inline function instantiated in the AVX2 file was picked by the linker for everyone (the
-ODR trap of per-file ISA flags); either crashes with SIGILL on an older CPU.
+"""Checks that a build of xent._core runs on any x86-64 CPU, from the object files of its
+CMake build tree (the linked module is stripped, so its code cannot be attributed to
+functions; objects keep their symbols):
 
-Usage: python tools/check_isa_leak.py PATH/TO/_core*.so   (x86-64 ELF; needs objdump)
-Exit status 0 when clean, 1 with the offending functions listed.
+- no object but isa_avx2.cpp's holds an AVX instruction (VEX-encoded, or on ymm/zmm
+  registers): a host-tuning or global ISA flag leaked into the build otherwise;
+- isa_avx2.cpp's object, compiled with -mavx2 -mfma, defines no external symbol outside the
+  namespace xent::avx2 but xent::isa_avx2() (which dispatch.cpp calls only after checking
+  the CPU): an inline function or template instantiated there could be picked by the linker
+  for every caller (the ODR trap of per-file ISA flags), and crash older CPUs with SIGILL.
+
+Usage: python tools/check_isa_leak.py CMAKE_BUILD_DIR   (x86-64; needs objdump and nm)
+Exit status 0 when clean, 1 with the offenders listed.
 """
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 
-ALLOWED = re.compile(r"xent::avx2::|^xent::isa_avx2\(\)")
+AVX2_OBJECT = "isa_avx2.cpp.o"
+ALLOWED_EXPORT = re.compile(r"(^|\s)xent::avx2::|^xent::isa_avx2\(\)$")  # after a return type, if any
 FUNC = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 INSN = re.compile(r"^\s+[0-9a-f]+:\t(\S+)\s*(.*)$")
 
 
-def avx_functions(path: str) -> dict[str, int]:
+def _run(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def avx_functions(obj: Path) -> dict[str, int]:
     """Function name (demangled) -> number of AVX instructions in it."""
-    dis = subprocess.run(
-        ["objdump", "-d", "--no-show-raw-insn", "-C", path], capture_output=True, text=True, check=True
-    ).stdout
     found: dict[str, int] = {}
     fn = "?"
-    for line in dis.splitlines():
+    for line in _run("objdump", "-d", "--no-show-raw-insn", "-C", str(obj)).splitlines():
         m = FUNC.match(line)
         if m:
-            fn = m.group(1).split("@@")[0]
+            fn = m.group(1)
             continue
         m = INSN.match(line)
-        if not m:
-            continue
-        mnemonic, operands = m.groups()
         # AT&T syntax: every VEX/EVEX instruction's mnemonic starts with "v" (vmovups, vfmadd...)
-        if mnemonic.startswith("v") or "%ymm" in operands or "%zmm" in operands:
+        if m and (m.group(1).startswith("v") or "%ymm" in m.group(2) or "%zmm" in m.group(2)):
             found[fn] = found.get(fn, 0) + 1
     return found
+
+
+def exported(obj: Path) -> list[str]:
+    """External symbols the object defines (functions, data, weak and unique ones)."""
+    names = []
+    for line in _run("nm", "-C", "--defined-only", str(obj)).splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in ("T", "D", "B", "R", "V", "W", "u"):
+            names.append(parts[2])
+    return names
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    found = avx_functions(argv[1])
-    leaked = {f: n for f, n in found.items() if not ALLOWED.search(f)}
-    allowed = len(found) - len(leaked)
-    if not allowed:
-        print(f"{argv[1]}: no AVX code at all (was the avx2 kernel set built?)", file=sys.stderr)
+    objects = sorted(Path(argv[1]).rglob("*.o"))
+    avx2 = [o for o in objects if o.name == AVX2_OBJECT]
+    if not avx2:
+        print(f"{argv[1]}: no {AVX2_OBJECT} (is this an x86-64 CMake build tree of xent?)", file=sys.stderr)
         return 1
-    if leaked:
-        print(f"{argv[1]}: AVX instructions outside the avx2 kernel set:", file=sys.stderr)
-        for f, n in sorted(leaked.items()):
-            print(f"  {n:5d}  {f}", file=sys.stderr)
+    bad = False
+    for obj in objects:
+        if obj.name == AVX2_OBJECT:
+            if not avx_functions(obj):
+                print(f"{obj}: no AVX code in the avx2 kernel set", file=sys.stderr)
+                bad = True
+            leaks = [s for s in exported(obj) if not ALLOWED_EXPORT.search(s)]
+            if leaks:
+                bad = True
+                print(f"{obj}: defines symbols other files may link to, compiled for AVX2:", file=sys.stderr)
+                for s in leaks:
+                    print(f"  {s}", file=sys.stderr)
+            continue
+        found = avx_functions(obj)
+        if found:
+            bad = True
+            print(f"{obj}: AVX instructions outside the avx2 kernel set:", file=sys.stderr)
+            for f, n in sorted(found.items()):
+                print(f"  {n:5d}  {f}", file=sys.stderr)
+    if bad:
         return 1
-    print(f"{argv[1]}: AVX code only in the avx2 kernel set ({allowed} functions)")
+    print(f"{argv[1]}: AVX code only in {AVX2_OBJECT}, which exports only xent::avx2:: and xent::isa_avx2() "
+          f"({len(objects)} objects checked)")
     return 0
 
 
