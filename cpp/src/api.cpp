@@ -108,7 +108,7 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / std::max<int64_t>(j.len, 1));
   const KernelTable<T>* kt = nullptr;
   if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
-  return run_units<T>(n_rows, per_task, n_rows * j.len, n_threads, softmax_scratch_size(j.len),
+  return run_units<T>(n_rows, per_task, n_rows * j.len, n_threads, softmax_scratch_size(j),
                       [&](int64_t u0, int64_t u1, T* s) { return kt->softmax_units(j, u0, u1, s); });
 }
 
@@ -181,7 +181,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
   const KernelTable<T>* kt = nullptr;
   if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
-  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, 5 * j.seg,
+  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, sigmoid_scratch_size(j),
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
 

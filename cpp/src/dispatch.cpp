@@ -3,6 +3,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#if defined(XENT_HAVE_AVX2) && defined(_MSC_VER) && !defined(__clang__)
+#include <immintrin.h>
+#include <intrin.h>
+#endif
 
 namespace xent {
 namespace {
@@ -13,6 +17,18 @@ bool cpu_has_avx2_fma() {
   // libgcc checks the CPUID bits and that the OS saves the YMM state (XGETBV).
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#elif defined(_MSC_VER)
+  // CPUID.1:ECX has FMA (12), OSXSAVE (27), AVX (28); XCR0 bits 1-2: the OS saves XMM and YMM;
+  // CPUID.7.0:EBX bit 5 is AVX2. (Not compiled on this project's CI: cibuildwheel's Windows job.)
+  int r[4];
+  __cpuid(r, 0);
+  if (r[0] < 7) return false;
+  __cpuid(r, 1);
+  const unsigned ecx = static_cast<unsigned>(r[2]);
+  if (!((ecx >> 12) & 1) || !((ecx >> 27) & 1) || !((ecx >> 28) & 1)) return false;
+  if ((_xgetbv(0) & 6) != 6) return false;
+  __cpuidex(r, 7, 0);
+  return (static_cast<unsigned>(r[1]) >> 5) & 1;
 #else
   return false;
 #endif

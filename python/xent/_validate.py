@@ -90,19 +90,33 @@ def finish(reduction: str, total: float, n_terms: float, per_row, grad, return_g
 _HW_THREADS = None
 
 
-def n_threads_arg(n_threads) -> int:
+def _hw_threads() -> int:
     global _HW_THREADS
+    if _HW_THREADS is None:
+        _HW_THREADS = int(_core.config()["hardware_threads"])
+    return _HW_THREADS
+
+
+def max_threads() -> int:
+    """The most threads a call uses: 4 times the hardware threads, at least 8. Larger
+    requests are capped (results are bit-identical for any thread count; the pool keeps
+    its threads, so n_threads=10**6 must not start one per work task)."""
+    return max(8, 4 * _hw_threads())
+
+
+def n_threads_arg(n_threads) -> int:
+    """None: all hardware threads; else an integer >= 1, capped at max_threads()."""
     if n_threads is None:
-        if _HW_THREADS is None:
-            _HW_THREADS = int(_core.config()["hardware_threads"])
-        return _HW_THREADS
+        return _hw_threads()
+    if isinstance(n_threads, bool):
+        raise TypeError(f"n_threads must be an integer or None, got {n_threads!r}")
     try:
         n = operator.index(n_threads)
     except TypeError:
         raise TypeError(f"n_threads must be an integer or None, got {n_threads!r}") from None
     if n < 1:
         raise ValueError(f"n_threads must be >= 1, got {n}")
-    return n
+    return min(n, max_threads())
 
 
 def check_out(out, shape: tuple, dtype: np.dtype, name: str, inputs=()) -> np.ndarray:

@@ -17,7 +17,7 @@ def _first_bad(a: np.ndarray, name: str) -> None:
 
 
 def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.ndarray:
-    """``w`` as a C-contiguous array of ``dtype`` and exactly ``shape``, finite and >= 0
+    """``w`` as a C-contiguous, aligned array of ``dtype`` and exactly ``shape``, finite and >= 0
     (checked after the conversion, so a float64 weight overflowing float32 is caught)."""
     a = np.asarray(w)
     if a.dtype.kind not in "fiub":
@@ -25,31 +25,44 @@ def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.n
     if a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape} but must have shape {shape} ({what})")
     with np.errstate(over="ignore"):  # an overflow to inf is reported just below
-        a = np.ascontiguousarray(a, dtype=dtype)
-    if not a.flags.aligned:  # e.g. a buffer unpickled at an odd offset (Dask): the core needs alignment
-        a = a.copy()
+        a = np.require(a, dtype=dtype, requirements=["C", "A"])  # a misaligned one is copied
     _first_bad(a, name)
     return a
+
+
+_INT64 = np.iinfo(np.int64)
 
 
 def ignore_arg(ignore_index) -> int | None:
     if ignore_index is None:
         return None
     try:
-        return operator.index(ignore_index)
+        i = operator.index(ignore_index)
     except TypeError:
         raise TypeError(f"ignore_index must be an integer or None, got {ignore_index!r}") from None
+    if not _INT64.min <= i <= _INT64.max:
+        raise ValueError(f"ignore_index must fit in int64, got {i}")
+    return i
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
 
 
 def z_loss_arg(z_loss) -> float:
-    z = float(z_loss)
+    z = _real(z_loss, "z_loss")
     if not (math.isfinite(z) and z >= 0):
         raise ValueError(f"z_loss must be finite and >= 0, got {z_loss!r}")
     return z
 
 
 def smoothing_arg(eps) -> float:
-    e = float(eps)
+    e = _real(eps, "label_smoothing")
     if not 0.0 <= e <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {eps!r}")
     return e

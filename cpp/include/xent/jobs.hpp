@@ -162,7 +162,54 @@ struct KernelTable {
   void (*vlog1m)(const T* x, T* y, int64_t n);  // log(1 - x), x in [0, 1)
 };
 
-inline int64_t softmax_scratch_size(int64_t len) { return 5 * len + len / 64 + 64; }
+// Scratch of one worker, laid out by these functions for both the driver (its size) and the
+// units loops (units-inl.hpp, the offsets): a row buffer only for each use a job has, so a
+// contiguous row needs none (one row of 2**31 logits needs no copy of 8 GiB).
+// Offsets are in elements; -1: the job has no such buffer.
+struct SoftmaxScratch {
+  int64_t z = -1, t = -1, o = -1, d = -1, g = -1, total = 0;
+};
+template <class T>
+inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
+  const int64_t C = j.len;
+  const bool capped = j.softcap > 0.0;
+  // ops that read z again after writing the gradient (a copy when grad is the logits)
+  const bool rereads = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
+                       j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
+  SoftmaxScratch s;
+  s.total = C / 64 + 64;  // per-block references (n_blocks(C) + 8 of them)
+  auto take = [&](bool need, int64_t& at) {
+    if (need) at = s.total, s.total += C;
+  };
+  take(j.z.cs != 1 || capped || (rereads && j.out.p != nullptr), s.z);  // gathered, capped or copied z
+  take(j.t.p != nullptr && j.t.cs != 1, s.t);                            // gathered targets
+  take(j.out.p != nullptr && j.out.cs != 1, s.o);                        // output before its scatter
+  take(capped && is_loss_op(j.op) && j.out.p != nullptr, s.d);           // derivative of the soft cap
+  take(j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget, s.g);  // effective targets
+  return s;
+}
+template <class T>
+inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) { return softmax_scratch(j).total; }
+
+struct SigmoidScratch {
+  int64_t z = -1, t = -1, g = -1, l = -1, e = -1, total = 0;
+};
+template <class T>
+inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
+  SigmoidScratch s;
+  s.total = 8;
+  auto take = [&](bool need, int64_t& at) {
+    if (need) at = s.total, s.total += j.seg;
+  };
+  take(j.z.cs != 1, s.z);
+  take(j.t.cs != 1, s.t);
+  take(j.grad.p != nullptr && j.grad.cs != 1, s.g);
+  take(j.loss.p != nullptr && j.loss_elementwise && j.loss.cs != 1, s.l);
+  take(j.ew.p != nullptr && j.ew.cs != 0 && j.ew.cs != 1, s.e);  // gathered element weights
+  return s;
+}
+template <class T>
+inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) { return sigmoid_scratch(j).total; }
 inline int64_t hessian_scratch_size(int64_t len) { return 6 * len + len / 64 + 64; }
 
 struct Isa {

@@ -173,8 +173,15 @@ inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* ref
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
     const double ref = static_cast<double>(refs[b]);
     const double fb = ref == r.m ? at_max : std::exp((ref - r.m) - r.log_s) * scale;
-    const auto f = D::set1(static_cast<T>(fb));
     T* p = e + b0;
+    if (std::fabs(fb) > static_cast<double>(std::numeric_limits<T>::max())) {
+      // the factor overflows T (a z-loss times a huge lse, say): an exponential that
+      // underflowed to 0 stays 0 (0 * inf would be NaN for finite input); others overflow.
+      // (A NaN factor, from NaN or +inf logits, still takes the row: the path below.)
+      for (int64_t i = 0; i < n; ++i) p[i] = p[i] == T(0) ? T(0) : static_cast<T>(static_cast<double>(p[i]) * fb);
+      continue;
+    }
+    const auto f = D::set1(static_cast<T>(fb));
     int64_t i = 0;
     for (; i + W <= n; i += W) D::store(p + i, D::mul(D::load(p + i), f));
     if (i < n) D::store_tail(p + i, D::mul(D::load_tail(p + i, n - i, T(0)), f), n - i);

@@ -109,18 +109,21 @@ template <class D>
 double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
   const int64_t C = j.len;
-  T* refs = scratch;
-  T* zbuf = scratch + n_blocks(C) + 8;
-  T* tbuf = zbuf + C;
-  T* obuf = tbuf + C;
-  T* dbuf = obuf + C;  // derivative of the soft cap
-  T* gbuf = dbuf + C;  // effective targets (poly-1, focal)
+  const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
+  // the layout of softmax_scratch (jobs.hpp): row buffers only for the uses this job has
+  const SoftmaxScratch L = softmax_scratch(j);
+  auto buf = [&](int64_t at) { return at < 0 ? nullptr : scratch + at; };
+  T* refs = scratch;  // n_blocks(C) + 8 <= C / 64 + 64 of them
+  T* zbuf = buf(L.z);
+  T* tbuf = buf(L.t);
+  T* obuf = buf(L.o);
+  T* dbuf = buf(L.d);  // derivative of the soft cap
+  T* gbuf = buf(L.g);  // effective targets (poly-1, focal)
   // rows in lanes for small C (plain integer-label CE; reads each group before writing)
   if (j.op == SoftmaxOp::kXentLabel && C >= 1 && C <= kLanesMaxC && j.smoothing == 0.0 && j.softcap == 0.0)
     return softmax_units_lanes<D>(j, u0, u1);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
-  const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
   const bool loss_op = is_loss_op(j.op), label_op = is_label_op(j.op);
   const bool capped = j.softcap > 0.0;
   const bool grad_capped = capped && loss_op && j.out.p;
@@ -231,16 +234,18 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   using T = typename D::T;
   const int64_t nseg = j.n_seg();
   if (nseg == 0) return 0.0;
-  T* zb = scratch;
-  T* tb = zb + j.seg;
-  T* gb = tb + j.seg;
-  T* lb = gb + j.seg;
-  T* eb = lb + j.seg;
+  const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
+  const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
+  // the layout of sigmoid_scratch (jobs.hpp): segment buffers only for strided operands
+  const SigmoidScratch L = sigmoid_scratch(j);
+  T* zb = L.z < 0 ? nullptr : scratch + L.z;
+  T* tb = L.t < 0 ? nullptr : scratch + L.t;
+  T* gb = L.g < 0 ? nullptr : scratch + L.g;
+  T* lb = L.l < 0 ? nullptr : scratch + L.l;
+  T* eb = L.e < 0 ? nullptr : scratch + L.e;
   const int64_t* strides[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   int64_t row = u0 / nseg;
   Cursor<5> cur(j.rows, strides, row);
-  const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
-  const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
   const bool opts = j.has_opts();
   SigmoidRunOpts<T> o;
   o.eps = j.smoothing;

@@ -165,8 +165,9 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, co
   SmoothStats st;
   if (eps != 0.0) {  // t -> (1 - eps) t + eps/K w over the unmasked classes
     st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
-    tsum = (1.0 - eps) * tsum + eps / st.k * st.sw;
-    a = (1.0 - eps) * a + eps / st.k * st.sa;
+    // eps = 1 replaces t: its mass on a masked class (a = inf) must give 0, not 0 * inf
+    tsum = (eps == 1.0 ? 0.0 : (1.0 - eps) * tsum) + eps / st.k * st.sw;
+    a = (eps == 1.0 ? 0.0 : (1.0 - eps) * a) + eps / st.k * st.sa;
   }
   const double loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a + zloss_term(r, zl);
   if (grad) {
