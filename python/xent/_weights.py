@@ -12,7 +12,7 @@ def _first_bad(a: np.ndarray, name: str) -> None:
     ok = np.isfinite(a) & (a >= 0)
     if not ok.all():
         at = int(np.flatnonzero(~ok.ravel())[0])
-        pos = [int(p) for p in np.unravel_index(at, a.shape)] if a.ndim else []
+        pos = [int(p) for p in np.unravel_index(at, a.shape)] if a.ndim else ""  # a scalar: no index
         raise ValueError(f"{name}{pos} = {a.ravel()[at].item()!r}: weights must be finite and >= 0")
 
 

@@ -103,7 +103,11 @@ inline void lanes_xent_label(const typename D::T* const* zr, int64_t zcs, typena
   for (int i = 0; i < n; ++i) r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
   if (!outr) return;
   const V f = D::zero_if(flat, D::div(D::mul(D::load(gw), pf), D::add(ones, rest)));
-  for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::zero_if(flat, D::mul(D::load(tile + c * W), f)));
+  // e = 0 gives 0 even where f overflowed to inf (z-loss with a huge lse): no 0 * inf = NaN
+  for (int64_t c = 0; c < C; ++c) {
+    const V e = D::load(tile + c * W);
+    D::store(tile + c * W, D::zero_if(flat, D::zero_if(D::eq(e, zero), D::mul(e, f))));
+  }
   alignas(64) T mv[W];
   D::store(mv, m);
   for (int i = 0; i < n; ++i) {
