@@ -259,3 +259,26 @@ def test_full_smoothing_replaces_target_mass_on_a_masked_class(isa, dtype):
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
     assert np.isfinite(got[0]).all()
+
+
+@pytest.mark.parametrize("fn", ["softmax_labels", "softmax_targets", "sigmoid"])
+def test_subnormal_weight_sum_gives_no_nan(fn):
+    # found by the fuzz target: a mean over sample weights summing to a subnormal number made
+    # the gradient scale 1/sum overflow to inf, and inf * 0 a NaN; the weights are rescaled by a
+    # power of two there, which changes no ratio sw / sum(sw)
+    z = np.array([[-1.47e306], [2.0]])
+    sw = np.array([1.5590355e-317, 3e-318])
+    if fn == "softmax_labels":
+        call = lambda s: xent.softmax_cross_entropy(z, np.array([0, 0]), weight=[3.875], sample_weight=s,  # noqa: E731
+                                                   return_grad=True)
+    elif fn == "softmax_targets":
+        call = lambda s: xent.softmax_cross_entropy(z, np.ones((2, 1)), weight=[3.875], sample_weight=s,  # noqa: E731
+                                                   return_grad=True)
+    else:
+        call = lambda s: xent.sigmoid_cross_entropy(z, np.ones((2, 1)), sample_weight=s, return_grad=True)  # noqa: E731
+    loss, grad = call(sw)
+    assert not np.isnan(grad).any() and np.isfinite(loss)
+    # the same mean and gradient as weights 2**1000 times larger (exactly representable ratios)
+    loss2, grad2 = call(sw * 2.0**1000)
+    assert loss == loss2
+    np.testing.assert_array_equal(grad, grad2)

@@ -19,7 +19,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import ignore_arg, label_row_weight_sum, weight_array
+from ._weights import ignore_arg, label_row_weight_sum, rescale_tiny_weights, weight_array
 
 _OP = _core.SoftmaxOp
 # kind -> (op for integer labels, op for float targets or None)
@@ -163,6 +163,7 @@ def run_softmax_loss(
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
     n = math.prod(row_shape) if denom is None else denom
+    sw, n = rescale_tiny_weights(sw, n)
     row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, (t, sw, w, class_a))
     total = _core.softmax_op(
         op, last(a, ax), t, y, None if grad is None else last(grad, ax), row_out, grad_scale(reduction, n), nt,

@@ -33,7 +33,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import weight_array
+from ._weights import rescale_tiny_weights, weight_array
 
 
 def _per_class(v, n_classes: int, dtype, name: str, where: str):
@@ -86,17 +86,19 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
     sw = None
     if sample_weight is not None:  # (the reshape: ascontiguousarray makes a 0-d array 1-d)
         sw = weight_array(sample_weight, sw_shape, z.dtype, "sample_weight", sw_what).reshape(sw_shape)
+    if ax is None:
+        per = n_classes if z.ndim >= 2 else 1
+        n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
+    else:
+        n_terms = math.prod(res_shape) if sw is None else float(sw.sum(dtype=np.float64))
+    if reduction == "mean":
+        sw, n_terms = rescale_tiny_weights(sw, n_terms)
     ew = None  # the sample weight broadcast (stride 0) over the class axis
     if sw is not None:
         if ax is None:
             ew = sw if z.ndim <= 1 else np.broadcast_to(sw[..., None], z.shape)
         else:
             ew = np.broadcast_to(np.expand_dims(sw, ax), z.shape)
-    if ax is None:
-        per = n_classes if z.ndim >= 2 else 1
-        n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
-    else:
-        n_terms = math.prod(res_shape) if sw is None else float(sw.sum(dtype=np.float64))
 
     inputs = (z, t, cw, pw, sw)
     loss = None
