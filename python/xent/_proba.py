@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._loss_common import int_labels as _int_labels
+from ._loss_common import last as _last
 from ._validate import (
     as_float_array,
     as_targets,
@@ -22,10 +23,6 @@ from ._weights import smoothing_arg
 
 # op codes of _core.proba_op
 _CAT_LABEL, _CAT_TARGET, _BINARY, _LOG_LOGISTIC = 0, 1, 2, 3
-
-
-def _last(a: np.ndarray, axis: int) -> np.ndarray:
-    return a if axis == a.ndim - 1 else np.moveaxis(a, axis, -1)
 
 
 def eps_arg(eps, dtype: np.dtype) -> float:

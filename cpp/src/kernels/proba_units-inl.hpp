@@ -56,19 +56,5 @@ double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typ
   return total;
 }
 
-template <class D>
-void vlog(const typename D::T* x, typename D::T* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, log_unit<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, log_unit<D>(D::load_tail(x + i, n - i, 1)), n - i);
-}
-
-template <class D>
-void vlog1m(const typename D::T* x, typename D::T* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, log_1m<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, log_1m<D>(D::load_tail(x + i, n - i, 0)), n - i);
-}
-
 }  // namespace XENT_ISA_NS
 }  // namespace xent

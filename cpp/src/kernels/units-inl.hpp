@@ -360,34 +360,39 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
   return 0.0;
 }
 
-template <class D>
-void vexp(const typename D::T* x, typename D::T* y, int64_t n) {
+// y = f(x) elementwise with one vector function (the table's vector-math entries, whose
+// contracts the tests check); tail lanes are padded with `fill`, a value inside f's domain.
+template <class D, class F>
+inline void vmap(const typename D::T* x, typename D::T* y, int64_t n, typename D::T fill, F f) {
   int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, exp_nonpos<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, exp_nonpos<D>(D::load_tail(x + i, n - i, 0)), n - i);
+  for (; i + D::W <= n; i += D::W) D::store(y + i, f(D::load(x + i)));
+  if (i < n) D::store_tail(y + i, f(D::load_tail(x + i, n - i, fill)), n - i);
 }
 
 template <class D>
+void vexp(const typename D::T* x, typename D::T* y, int64_t n) {
+  vmap<D>(x, y, n, 0, [](typename D::V v) { return exp_nonpos<D>(v); });
+}
+template <class D>
 void vlog1p(const typename D::T* x, typename D::T* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, log1p_unit<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, log1p_unit<D>(D::load_tail(x + i, n - i, 0)), n - i);
+  vmap<D>(x, y, n, 0, [](typename D::V v) { return log1p_unit<D>(v); });
+}
+template <class D>
+void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
+  vmap<D>(x, y, n, 0, [](typename D::V v) { return tanh_v<D>(v); });
+}
+template <class D>
+void vlog(const typename D::T* x, typename D::T* y, int64_t n) {
+  vmap<D>(x, y, n, 1, [](typename D::V v) { return log_unit<D>(v); });
+}
+template <class D>
+void vlog1m(const typename D::T* x, typename D::T* y, int64_t n) {
+  vmap<D>(x, y, n, 0, [](typename D::V v) { return log_1m<D>(v); });
 }
 
 // Defined in proba_units-inl.hpp (included after this file: it uses Cursor, gather and scatter).
 template <class D>
 double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch);
-template <class D>
-void vlog(const typename D::T* x, typename D::T* y, int64_t n);
-template <class D>
-void vlog1m(const typename D::T* x, typename D::T* y, int64_t n);
-
-template <class D>
-void vtanh(const typename D::T* x, typename D::T* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + D::W <= n; i += D::W) D::store(y + i, tanh_v<D>(D::load(x + i)));
-  if (i < n) D::store_tail(y + i, tanh_v<D>(D::load_tail(x + i, n - i, 0)), n - i);
-}
 
 template <class D>
 const KernelTable<typename D::T>* make_table() {
