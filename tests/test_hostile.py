@@ -282,3 +282,15 @@ def test_subnormal_weight_sum_gives_no_nan(fn):
     loss2, grad2 = call(sw * 2.0**1000)
     assert loss == loss2
     np.testing.assert_array_equal(grad, grad2)
+
+
+def test_subnormal_class_weight_sum_gives_no_nan():
+    # found by the fuzz target: the same overflow of 1/n when class weights alone make a
+    # subnormal denominator (integer labels, weighted mean)
+    x = np.array([-0.0, 0.0, 2.5, 0.125])
+    w = np.array([1.380092e-317, 0.0, 0.0, 0.0])
+    loss, grad = xent.softmax_cross_entropy(x, np.array(0), weight=w, ignore_index=7, return_grad=True)
+    assert not np.isnan(grad).any() and np.isfinite(grad).all() and np.isfinite(loss)
+    loss2, grad2 = xent.softmax_cross_entropy(x, np.array(0), weight=w * 2.0**1000, return_grad=True)
+    assert loss == loss2
+    np.testing.assert_array_equal(grad, grad2)

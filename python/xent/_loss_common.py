@@ -163,7 +163,12 @@ def run_softmax_loss(
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
     n = math.prod(row_shape) if denom is None else denom
-    sw, n = rescale_tiny_weights(sw, n)
+    # a denominator so small that 1/n overflows: the weights it sums (sample weights, or the
+    # class weights when they alone make it) are rescaled by a power of two
+    if sw is not None:
+        sw, n = rescale_tiny_weights(sw, n)
+    elif class_w is not None and denom is not None:
+        class_w, n = rescale_tiny_weights(class_w, n)
     row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, (t, sw, w, class_a))
     total = _core.softmax_op(
         op, last(a, ax), t, y, None if grad is None else last(grad, ax), row_out, grad_scale(reduction, n), nt,

@@ -32,14 +32,17 @@ def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.n
 
 def rescale_tiny_weights(sw, n: float):
     """For a weighted mean whose denominator ``n`` is so small (a sum of subnormal float64
-    sample weights) that ``1/n`` overflows: ``sw`` and ``n`` times one power of two, which
-    changes no ratio ``sw / n`` (exact for every finite weight), so the gradient scale
-    ``1/n`` stays finite and ``inf * 0`` cannot make a NaN. Otherwise both unchanged."""
+    weights) that ``1/n`` overflows: the weights ``sw`` that make up ``n`` (sample or class
+    weights) and ``n`` times one power of two, which changes no ratio ``sw / n`` (exact for
+    every finite weight), so the gradient scale ``1/n`` stays finite and ``inf * 0`` cannot
+    make a NaN. Otherwise both unchanged."""
     if sw is None or not n or math.isfinite(1.0 / n):
         return sw, n
-    k = -math.frexp(n)[1]
+    # n 2**k near 1/2; but no larger than keeps the largest weight finite (its ratio to the
+    # tiny sum can exceed the double range only in the most extreme inputs)
     top = float(np.max(sw, initial=0.0))
-    if not math.isfinite(math.ldexp(top, k)):  # a huge weight beside the tiny sum: leave as is
+    k = min(-math.frexp(n)[1], 1023 - math.frexp(top)[1])
+    if k <= 0:
         return sw, n
     # np.ldexp of a 0-d array is a NumPy scalar: keep an array (the core takes only arrays)
     return np.ascontiguousarray(np.ldexp(sw, k), dtype=sw.dtype).reshape(sw.shape), math.ldexp(n, k)
