@@ -303,6 +303,9 @@ class Jax(Impl):
         import jax
         import optax
 
+        # JAX runs in float32 unless told otherwise: without this the f64 workloads would be
+        # downcast (and time a float32 computation).
+        jax.config.update("jax_enable_x64", True)
         if wl.kind == "softmax":
 
             def f(z, y):
