@@ -262,3 +262,30 @@ def test_inputs_are_not_modified(rng):
     for a, c in zip((z, y, t), copies):
         np.testing.assert_array_equal(a, c)
     assert g.flags.writeable and g.flags.owndata and not np.shares_memory(g, z)
+
+
+@pytest.mark.parametrize("ltype", [np.int32, np.int64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_the_first_bad_label_is_reported(rng, ltype, layout):
+    """find_bad_label's flat loop (contiguous labels) and its strided one agree with NumPy on
+    the first bad label in C order, ignore_index excepted, wherever it lies."""
+    C = 5
+    z = np.zeros((3, 4, 6, C))
+    for trial in range(20):
+        full = rng.integers(0, C, (3, 4, 12)).astype(ltype)
+        y = full[:, :, ::2] if layout == "strided" else np.ascontiguousarray(full[:, :, :6])
+        n_bad = trial % 3 + 1
+        for _ in range(n_bad):
+            y[tuple(rng.integers(0, s) for s in y.shape)] = rng.choice([-7, C, 99, -100])
+        ignore = -100 if trial % 2 else None
+        bad = ((y < 0) | (y >= C)) & (y != (ignore if ignore is not None else C + 1000))
+        if not bad.any():
+            xent.softmax_cross_entropy(z, y, ignore_index=ignore)
+            continue
+        pos = np.unravel_index(int(np.flatnonzero(bad)[0]), y.shape)
+        want = rf"^labels\[{', '.join(str(int(p)) for p in pos)}\] = {int(y[pos])} is out of range"
+        with pytest.raises(ValueError, match=want):
+            xent.softmax_cross_entropy(z, y, ignore_index=ignore)
+        if ignore is None:
+            with pytest.raises(ValueError, match=want):
+                xent.softmax_cross_entropy(z, y, return_grad=True)  # the fast binding declines
