@@ -1,5 +1,6 @@
 """Repeated calls do not grow memory: every public function (with return_grad, options,
-strided inputs that make the C++ core allocate row buffers, and calls that raise) keeps
+strided inputs that make the C++ core allocate row buffers, small C-ordered inputs that take
+the fast path of cpp/bindings/fast.cpp, and calls that raise) keeps
 the reference counts of its inputs, the Python allocations (tracemalloc) and the process's
 resident memory flat over many calls after a warm-up.
 
@@ -27,10 +28,11 @@ def _inputs():
     y = rng.integers(0, C, N)
     w = rng.random(C) + 0.5
     sw = rng.random(N)
-    return x, t, y, w, sw
+    xs = np.ascontiguousarray(x[:, :10], dtype=np.float32)  # small and C-ordered: the fast path
+    return x, t, y, w, sw, xs
 
 
-def _calls(x, t, y, w, sw):
+def _calls(x, t, y, w, sw, xs):
     def bad_label():
         with pytest.raises(ValueError):
             xent.softmax_cross_entropy(x, np.full(N, C + 5))
@@ -38,6 +40,10 @@ def _calls(x, t, y, w, sw):
     def bad_dtype():
         with pytest.raises(TypeError):
             xent.softmax_cross_entropy(x.astype(np.complex128), y)
+
+    def bad_label_fast():  # the fast binding declines, the general path raises
+        with pytest.raises(ValueError):
+            xent.softmax_cross_entropy(xs, np.full(N, 10))
 
     def bad_weight():
         with pytest.raises(ValueError):
@@ -52,7 +58,14 @@ def _calls(x, t, y, w, sw):
         lambda: xent.softmax_cross_entropy(x, t, weight=w, reduction="none", return_grad=True),
         lambda: xent.sigmoid_cross_entropy(x, t, return_grad=True),
         lambda: xent.sigmoid_cross_entropy(x, t, axis=1, reduction="sum", return_grad=True),
+        lambda: xent.softmax_cross_entropy(xs, y % 10, return_grad=True),
+        lambda: xent.softmax_cross_entropy(xs, y % 10, reduction="none", return_grad=True),
+        lambda: xent.softmax_cross_entropy(np.ascontiguousarray(x), y, return_grad=True),  # GIL released
+        lambda: xent.sigmoid_cross_entropy(xs, xs, reduction="none", return_grad=True),
+        lambda: xent.logsumexp(xs[0]),
+        lambda: xent.log_softmax(xs),
         bad_label,
+        bad_label_fast,
         bad_dtype,
         bad_weight,
     ]

@@ -67,5 +67,6 @@ void bind_softmax(py::module_& m);
 void bind_sigmoid(py::module_& m);
 void bind_hessian(py::module_& m);
 void bind_proba(py::module_& m);
+void bind_fast(py::module_& m);
 
 }  // namespace xent_py

@@ -60,6 +60,7 @@ PYBIND11_MODULE(_core, m) {
   xent_py::bind_sigmoid(m);
   xent_py::bind_hessian(m);
   xent_py::bind_proba(m);
+  xent_py::bind_fast(m);
   m.def("config", &config, "Build and run-time configuration of the kernels.");
   m.def("set_isa", &xent::set_active_isa, py::arg("name"),
         "Switches the kernel set for this process; False if it cannot run here.");

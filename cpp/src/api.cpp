@@ -235,9 +235,30 @@ void run_hessian(HessianOp op, const ArrayRef& z, const ArrayRef* t, const Array
                [&](int64_t u0, int64_t u1, T* s) { return kt->hessian_units(j, u0, u1, s); });
 }
 
+namespace {
+// find_bad_label over contiguous labels: one flat loop (no index bookkeeping), whose test the
+// compiler can vectorise; the first bad position is found again only when there is one.
+template <class L>
+int64_t first_bad_flat(const L* v, int64_t n, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value) {
+  auto bad = [&](int64_t x) { return (x < 0 || x >= n_classes) && !(has_ignore && x == ignore); };
+  bool any = false;
+  for (int64_t i = 0; i < n; ++i) any |= bad(static_cast<int64_t>(v[i]));
+  if (!any) return -1;
+  for (int64_t i = 0;; ++i)
+    if (bad(static_cast<int64_t>(v[i]))) return *value = static_cast<int64_t>(v[i]), i;
+}
+}  // namespace
+
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value) {
   int64_t n = 1;
-  for (int d = 0; d < y.ndim; ++d) n *= y.shape[d];
+  bool contiguous = true;
+  for (int d = y.ndim - 1; d >= 0; --d) {
+    contiguous = contiguous && (y.shape[d] == 1 || y.strides[d] == n * y.itemsize);
+    n *= y.shape[d];
+  }
+  if (contiguous)
+    return y.itemsize == 8 ? first_bad_flat(static_cast<const int64_t*>(y.data), n, n_classes, has_ignore, ignore, value)
+                           : first_bad_flat(static_cast<const int32_t*>(y.data), n, n_classes, has_ignore, ignore, value);
   std::vector<int64_t> idx(y.ndim, 0);
   const char* base = static_cast<const char*>(y.data);
   for (int64_t flat = 0; flat < n; ++flat) {

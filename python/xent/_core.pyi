@@ -130,6 +130,21 @@ def proba_op(
     2: binary) or log_logistic (op 3, into loss); returns the total loss, NaN if a probability
     is outside [0, 1]."""
 
+# Lean entries for calls without options (cpp/bindings/fast.cpp, gated by python/xent/_fast.py):
+# the public result, or None for any input they do not take (the general path then runs).
+def softmax_xent_fast(
+    logits: object, labels: object, reduction: object, return_grad: object, n_threads: object
+) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
+    """softmax_cross_entropy without options, or None where the general path must run."""
+
+def sigmoid_xent_fast(
+    logits: object, targets: object, reduction: object, return_grad: object, n_threads: object
+) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
+    """sigmoid_cross_entropy without options (elementwise), or None where the general path must run."""
+
+def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object) -> np.ndarray | np.floating | None:
+    """logsumexp, softmax or log_softmax along the last axis, or None where the general path must run."""
+
 def config() -> _Config:
     """Build and run-time configuration of the kernels."""
 

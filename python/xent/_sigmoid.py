@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 
+from . import _core
 from . import _sigmoid_call as _call
+from ._fast import ZERO
 from ._validate import check_finite as _check_finite
 from ._weights import smoothing_arg, softcap_arg
 
@@ -21,7 +23,7 @@ def sigmoid_cross_entropy(
     weight=None,
     pos_weight=None,
     sample_weight=None,
-    label_smoothing=0.0,
+    label_smoothing=ZERO,
     softcap=None,
     reduction="mean",
     return_grad=False,
@@ -84,6 +86,13 @@ def sigmoid_cross_entropy(
     check_finite: if True, a NaN or ``+inf`` logit (``-inf`` is allowed, as for the softmax
     losses), or a non-finite target, raises ValueError naming its first position.
     """
+    if (
+        axis is None and weight is None and pos_weight is None and sample_weight is None and label_smoothing is ZERO
+        and softcap is None and out is None and grad_out is None and check_finite is False
+    ):
+        r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads)
+        if r is not None:
+            return r
     z, t = _call.logits_and_targets(logits, targets)
     if check_finite:
         _check_inputs(z, t)

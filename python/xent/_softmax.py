@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._fast import LAST, ZERO
 from ._loss_common import last as _last
 from ._loss_common import prepare as _prepare
 from ._loss_common import run_softmax_loss
@@ -18,7 +19,7 @@ _CAP_DOC = """``softcap``: None, or ``c > 0`` to replace ``x`` by ``c * tanh(x /
     if True, a NaN or ``+inf`` in ``x`` raises ValueError naming its index (``-inf`` is a mask)."""
 
 
-def logsumexp(x, axis=-1, *, softcap=None, check_finite=False, n_threads=None):
+def logsumexp(x, axis=LAST, *, softcap=None, check_finite=False, n_threads=None):
     """``log(sum(exp(x), axis))``, computed stably: ``m + log(sum(exp(x - m)))``.
 
     Returns an array of ``x``'s shape without ``axis`` (a NumPy scalar for 1-d input),
@@ -28,6 +29,10 @@ def logsumexp(x, axis=-1, *, softcap=None, check_finite=False, n_threads=None):
 
     {cap}
     """
+    if axis is LAST and softcap is None and check_finite is False:
+        r = _core.softmax_norm_fast(_OP.logsumexp, x, n_threads)
+        if r is not None:
+            return r
     a, ax = _prepare(x, axis)
     cap = softcap_arg(softcap)
     if check_finite:
@@ -39,6 +44,10 @@ def logsumexp(x, axis=-1, *, softcap=None, check_finite=False, n_threads=None):
 
 
 def _normalizer(kind, x, axis, out, softcap, check_finite, n_threads):
+    if axis is LAST and out is None and softcap is None and check_finite is False:
+        r = _core.softmax_norm_fast(kind, x, n_threads)
+        if r is not None:
+            return r
     a, ax = _prepare(x, axis)
     cap = softcap_arg(softcap)
     if check_finite:
@@ -51,7 +60,7 @@ def _normalizer(kind, x, axis, out, softcap, check_finite, n_threads):
     return out
 
 
-def softmax(x, axis=-1, out=None, *, softcap=None, check_finite=False, n_threads=None):
+def softmax(x, axis=LAST, out=None, *, softcap=None, check_finite=False, n_threads=None):
     """``exp(x - logsumexp(x))`` along ``axis``; ``out`` may be ``x`` itself.
 
     ``-inf`` entries get probability 0; a row that is all ``-inf`` (fully masked) gives all
@@ -62,7 +71,7 @@ def softmax(x, axis=-1, out=None, *, softcap=None, check_finite=False, n_threads
     return _normalizer(_OP.softmax, x, axis, out, softcap, check_finite, n_threads)
 
 
-def log_softmax(x, axis=-1, out=None, *, softcap=None, check_finite=False, n_threads=None):
+def log_softmax(x, axis=LAST, out=None, *, softcap=None, check_finite=False, n_threads=None):
     """``x - logsumexp(x)`` along ``axis``, computed as ``(x - m) - log(sum(exp(x - m)))``;
     ``out`` may be ``x`` itself. A fully masked row (all ``-inf``) gives all ``-inf``.
 
@@ -75,12 +84,12 @@ def softmax_cross_entropy(
     logits,
     labels,
     *,
-    axis=-1,
+    axis=LAST,
     weight=None,
     sample_weight=None,
     ignore_index=None,
-    z_loss=0.0,
-    label_smoothing=0.0,
+    z_loss=ZERO,
+    label_smoothing=ZERO,
     softcap=None,
     reduction="mean",
     return_grad=False,
@@ -144,6 +153,14 @@ def softmax_cross_entropy(
     TypeError). ``grad_out`` may be ``logits`` itself (the gradient overwrites the logits,
     a buffer a training loop reuses); it may not overlap the targets or the weights.
     """
+    if (
+        axis is LAST and weight is None and sample_weight is None and ignore_index is None and z_loss is ZERO
+        and label_smoothing is ZERO and softcap is None and out is None and grad_out is None
+        and check_finite is False
+    ):
+        r = _core.softmax_xent_fast(logits, labels, reduction, return_grad, n_threads)
+        if r is not None:
+            return r
     return run_softmax_loss(
         "xent", logits, labels, axis=axis, weight=weight, sample_weight=sample_weight,
         ignore_index=ignore_index, reduction=reduction, return_grad=return_grad, n_threads=n_threads,

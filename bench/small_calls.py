@@ -1,0 +1,110 @@
+"""The cost of one small call, the whole Python call included (issue 4): 64 x 10 float32
+logits with int64 labels (or 0/1 targets), default options, reduction "mean".
+
+    python bench/small_calls.py [--repeats 200] [--number 500] [--no-torch]
+
+Each row is timed on the fast path (python/xent/_fast.py, cpp/bindings/fast.cpp) and on
+the general path (forced by making the fast bindings decline, as tests/test_fast_path.py
+does: that is the code every call took before the fast path), with PyTorch's forward +
+backward (``F.cross_entropy`` / ``F.binary_cross_entropy_with_logits`` and ``.backward()``
+on a tensor with ``requires_grad``, one thread) where it has one. Figures are the best
+over ``--repeats`` samples of ``--number`` calls (perf_counter, garbage collector off), so
+a shared machine's preemptions fall out. Not a test: no assertion, nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+import numpy as np
+
+import xent
+from xent import _core
+
+FAST = ("softmax_xent_fast", "sigmoid_xent_fast", "softmax_norm_fast")
+
+
+def best_us(f, repeats: int, number: int) -> float:
+    for _ in range(number):
+        f()
+    best = float("inf")
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                f()
+            best = min(best, (time.perf_counter() - t0) / number)
+    finally:
+        gc.enable()
+    return best * 1e6
+
+
+def general_path(f, repeats: int, number: int) -> float:
+    """best_us of f with the fast bindings declining (every call takes the general path)."""
+    saved = {name: getattr(_core, name) for name in FAST}
+    try:
+        for name in FAST:
+            setattr(_core, name, lambda *args: None)
+        return best_us(f, repeats, number)
+    finally:
+        for name, fn in saved.items():
+            setattr(_core, name, fn)
+
+
+def torch_calls(z, y, t):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return {}
+    torch.set_num_threads(1)
+    zt = torch.from_numpy(z).requires_grad_(True)
+    yt, tt = torch.from_numpy(y), torch.from_numpy(t)
+
+    def softmax():
+        zt.grad = None
+        F.cross_entropy(zt, yt).backward()
+        return zt.grad
+
+    def sigmoid():
+        zt.grad = None
+        F.binary_cross_entropy_with_logits(zt, tt).backward()
+        return zt.grad
+
+    return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--number", type=int, default=500)
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(2024)
+    z = (3 * rng.standard_normal((64, 10))).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    t = (rng.random((64, 10)) < 0.1).astype(np.float32)
+    cases = {
+        "softmax_cross_entropy loss+grad": lambda: xent.softmax_cross_entropy(z, y, return_grad=True),
+        "softmax_cross_entropy loss": lambda: xent.softmax_cross_entropy(z, y),
+        "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
+        "logsumexp": lambda: xent.logsumexp(z),
+        "log_softmax": lambda: xent.log_softmax(z),
+    }
+    peers = {} if args.no_torch else torch_calls(z, y, t)
+    print(f"64 x 10 float32, us per call (best of {args.repeats} x {args.number}), isa {_core.config()['isa']}")
+    print(f"{'call':34s} {'fast':>7s} {'general':>8s} {'pytorch':>8s} {'pytorch/fast':>13s}")
+    for name, f in cases.items():
+        fast = best_us(f, args.repeats, args.number)
+        slow = general_path(f, args.repeats, args.number)
+        line = f"{name:34s} {fast:7.2f} {slow:8.2f}"
+        if name in peers:
+            pt = best_us(peers[name], args.repeats, max(1, args.number // 10))
+            line += f" {pt:8.2f} {pt / fast:12.1f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+// Lean entries for small calls without options (python/xent/_fast.py gates them). Each
+// takes the common case only: exact numpy.ndarray inputs, aligned, native byte order,
+// float32/float64 (int32/int64 labels), the class axis last. For anything else, or an
+// out-of-range label, it returns None and the caller takes the general path, which raises
+// the errors. The drivers and their arguments are the general path's, so are the bits.
+// No pybind11 conversions: five handles in, the public result (or None) out.
+#include "common.hpp"
+#include "threadpool.hpp"
+
+namespace xent_py {
+
+namespace {
+
+namespace npd = py::detail;
+using Api = npd::npy_api;
+
+// An input array the fast path accepts, with int64 shape/strides for an ArrayRef.
+struct View {
+  int64_t shape[xent::kMaxDims], strides[xent::kMaxDims];
+  xent::ArrayRef ref;
+  int type = 0;  // numpy type number (NPY_FLOAT_ / NPY_DOUBLE_ for floats)
+  char kind = 0;
+  int64_t size = 1;
+};
+
+bool native(char byteorder) {
+  const uint16_t one = 1;
+  const bool little = *reinterpret_cast<const unsigned char*>(&one) == 1;
+  return byteorder != (little ? '>' : '<');
+}
+
+// Fills v from an exact, aligned, native-endian ndarray (C-contiguous if c_order); false otherwise.
+bool view(py::handle h, View& v, bool c_order) {
+  const Api& api = Api::get();
+  if (Py_TYPE(h.ptr()) != api.PyArray_Type_) return false;
+  const auto* p = npd::array_proxy(h.ptr());
+  const int need = Api::NPY_ARRAY_ALIGNED_ | (c_order ? Api::NPY_ARRAY_C_CONTIGUOUS_ : 0);
+  if ((p->flags & need) != need || p->nd > xent::kMaxDims) return false;
+  const auto d = py::reinterpret_borrow<py::dtype>(p->descr);
+  if (!native(d.byteorder())) return false;
+  v.kind = d.kind();
+  v.type = d.num();
+  for (int k = 0; k < p->nd; ++k) {
+    v.shape[k] = static_cast<int64_t>(p->dimensions[k]);
+    v.strides[k] = static_cast<int64_t>(p->strides[k]);
+    v.size *= v.shape[k];
+  }
+  v.ref = {p->data, p->nd, v.shape, v.strides, static_cast<int64_t>(d.itemsize())};
+  return true;
+}
+
+// Logits: a float32/float64 array of at least one dimension and no zero-length axis.
+bool float_view(py::handle h, View& v, bool c_order) {
+  return view(h, v, c_order) && (v.type == Api::NPY_FLOAT_ || v.type == Api::NPY_DOUBLE_) && v.ref.ndim >= 1 &&
+         v.size > 0;
+}
+
+// A new C-order array of `type` and shape[0..nd).
+py::array new_array(int type, int nd, const int64_t* shape) {
+  const Api& api = Api::get();
+  Py_intptr_t dims[xent::kMaxDims];
+  for (int k = 0; k < nd; ++k) dims[k] = static_cast<Py_intptr_t>(shape[k]);
+  PyObject* a = api.PyArray_NewFromDescr_(api.PyArray_Type_, api.PyArray_DescrFromType_(type), nd, dims, nullptr,
+                                          nullptr, 0, nullptr);
+  if (!a) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(a);
+}
+
+struct Out {
+  py::array a;
+  View v;
+  explicit Out(const View& like, int nd) : a(new_array(like.type, nd, like.shape)) {
+    view(a, v, true);
+  }
+};
+
+// "none" 0, "sum" 1, "mean" 2; -1 for anything else (the general path raises).
+int reduction_code(py::handle r) {
+  if (!PyUnicode_Check(r.ptr())) return -1;
+  for (int k = 0; k < 3; ++k)
+    if (PyUnicode_CompareWithASCIIString(r.ptr(), k == 0 ? "none" : k == 1 ? "sum" : "mean") == 0) return k;
+  return -1;
+}
+
+// None: the hardware threads; an int from 1 to that as is; -1 for anything else (the general
+// path validates it and caps larger counts).
+int threads(py::handle n) {
+  static const int hw = xent::hardware_threads();
+  if (n.is_none()) return hw;
+  if (!PyLong_CheckExact(n.ptr())) return -1;
+  int overflow = 0;
+  const long v = PyLong_AsLongAndOverflow(n.ptr(), &overflow);
+  return (overflow == 0 && v >= 1 && v <= hw) ? static_cast<int>(v) : -1;
+}
+
+// Small work holds the GIL: releasing and retaking it measured 0.09 us, a few % of a 64 x 10
+// call, to free it for only a few us.
+constexpr int64_t kReleaseMin = 1 << 14;
+
+template <class Fn>
+double run(const View& z, Fn&& fn) {
+  if (z.size < kReleaseMin) return fn();
+  py::gil_scoped_release release;
+  return fn();
+}
+
+// The public return value from the kernel's sum over `n` terms (finish() in _validate.py).
+py::object result(int red, double total, int64_t n, const Out* rows, const Out* grad) {
+  py::object loss = red == 0 ? py::object(rows->a) : py::float_(red == 2 ? total / static_cast<double>(n) : total);
+  if (!grad) return loss;
+  return py::make_tuple(loss, grad->a);
+}
+
+py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
+                        py::handle n_threads) {
+  View zv, yv;
+  const int red = reduction_code(reduction);
+  if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
+      !view(y, yv, false) || yv.kind != 'i' || (yv.ref.itemsize != 4 && yv.ref.itemsize != 8) ||
+      yv.ref.ndim != zv.ref.ndim - 1)
+    return py::none();
+  for (int k = 0; k < yv.ref.ndim; ++k)
+    if (yv.shape[k] != zv.shape[k]) return py::none();
+  const int nt = threads(n_threads);
+  const int64_t C = zv.shape[zv.ref.ndim - 1], n = zv.size / C;
+  int64_t bad_value = 0;
+  if (nt < 0 || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0) return py::none();
+  std::unique_ptr<Out> rows, grad;
+  if (red == 0) rows = std::make_unique<Out>(zv, zv.ref.ndim - 1);
+  if (return_grad.ptr() == Py_True) grad = std::make_unique<Out>(zv, zv.ref.ndim);
+  const double gscale = red == 2 ? 1.0 / static_cast<double>(n) : 1.0;
+  const auto op = xent::SoftmaxOp::kXentLabel;
+  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
+  const xent::ArrayRef* r = rows ? &rows->v.ref : nullptr;
+  const double total = run(zv, [&] {
+    return zv.type == Api::NPY_FLOAT_ ? xent::run_softmax<float>(op, zv.ref, nullptr, &yv.ref, g, r, gscale, nt)
+                                      : xent::run_softmax<double>(op, zv.ref, nullptr, &yv.ref, g, r, gscale, nt);
+  });
+  return result(red, total, n, rows.get(), grad.get());
+}
+
+py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
+                        py::handle n_threads) {
+  View zv, tv;
+  const int red = reduction_code(reduction);
+  if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
+      !view(t, tv, false) || tv.type != zv.type || tv.ref.ndim != zv.ref.ndim)
+    return py::none();
+  for (int k = 0; k < zv.ref.ndim; ++k)
+    if (tv.shape[k] != zv.shape[k]) return py::none();
+  const int nt = threads(n_threads);
+  if (nt < 0) return py::none();
+  std::unique_ptr<Out> loss, grad;
+  if (red == 0) loss = std::make_unique<Out>(zv, zv.ref.ndim);
+  if (return_grad.ptr() == Py_True) grad = std::make_unique<Out>(zv, zv.ref.ndim);
+  const double gscale = red == 2 ? 1.0 / static_cast<double>(zv.size) : 1.0;
+  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
+  const xent::ArrayRef* l = loss ? &loss->v.ref : nullptr;
+  const double total = run(zv, [&] {
+    return zv.type == Api::NPY_FLOAT_ ? xent::run_sigmoid<float>(zv.ref, tv.ref, g, l, true, gscale, nt)
+                                      : xent::run_sigmoid<double>(zv.ref, tv.ref, g, l, true, gscale, nt);
+  });
+  return result(red, total, zv.size, loss.get(), grad.get());
+}
+
+// logsumexp (a NumPy scalar for 1-d input, as the general path's res[()]), softmax, log_softmax.
+py::object softmax_norm(xent::SoftmaxOp sop, py::handle x, py::handle n_threads) {
+  const bool lse = sop == xent::SoftmaxOp::kLogsumexp;
+  if (!lse && sop != xent::SoftmaxOp::kSoftmax && sop != xent::SoftmaxOp::kLogSoftmax)
+    throw py::value_error("op must be logsumexp, softmax or log_softmax");
+  View xv;
+  const int nt = threads(n_threads);
+  if (nt < 0 || !float_view(x, xv, !lse)) return py::none();  // softmax's output takes x's layout: C order only
+  Out o(xv, lse ? xv.ref.ndim - 1 : xv.ref.ndim);
+  const xent::ArrayRef* out = lse ? nullptr : &o.v.ref;
+  const xent::ArrayRef* rows = lse ? &o.v.ref : nullptr;
+  run(xv, [&] {
+    return xv.type == Api::NPY_FLOAT_ ? xent::run_softmax<float>(sop, xv.ref, nullptr, nullptr, out, rows, 1.0, nt)
+                                      : xent::run_softmax<double>(sop, xv.ref, nullptr, nullptr, out, rows, 1.0, nt);
+  });
+  if (lse && xv.ref.ndim == 1) return o.a[py::tuple()];
+  return std::move(o.a);
+}
+
+}  // namespace
+
+void bind_fast(py::module_& m) {
+  m.def("softmax_xent_fast", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("reduction"),
+        py::arg("return_grad"), py::arg("n_threads"),
+        "softmax_cross_entropy without options, or None where the general path must run.");
+  m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
+        py::arg("return_grad"), py::arg("n_threads"),
+        "sigmoid_cross_entropy without options (elementwise), or None where the general path must run.");
+  m.def("softmax_norm_fast", &softmax_norm, py::arg("op"), py::arg("x"), py::arg("n_threads"),
+        "logsumexp, softmax or log_softmax along the last axis, or None where the general path must run.");
+}
+
+}  // namespace xent_py
