@@ -113,3 +113,12 @@ def test_bad_input_raises():
     with pytest.raises(RuntimeError, match="double backward"):
         hh = h.clone().requires_grad_(True)
         torch.autograd.grad(m(hh * 2, w, y, b), hh, create_graph=True)
+
+
+def test_docs_example_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "torch.md").read_text()
+    code = re.search(r"## Usage\n\n```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "docs/torch.md", "exec"), {})
