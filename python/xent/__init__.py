@@ -3,6 +3,7 @@
 Functions (all take NumPy arrays; see each docstring for the exact formula):
     logsumexp, log_softmax, softmax
     softmax_cross_entropy   integer labels or target distributions, any class axis
+    linear_cross_entropy    fused linear layer + softmax cross-entropy (never holds N x V logits)
     sigmoid_cross_entropy   binary / multi-label, elementwise or summed over an axis
     softmax_focal_loss, poly1_cross_entropy   more losses from logits
     nll_loss, kl_divergence                   losses on given log-probabilities
@@ -32,6 +33,7 @@ from ._class_weight import compute_class_weight
 from ._config import show_config
 from ._eval_metrics import MetricsAccumulator, evaluate
 from ._hessian import sigmoid_hessian, softmax_hessian_diag, softmax_hvp
+from ._linear import LinearCrossEntropyGrads, linear_cross_entropy
 from ._logprob import kl_divergence, nll_loss
 from ._proba import binary_cross_entropy, categorical_cross_entropy, log_logistic
 from ._sigmoid import sigmoid_cross_entropy, sigmoid_focal_loss
@@ -60,6 +62,8 @@ __all__ = [
     "log_softmax",
     "softmax",
     "softmax_cross_entropy",
+    "linear_cross_entropy",
+    "LinearCrossEntropyGrads",
     "sigmoid_cross_entropy",
     "softmax_focal_loss",
     "poly1_cross_entropy",
