@@ -180,9 +180,8 @@ def linear_cross_entropy(
             total = _one_tile_path(h, w, b, y, rows, opts, nt, losses, grads, scale)
         else:
             total = blocked_path(h, w, b, y, rows, block, opts, nt, losses, grads, scale)
-    if reduction == "none":
-        loss = losses
-    else:
+    loss: np.ndarray | float = losses
+    if reduction != "none":
         loss = total if reduction == "sum" else (total / valid if valid else 0.0)
     return (loss, grads) if return_grad else loss
 
