@@ -95,7 +95,7 @@ def test_peak_memory_within_documented_bound(rng, chunk, reduction, monkeypatch)
     r, blk = _linear._chunks(chunk, n, v)
     xent.linear_cross_entropy(h, w, y, return_grad=True, chunk_size=(2, 3))  # first-use imports (SciPy)
     # the docstring's bound in elements, then bytes, plus O(N + R V / B) float64 bookkeeping
-    elems = r * blk + n * hd + v * hd + v + r * hd + (n if reduction == "none" else 0)
+    elems = r * blk + n * hd + v * hd + 2 * v + r * hd + (n if reduction == "none" else 0)
     bound = 8 * elems + 8 * (16 * n + 8 * r * (v // blk + 1)) + 64 * 1024
     extra = _peak_extra(lambda: xent.linear_cross_entropy(h, w, y, bias=b, return_grad=True, chunk_size=chunk,
                                                           reduction=reduction, label_smoothing=0.1))

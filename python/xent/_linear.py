@@ -126,10 +126,10 @@ def linear_cross_entropy(
 
     Peak extra memory, in elements of the dtype (besides inputs and their converted copies
     when they are not C-contiguous float32/float64): ``R * B`` for the tile (doubled by
-    ``softcap`` and plus ``R * B`` bytes of mask for ``-inf`` bias entries with smoothing,
-    vocabulary-blocked path only), plus the outputs ``N`` (``"none"``), and with
-    ``return_grad`` ``N*H + V*H + V``, plus ``R*H`` of row scratch, plus O(N + R * V / B)
-    float64 bookkeeping. Without SciPy, accumulating products adds ``min(2048, V) * H``.
+    ``softcap`` in the vocabulary-blocked path), plus the outputs: ``N`` (``"none"``) and,
+    with ``return_grad``, ``N*H + V*H + V`` (and ``V`` while summing the bias gradient),
+    plus ``R*H`` of row scratch, plus O(N + V + R * V / B) float64 and bool bookkeeping.
+    Without SciPy, accumulating products adds ``min(2048, V) * H``.
     Default N=4096, H=768, V=50304 float32: ``333 * 50304 + 4096 * 768 + 50304 * 769``
     elements, about 237 MB, where the materialised logits alone take 824 MB.
 
@@ -180,9 +180,8 @@ def linear_cross_entropy(
             total = _one_tile_path(h, w, b, y, rows, opts, nt, losses, grads, scale)
         else:
             total = blocked_path(h, w, b, y, rows, block, opts, nt, losses, grads, scale)
-    if reduction == "none":
-        loss = losses
-    else:
+    loss: np.ndarray | float = losses
+    if reduction != "none":
         loss = total if reduction == "sum" else (total / valid if valid else 0.0)
     return (loss, grads) if return_grad else loss
 
