@@ -8,7 +8,7 @@ from ._loss_common import last as _last
 from ._loss_common import prepare as _prepare
 from ._loss_common import run_softmax_loss
 from ._validate import check_finite as _check_finite
-from ._validate import check_out, n_threads_arg
+from ._validate import check_out, compute_dtype, n_threads_arg
 from ._weights import smoothing_arg, softcap_arg, z_loss_arg
 
 _OP = _core.SoftmaxOp
@@ -33,7 +33,7 @@ def logsumexp(x, axis=-1, *, softcap=None, check_finite=False, n_threads=None):
     if check_finite:
         _check_finite(a, "x")
     z = _last(a, ax)
-    res = np.empty(z.shape[:-1], dtype=a.dtype)
+    res = np.empty(z.shape[:-1], dtype=compute_dtype(a))
     _core.softmax_op(_OP.logsumexp, z, None, None, None, res, 1.0, n_threads_arg(n_threads), softcap=cap)
     return res[()] if res.ndim == 0 else res
 
