@@ -11,13 +11,13 @@ from . import _core
 from ._validate import (
     as_float_array,
     as_targets,
-    compute_dtype,
-    is_half,
     check_finite,
     check_out,
     check_reduction,
+    compute_dtype,
     finish,
     grad_scale,
+    is_half,
     n_threads_arg,
     normalize_axis,
 )
