@@ -182,12 +182,14 @@ struct KernelTable {
 // Scratch of one worker, laid out by these functions for both the driver (its size) and the
 // units loops (units-inl.hpp, the offsets): a row buffer only for each use a job has, so a
 // contiguous row needs none (one row of 2**31 logits needs no copy of 8 GiB).
-// Offsets are in elements; -1: the job has no such buffer.
+// Offsets are in elements; -1: the job has no such buffer. The layout functions are static
+// (one copy per file): isa_avx2.cpp's copy, compiled with AVX2, must never be the one the
+// linker picks for the drivers (tools/check_isa_leak.py).
 struct SoftmaxScratch {
   int64_t z = -1, t = -1, o = -1, d = -1, g = -1, total = 0;
 };
 template <class T>
-inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
+static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   const int64_t C = j.len;
   const bool capped = j.softcap > 0.0;
   const bool half = j.storage != Storage::kNative;  // half rows are converted to float32 buffers
@@ -207,13 +209,13 @@ inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   return s;
 }
 template <class T>
-inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) { return softmax_scratch(j).total; }
+static inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) { return softmax_scratch(j).total; }
 
 struct SigmoidScratch {
   int64_t z = -1, t = -1, g = -1, l = -1, e = -1, total = 0;
 };
 template <class T>
-inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
+static inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
   SigmoidScratch s;
   s.total = 8;
   auto take = [&](bool need, int64_t& at) {
@@ -228,7 +230,7 @@ inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
   return s;
 }
 template <class T>
-inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) { return sigmoid_scratch(j).total; }
+static inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) { return sigmoid_scratch(j).total; }
 inline int64_t hessian_scratch_size(int64_t len) { return 6 * len + len / 64 + 64; }
 
 struct Isa {
