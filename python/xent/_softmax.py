@@ -22,7 +22,9 @@ def logsumexp(x, axis=-1, *, softcap=None, check_finite=False, n_threads=None):
     """``log(sum(exp(x), axis))``, computed stably: ``m + log(sum(exp(x - m)))``.
 
     Returns an array of ``x``'s shape without ``axis`` (a NumPy scalar for 1-d input),
-    in float32 for float32/float16 input and float64 otherwise. ``-inf`` entries are
+    in float32 for float32, float16 and bfloat16 input and float64 otherwise (half input is
+    read directly, not copied: see docs/losses.md, "dtypes"; softmax and log_softmax of half
+    input are in its dtype, the float32 result rounded to nearest even). ``-inf`` entries are
     masks (they add nothing); a row that is all ``-inf`` gives ``-inf``; an empty axis
     gives ``-inf`` (the log of an empty sum); NaN and ``+inf`` propagate to their row.
 
@@ -119,7 +121,9 @@ def softmax_cross_entropy(
     followed by ``.mean()``: ``"none"`` returns the weighted per-row losses.
 
     reduction: ``"none"`` returns the per-row losses (``logits``' shape without ``axis``,
-    in ``logits``' float dtype); ``"sum"`` and ``"mean"`` return a Python float accumulated
+    in ``logits``' float dtype; float32 for float16 / bfloat16 logits, whose gradient keeps
+    their dtype: the float32 gradient rounded to nearest even, as PyTorch's gradient has
+    its input's dtype but unlike its half loss); ``"sum"`` and ``"mean"`` return a Python float accumulated
     in float64; ``"mean"`` divides by the number (or total weight) of rows, 0.0 if none.
 
     With ``return_grad=True`` returns ``(loss, grad)``: the gradient of the returned value

@@ -254,14 +254,20 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   return total;
 }
 
-// The table's entry: the storage type chosen once per call, not per row.
+// f(S{}) for the storage type S of a job: half storage exists for float lanes only. The
+// table's entries choose it once per call, not per row.
+template <class D, class F>
+inline double by_storage(Storage s, F&& f) {
+  if constexpr (std::is_same_v<typename D::T, float>) {
+    if (s == Storage::kF16) return f(f16_t{});
+    if (s == Storage::kBF16) return f(bf16_t{});
+  }
+  return f(typename D::T{});
+}
+
 template <class D>
 double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
-  if constexpr (std::is_same_v<typename D::T, float>) {
-    if (j.storage == Storage::kF16) return softmax_units_s<D, f16_t>(j, u0, u1, scratch);
-    if (j.storage == Storage::kBF16) return softmax_units_s<D, bf16_t>(j, u0, u1, scratch);
-  }
-  return softmax_units_s<D, typename D::T>(j, u0, u1, scratch);
+  return by_storage<D>(j.storage, [&](auto s) { return softmax_units_s<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
 // Units are segments: unit u is segment u % n_seg of row u / n_seg.
@@ -346,11 +352,7 @@ double sigmoid_units_s(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u
 
 template <class D>
 double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
-  if constexpr (std::is_same_v<typename D::T, float>) {
-    if (j.storage == Storage::kF16) return sigmoid_units_s<D, f16_t>(j, u0, u1, scratch);
-    if (j.storage == Storage::kBF16) return sigmoid_units_s<D, bf16_t>(j, u0, u1, scratch);
-  }
-  return sigmoid_units_s<D, typename D::T>(j, u0, u1, scratch);
+  return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_s<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
 // Hessians (hessian-inl.hpp). kSigmoid: units are segments, as in sigmoid_units; the
