@@ -13,6 +13,24 @@ from pathlib import Path
 import numpy as np
 
 SEED = 2024
+HALF = ("float16", "bfloat16")  # half storage: xent computes in float32 (see half.py)
+
+
+def np_dtype(name: str) -> np.dtype:
+    """The NumPy dtype of a workload's dtype name; bfloat16 is ml_dtypes' (ImportError if missing)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def have_bfloat16() -> bool:
+    try:
+        np_dtype("bfloat16")
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -35,7 +53,7 @@ class Workload:
             n = self.shape[0]
             s = f"sigmoid {n // 1_000_000}M" if n % 1_000_000 == 0 else f"sigmoid {n}"
         if self.dtype != "float32":
-            s += " " + {"float64": "f64", "float16": "f16"}.get(self.dtype, self.dtype)
+            s += " " + {"float64": "f64", "float16": "f16", "bfloat16": "bf16"}.get(self.dtype, self.dtype)
         return s if self.grad else s + " fwd"
 
     @property
@@ -50,26 +68,31 @@ class Workload:
     @property
     def nbytes(self) -> int:
         """Bytes of the logits: what every implementation reads at least once."""
-        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np_dtype(self.dtype).itemsize
 
     def make(self, seed: int = SEED) -> dict:
         rng = np.random.default_rng(seed)
+        dt = np_dtype(self.dtype)
         if self.kind == "softmax":
-            logits = (3 * rng.standard_normal(self.shape, dtype=np.float32)).astype(self.dtype)
+            logits = (3 * rng.standard_normal(self.shape, dtype=np.float32)).astype(dt)
             return {"logits": logits, "labels": rng.integers(0, self.shape[1], size=self.shape[0])}
-        logits = (4 * rng.standard_normal(self.shape, dtype=np.float32)).astype(self.dtype)
-        return {"logits": logits, "targets": (rng.random(self.shape) < 0.1).astype(self.dtype)}
+        logits = (4 * rng.standard_normal(self.shape, dtype=np.float32)).astype(dt)
+        return {"logits": logits, "targets": (rng.random(self.shape) < 0.1).astype(dt)}
 
 
 def workloads(quick: bool) -> list[Workload]:
-    """The fixed workloads of the issue's table, plus float64 and forward-only variants."""
+    """The fixed workloads of the issue's table, plus float64, half (float16, and bfloat16
+    when ml_dtypes is installed) and forward-only variants."""
     big = (256, 50304) if quick else (2048, 50304)  # an LM-head sized vocabulary
+    halves = [h for h in HALF if h != "bfloat16" or have_bfloat16()]
     return [
         Workload("softmax", (64, 10)),
         Workload("softmax", (4096, 1000)),
         Workload("softmax", (4096, 1000), dtype="float64"),
+        *(Workload("softmax", (4096, 1000), dtype=h) for h in halves),
         Workload("softmax", big),
         Workload("softmax", big, dtype="float64"),
+        *(Workload("softmax", big, dtype=h) for h in halves),
         Workload("softmax", big, grad=False),
         Workload("sigmoid", (1_000_000,) if quick else (10_000_000,)),
     ]

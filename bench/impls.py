@@ -15,6 +15,7 @@ class Impl:
     name = ""
     is_peer = True  # peers get a "peer / xent" ratio
     is_limit = False  # a memory limit: the other rows get a "x limit" ratio against it
+    half_ok = False  # times float16 / bfloat16 workloads (common.HALF)
 
     def unavailable(self) -> str | None:
         return None
@@ -49,6 +50,7 @@ class Copy(Impl):
 
     name = "copy (memory limit)"
     is_peer, is_limit = False, True
+    half_ok = True
 
     def applies(self, wl):
         return wl.grad
@@ -92,6 +94,7 @@ class Read(Copy):
 class Xent(Impl):
     name = "xent"
     is_peer = False
+    half_ok = True
 
     def versions(self):
         return {"xent": xent.show_config(print_out=False)["version"]}
@@ -203,9 +206,10 @@ class SciPy(Impl):
 class Torch(Impl):
     """F.cross_entropy / F.binary_cross_entropy_with_logits, forward + backward
     (torch.autograd.grad, so every call returns a fresh gradient); forward alone under
-    ``torch.no_grad()``."""
+    ``torch.no_grad()``. Half workloads run on torch.float16 / torch.bfloat16 tensors."""
 
     name = "pytorch"
+    half_ok = True
 
     def unavailable(self):
         return _need("torch")
@@ -220,11 +224,16 @@ class Torch(Impl):
         import torch.nn.functional as F
 
         torch.set_num_threads(threads)
-        z = torch.from_numpy(data["logits"]).requires_grad_(wl.grad)
+        def tensor(a):  # torch.from_numpy knows no ml_dtypes bfloat16: through its bits
+            if a.dtype.name == "bfloat16":
+                return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
+            return torch.from_numpy(a)
+
+        z = tensor(data["logits"]).requires_grad_(wl.grad)
         if wl.kind == "softmax":
             y, loss_fn = torch.from_numpy(data["labels"]), F.cross_entropy
         else:
-            y, loss_fn = torch.from_numpy(data["targets"]), F.binary_cross_entropy_with_logits
+            y, loss_fn = tensor(data["targets"]), F.binary_cross_entropy_with_logits
         if not wl.grad:
 
             def forward():
@@ -242,7 +251,7 @@ class Torch(Impl):
 
     def result(self, out, wl):
         loss, g = out
-        return float(loss.item()), None if g is None else g.numpy()
+        return float(loss.item()), None if g is None else g.float().numpy()
 
 
 class SkLearn(Impl):

@@ -5,7 +5,8 @@
 Times each implementation on the same inputs (median over repeats after warm-up calls) at
 every requested thread count, after checking its loss and gradient against xent's: the
 issue's fixed workloads (softmax cross-entropy 64x10, 4096x1000, 2048x50304 in float32 and
-float64, forward alone, and sigmoid cross-entropy on 10M elements) and a sweep of C from 2
+float64, the last two in float16 and bfloat16 too, forward alone, and sigmoid cross-entropy
+on 10M elements) and a sweep of C from 2
 to 262,144 at a fixed total size. Writes ``bench/results/<tag>.json``, ``<tag>.md`` and
 ``<tag>-sweep.png`` (``<tag>-quick.*`` with --quick). See bench/README.md.
 
@@ -39,7 +40,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def check_against(ref, got, wl) -> dict:
     """Loss difference, and gradient difference in units of the largest possible entry (1/N)."""
-    tol = 1e-4 if wl.dtype != "float64" else 1e-9
+    # half: a few half ulp (2**-11, 2**-8) of the loss, and of the largest gradient entry 1/N
+    tol = {"float64": 1e-9, "float16": 2e-3, "bfloat16": 1.6e-2}.get(wl.dtype, 1e-4)
     d_loss = abs(got[0] - ref[0])
     ok = d_loss <= tol * max(1.0, abs(ref[0]))
     res = {"loss_abs_diff": d_loss}
@@ -56,7 +58,7 @@ def run_workload(wl, impls, threads: int, quick: bool, group: str) -> list[repor
     budget, min_samples = (0.25, 3) if quick else (1.5, 5)
     rows, ref = [], None
     for impl in impls:
-        if not impl.applies(wl):
+        if not impl.applies(wl) or (wl.dtype in common.HALF and not impl.half_ok):
             continue
         row = report.Row(group, wl.name, impl.name, threads, "ok", n_classes=wl.n_classes)
         fn = None

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Peers and heavy optional packages: none may be imported by `import xent`.
 FORBIDDEN = set(
     "torch jax jaxlib optax tensorflow keras scipy sklearn pandas matplotlib numba dask hypothesis pytest"
-    " distributed pyarrow tqdm".split()
+    " distributed pyarrow tqdm ml_dtypes".split()
 ) | {"importlib.metadata"}  # read lazily, for xent.__version__
 PROBE = """
 import json, sys, time

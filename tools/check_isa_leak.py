@@ -4,7 +4,7 @@ functions; objects keep their symbols):
 
 - no object but isa_avx2.cpp's holds an AVX instruction (VEX-encoded, or on ymm/zmm
   registers): a host-tuning or global ISA flag leaked into the build otherwise;
-- isa_avx2.cpp's object, compiled with -mavx2 -mfma, defines no external symbol outside the
+- isa_avx2.cpp's object, compiled with -mavx2 -mfma -mf16c, defines no external symbol outside the
   namespace xent::avx2 but xent::isa_avx2() (which dispatch.cpp calls only after checking
   the CPU): an inline function or template instantiated there could be picked by the linker
   for every caller (the ODR trap of per-file ISA flags), and crash older CPUs with SIGILL.

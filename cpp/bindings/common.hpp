@@ -50,6 +50,27 @@ inline int float_kind(const py::array& a, const char* name) {
   throw py::type_error(std::string(name) + " must be float32 or float64 here");
 }
 
+// Half storage of float32 computations: float16, or bfloat16 (ml_dtypes' NumPy dtype,
+// found by its name: NumPy has none of its own, and xent never imports ml_dtypes).
+inline xent::Storage half_storage(const py::array& a) {
+  const py::dtype d = a.dtype();
+  if (d.itemsize() != 2 || d.byteorder() == '>') return xent::Storage::kNative;
+  if (d.kind() == 'f') return xent::Storage::kF16;
+  if (py::str(d.attr("name")).cast<std::string>() == "bfloat16") return xent::Storage::kBF16;
+  return xent::Storage::kNative;
+}
+
+// The logits' storage and computation: half logits compute in float32 (kind 4).
+struct ZKind {
+  xent::Storage storage;
+  int kind;
+};
+inline ZKind z_kind(const py::array& z, const char* name) {
+  const xent::Storage s = half_storage(z);
+  if (s != xent::Storage::kNative) return {s, 4};
+  return {s, float_kind(z, name)};
+}
+
 inline void same_float(const py::array& a, int kind, const char* name) {
   if (float_kind(a, name) != kind) throw py::type_error(std::string(name) + " must have the logits' dtype");
 }
@@ -58,6 +79,19 @@ inline std::unique_ptr<Ref> opt_ref(const py::object& o, bool writable, const ch
   if (o.is_none()) return nullptr;
   py::array a = py::reinterpret_borrow<py::array>(o);
   if (kind) same_float(a, kind, name);
+  return std::make_unique<Ref>(a, writable, name);
+}
+
+inline void same_storage(const py::array& a, const ZKind& zk, const char* name) {
+  if (zk.storage == xent::Storage::kNative) return same_float(a, zk.kind, name);
+  if (half_storage(a) != zk.storage) throw py::type_error(std::string(name) + " must have the logits' dtype");
+}
+
+// An operand stored like the logits (targets, gradient, softmax output): their exact dtype.
+inline std::unique_ptr<Ref> opt_ref_like(const py::object& o, bool writable, const char* name, const ZKind& zk) {
+  if (o.is_none()) return nullptr;
+  py::array a = py::reinterpret_borrow<py::array>(o);
+  same_storage(a, zk, name);
   return std::make_unique<Ref>(a, writable, name);
 }
 

@@ -17,10 +17,12 @@ double sigmoid_op(const py::array& z, const py::array& t, const py::object& grad
                   bool elementwise, double gscale, int n_threads, const py::object& weight,
                   const py::object& pos_weight, const py::object& elem_weight, double label_smoothing,
                   bool focal, double gamma, double alpha, double softcap) {
-  const int kind = float_kind(z, "logits");
-  same_float(t, kind, "targets");
+  // half logits: targets and grad in the logits' dtype, the rest (weights, loss) float32
+  const ZKind zk = z_kind(z, "logits");
+  const int kind = zk.kind;
+  same_storage(t, zk, "targets");
   Ref zr(z, false, "logits"), tr(t, false, "targets");
-  auto gr = opt_ref(grad, true, "grad", kind);
+  auto gr = opt_ref_like(grad, true, "grad", zk);
   auto lr = opt_ref(loss, true, "loss", kind);
   auto wr = class_vector(weight, "weight", kind, zr);
   auto pr = class_vector(pos_weight, "pos_weight", kind, zr);
@@ -39,6 +41,7 @@ double sigmoid_op(const py::array& z, const py::array& t, const py::object& grad
   opt.gamma = gamma;
   opt.alpha = alpha;
   opt.softcap = softcap;
+  opt.storage = zk.storage;
   py::gil_scoped_release release;
   if (kind == 4)
     return xent::run_sigmoid<float>(zr.ref, tr.ref, ptr(gr), ptr(lr), elementwise, gscale, n_threads, opt);

@@ -8,11 +8,13 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
                   const py::object& row_out, double gscale, int n_threads, const py::object& weight,
                   const py::object& sample_weight, const py::object& ignore_index, double z_loss,
                   double label_smoothing, double softcap, double param, const py::object& class_a) {
-  const int kind = float_kind(z, "logits");
+  // half logits: targets and out in the logits' dtype, the rest (weights, row_out) float32
+  const ZKind zk = z_kind(z, "logits");
+  const int kind = zk.kind;
   if (z.ndim() < 1) throw py::value_error("logits must have at least one dimension");
   Ref zr(z, false, "logits");
-  auto tr = opt_ref(t, false, "targets", kind);
-  auto orr = opt_ref(out, true, "out", kind);
+  auto tr = opt_ref_like(t, false, "targets", zk);
+  auto orr = opt_ref_like(out, true, "out", zk);
   auto rr = opt_ref(row_out, true, "row_out", kind);
   std::unique_ptr<Ref> yr;
   if (!y.is_none()) {
@@ -41,6 +43,7 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   opt.softcap = softcap;
   opt.param = param;
   opt.class_a = ptr(ar);
+  opt.storage = zk.storage;
   const auto sop = static_cast<xent::SoftmaxOp>(op);
   py::gil_scoped_release release;
   if (kind == 4)

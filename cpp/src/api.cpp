@@ -101,6 +101,7 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   j.softcap = opt.softcap;
   j.param = opt.param;
   if (opt.class_a) j.class_a = static_cast<const T*>(opt.class_a->data);
+  if constexpr (sizeof(T) == 4) j.storage = opt.storage;
   const ArrayRef* const ops[6] = {&z, t, y, out, row_out, opt.sw};
   int64_t* const dst[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   build_rows<6>(cd, z.shape, ops, dst, j.rows);
@@ -176,6 +177,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   j.gamma = opt.gamma;
   j.alpha = opt.alpha;
   j.softcap = opt.softcap;
+  if constexpr (sizeof(T) == 4) j.storage = opt.storage;
   const int64_t n_rows = j.rows.n_rows();
   const int64_t n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);

@@ -29,6 +29,9 @@ struct XentOptions {
   double softcap = 0.0;               // > 0: z -> softcap * tanh(z / softcap) first
   double param = 0.0;                 // poly-1 epsilon or focal gamma
   const ArrayRef* class_a = nullptr;  // like class_w: focal alpha, or poly-1 target weights
+  // float32 calls only: z, t and out stored as float16 / bfloat16 (jobs.hpp); the other
+  // operands (weights, row_out) are float32
+  Storage storage = Storage::kNative;
 };
 
 template <class T>
@@ -46,6 +49,7 @@ struct SigmoidOptions {
   double gamma = 0.0;
   double alpha = -1.0;  // focal balancing; < 0: none
   double softcap = 0.0;  // > 0: z -> softcap * tanh(z / softcap) first (not with focal)
+  Storage storage = Storage::kNative;  // float32 calls only: z, t and grad stored as half
 };
 
 // Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per

@@ -12,20 +12,22 @@ namespace xent {
 namespace {
 
 #if defined(XENT_HAVE_AVX2)
+// AVX2, FMA and F16C (the float16 conversions of isa_avx2.cpp): every CPU with AVX2 has
+// F16C, but a virtual machine may hide it, so it is checked like the others.
 bool cpu_has_avx2_fma() {
 #if defined(__GNUC__) || defined(__clang__)
   // libgcc checks the CPUID bits and that the OS saves the YMM state (XGETBV).
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #elif defined(_MSC_VER)
-  // CPUID.1:ECX has FMA (12), OSXSAVE (27), AVX (28); XCR0 bits 1-2: the OS saves XMM and YMM;
+  // CPUID.1:ECX has FMA (12), OSXSAVE (27), AVX (28), F16C (29); XCR0 bits 1-2: the OS saves XMM and YMM;
   // CPUID.7.0:EBX bit 5 is AVX2. (Not compiled on this project's CI: cibuildwheel's Windows job.)
   int r[4];
   __cpuid(r, 0);
   if (r[0] < 7) return false;
   __cpuid(r, 1);
   const unsigned ecx = static_cast<unsigned>(r[2]);
-  if (!((ecx >> 12) & 1) || !((ecx >> 27) & 1) || !((ecx >> 28) & 1)) return false;
+  if (!((ecx >> 12) & 1) || !((ecx >> 27) & 1) || !((ecx >> 28) & 1) || !((ecx >> 29) & 1)) return false;
   if ((_xgetbv(0) & 6) != 6) return false;
   __cpuidex(r, 7, 0);
   return (static_cast<unsigned>(r[1]) >> 5) & 1;

@@ -3,6 +3,7 @@
 #define XENT_ISA_NS avx2
 #include "simd/vec_avx2.hpp"
 #include "simd/math-inl.hpp"
+#include "simd/half-inl.hpp"
 #include "kernels/softmax-inl.hpp"
 #include "kernels/xent-inl.hpp"
 #include "kernels/xent_more-inl.hpp"

@@ -3,6 +3,7 @@
 #define XENT_ISA_NS neon
 #include "simd/vec_neon.hpp"
 #include "simd/math-inl.hpp"
+#include "simd/half-inl.hpp"
 #include "kernels/softmax-inl.hpp"
 #include "kernels/xent-inl.hpp"
 #include "kernels/xent_more-inl.hpp"

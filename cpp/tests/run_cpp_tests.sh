@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the C++ kernel tests (cpp/tests/test_kernels.cpp) twice:
-#   x86-64  natively: scalar + AVX2 (only isa_avx2.cpp gets -mavx2 -mfma);
+#   x86-64  natively: scalar + AVX2 (only isa_avx2.cpp gets -mavx2 -mfma -mf16c);
 #   aarch64 with Debian's cross compiler, static, under qemu-aarch64: scalar + NEON.
 # On an aarch64 host the NEON binary is built and run natively instead, without x86-64.
 # No flag tunes for the host CPU: the kernel set is chosen at run time.
@@ -25,7 +25,7 @@ host=$(uname -m)
 
 build_x86_64() {
   mkdir -p "$out/x86_64" &&
-    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -c "$repo/cpp/src/isa_avx2.cpp" -o "$out/x86_64/isa_avx2.o" &&
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -mf16c -c "$repo/cpp/src/isa_avx2.cpp" -o "$out/x86_64/isa_avx2.o" &&
     "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${common[@]}" "$out/x86_64/isa_avx2.o" -pthread -o "$out/x86_64/test_kernels"
 }
 

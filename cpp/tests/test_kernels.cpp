@@ -10,7 +10,8 @@
 //   - run_sigmoid with options (class weights, pos_weight, per-row weights, label smoothing)
 //     and the focal loss, and the vector log it uses (test_sigmoid_opt);
 //   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results;
-//   - the vector tanh's contract, and the loss options and further ops (test_options.hpp).
+//   - the vector tanh's contract, and the loss options and further ops (test_options.hpp);
+//   - float16 / bfloat16 storage: conversions, losses and rounded gradients (test_half.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
 // Prints one line per check group and ends with "N passed, M failed"; exits 1 if M > 0.
 // Usage: test_kernels [--quick] [--verbose]
@@ -24,6 +25,7 @@
 #include "test_log.hpp"
 #include "test_proba.hpp"
 #include "test_threads.hpp"
+#include "test_half.hpp"
 
 namespace {
 
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
   try {
     run_dtype<float>(density);
     run_dtype<double>(density);
+    xt::test_half();  // float16 / bfloat16 storage of float32 computations
   } catch (const std::exception& e) {
     xt::report().check("exceptions", false, 0, e.what());
     xt::report().flush();

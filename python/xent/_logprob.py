@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _core
 from ._loss_common import last, out_buffers, prepare, run_softmax_loss
-from ._validate import as_targets, check_reduction, finish, grad_scale, n_threads_arg
+from ._validate import as_targets, check_reduction, compute_dtype, finish, grad_scale, n_threads_arg
 from ._validate import check_finite as _check_finite
 from ._weights import weight_array
 
@@ -100,7 +100,7 @@ def kl_divergence(
     row_shape = a.shape[:ax] + a.shape[ax + 1 :]
     sw = None
     if sample_weight is not None:
-        sw = weight_array(sample_weight, row_shape, a.dtype, "sample_weight", "one per row")
+        sw = weight_array(sample_weight, row_shape, compute_dtype(a), "sample_weight", "one per row")
     n = math.prod(row_shape) if sw is None or reduction != "mean" else float(sw.sum(dtype=np.float64))
     tl = last(t, ax)
     row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, (tl, sw))

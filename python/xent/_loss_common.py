@@ -14,8 +14,10 @@ from ._validate import (
     check_finite,
     check_out,
     check_reduction,
+    compute_dtype,
     finish,
     grad_scale,
+    is_half,
     n_threads_arg,
     normalize_axis,
 )
@@ -36,7 +38,9 @@ def last(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 def prepare(x, axis, name="x"):
-    a = as_float_array(x, name)
+    """``x`` as a float array (float16 and bfloat16 kept: the kernels read them directly)
+    and ``axis`` normalised."""
+    a = as_float_array(x, name, keep_half=True)
     if a.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis)")
     return a, normalize_axis(axis, a.ndim)
@@ -77,9 +81,9 @@ def out_buffers(a, row_shape, reduction, return_grad, out, grad_out, read_only):
     if out is not None:
         if reduction != "none":
             raise ValueError(f"out= holds per-row losses and needs reduction='none', not {reduction!r}")
-        row_out = check_out(out, row_shape, a.dtype, "out", (a, *read_only))
+        row_out = check_out(out, row_shape, compute_dtype(a), "out", (a, *read_only))
     elif reduction == "none":
-        row_out = np.empty(row_shape, dtype=a.dtype)
+        row_out = np.empty(row_shape, dtype=compute_dtype(a))
     grad = None
     if grad_out is not None:
         if not return_grad:
@@ -131,10 +135,11 @@ def run_softmax_loss(
         check_finite(a, name)
     n_classes = a.shape[ax]
     row_shape = a.shape[:ax] + a.shape[ax + 1 :]
-    w = None if weight is None else weight_array(weight, (n_classes,), a.dtype, "weight", "one per class")
+    cdt = compute_dtype(a)  # float32 for half logits
+    w = None if weight is None else weight_array(weight, (n_classes,), cdt, "weight", "one per class")
     sw = None
     if sample_weight is not None:
-        sw = weight_array(sample_weight, row_shape, a.dtype, "sample_weight", "one per row")
+        sw = weight_array(sample_weight, row_shape, cdt, "sample_weight", "one per row")
     op_label, op_target = OPS[kind]
     lab = np.asarray(labels)
     class_w, class_a = w, alpha
@@ -145,7 +150,7 @@ def run_softmax_loss(
         op, t = op_label, None
         weighted = w is not None or sw is not None or ignore is not None
         denom = label_row_weight_sum(y, w, sw, ignore) if (weighted and reduction == "mean") else None
-    elif lab.dtype.kind == "f" and op_target is not None:
+    elif (lab.dtype.kind == "f" or is_half(lab.dtype)) and op_target is not None:
         if ignore is not None:
             raise ValueError("ignore_index applies to integer labels only, not to float targets")
         tt = as_targets(lab, a, "labels")
@@ -157,7 +162,7 @@ def run_softmax_loss(
         if kind in ("poly1", "focal"):  # one per-class factor inside the row
             class_w = None
             if w is not None:
-                class_a = w if alpha is None else np.ascontiguousarray(alpha * w, dtype=a.dtype)
+                class_a = w if alpha is None else np.ascontiguousarray(alpha * w, dtype=cdt)
     elif op_target is None:
         raise TypeError(f"labels must be integer class indices, got dtype {lab.dtype}")
     else:

@@ -81,7 +81,9 @@ def sigmoid_cross_entropy(
     out: a buffer for the ``"none"`` losses (exactly the result's shape, ValueError, and
     dtype, TypeError; it may be ``logits`` or ``targets`` itself). grad_out: a buffer for the
     gradient (``return_grad=True`` only; ``logits``' shape and float dtype; it may be
-    ``logits`` itself, which is then overwritten). Both are returned.
+    ``logits`` itself, which is then overwritten). Both are returned. float16 / bfloat16
+    logits are read directly and computed in float32: losses float32, the gradient in the
+    logits' dtype (the float32 one rounded to nearest even).
 
     check_finite: if True, a NaN or ``+inf`` logit (``-inf`` is allowed, as for the softmax
     losses), or a non-finite target, raises ValueError naming its first position.

@@ -28,6 +28,7 @@ from ._validate import (
     as_targets,
     check_out,
     check_reduction,
+    compute_dtype,
     finish,
     grad_scale,
     n_threads_arg,
@@ -47,12 +48,14 @@ def _per_class(v, n_classes: int, dtype, name: str, where: str):
 
 
 def logits_and_targets(logits, targets):
-    z = as_float_array(logits, "logits")
+    z = as_float_array(logits, "logits", keep_half=True)  # the kernel reads half directly
     return z, as_targets(targets, z, "targets")
 
 
 def check_unit_targets(t: np.ndarray) -> None:
     """Targets must lie in [0, 1] (the focal factor is a power of 1 - p_t); ValueError naming the first bad one."""
+    if t.dtype.name == "bfloat16":
+        t = t.astype(np.float32)  # exact; NumPy's reductions on ml_dtypes types are not relied on
     if not t.size or (t.min() >= 0 and t.max() <= 1):
         return
     bad = ~((t >= 0) & (t <= 1))  # only on the error path
@@ -81,11 +84,12 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
         res_shape = sw_shape = z.shape[:ax] + z.shape[ax + 1 :]
         where = f"axis {ax}"
         sw_what = f"one per sample: the logits' shape without axis {ax}"
-    cw = _per_class(weight, n_classes, z.dtype, "weight", where)
-    pw = _per_class(pos_weight, n_classes, z.dtype, "pos_weight", where)
+    cdt = compute_dtype(z)  # weights and losses: float32 for half logits
+    cw = _per_class(weight, n_classes, cdt, "weight", where)
+    pw = _per_class(pos_weight, n_classes, cdt, "pos_weight", where)
     sw = None
     if sample_weight is not None:  # (the reshape: ascontiguousarray makes a 0-d array 1-d)
-        sw = weight_array(sample_weight, sw_shape, z.dtype, "sample_weight", sw_what).reshape(sw_shape)
+        sw = weight_array(sample_weight, sw_shape, cdt, "sample_weight", sw_what).reshape(sw_shape)
     if ax is None:
         per = n_classes if z.ndim >= 2 else 1
         n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
@@ -105,11 +109,11 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
     if out is not None:
         if reduction != "none":
             raise ValueError(f"out is only used with reduction='none', not {reduction!r}")
-        loss = check_out(out, res_shape, z.dtype, "out", inputs)
+        loss = check_out(out, res_shape, cdt, "out", inputs)
         if ax is not None and n_classes == 0:
             loss[...] = 0  # sums over an empty axis
     elif reduction == "none":
-        loss = (np.zeros if (ax is not None and n_classes == 0) else np.empty)(res_shape, dtype=z.dtype)
+        loss = (np.zeros if (ax is not None and n_classes == 0) else np.empty)(res_shape, dtype=cdt)
     grad = None
     if grad_out is not None:
         if not return_grad:

@@ -9,7 +9,7 @@ from ._loss_common import last as _last
 from ._loss_common import prepare as _prepare
 from ._loss_common import run_softmax_loss
 from ._validate import check_finite as _check_finite
-from ._validate import check_out, n_threads_arg
+from ._validate import check_out, compute_dtype, n_threads_arg
 from ._weights import smoothing_arg, softcap_arg, z_loss_arg
 
 _OP = _core.SoftmaxOp
@@ -23,7 +23,9 @@ def logsumexp(x, axis=LAST, *, softcap=None, check_finite=False, n_threads=None)
     """``log(sum(exp(x), axis))``, computed stably: ``m + log(sum(exp(x - m)))``.
 
     Returns an array of ``x``'s shape without ``axis`` (a NumPy scalar for 1-d input),
-    in float32 for float32/float16 input and float64 otherwise. ``-inf`` entries are
+    in float32 for float32, float16 and bfloat16 input and float64 otherwise (half input is
+    read directly, not copied: see docs/losses.md, "dtypes"; softmax and log_softmax of half
+    input are in its dtype, the float32 result rounded to nearest even). ``-inf`` entries are
     masks (they add nothing); a row that is all ``-inf`` gives ``-inf``; an empty axis
     gives ``-inf`` (the log of an empty sum); NaN and ``+inf`` propagate to their row.
 
@@ -38,7 +40,7 @@ def logsumexp(x, axis=LAST, *, softcap=None, check_finite=False, n_threads=None)
     if check_finite:
         _check_finite(a, "x")
     z = _last(a, ax)
-    res = np.empty(z.shape[:-1], dtype=a.dtype)
+    res = np.empty(z.shape[:-1], dtype=compute_dtype(a))
     _core.softmax_op(_OP.logsumexp, z, None, None, None, res, 1.0, n_threads_arg(n_threads), softcap=cap)
     return res[()] if res.ndim == 0 else res
 
@@ -128,7 +130,9 @@ def softmax_cross_entropy(
     followed by ``.mean()``: ``"none"`` returns the weighted per-row losses.
 
     reduction: ``"none"`` returns the per-row losses (``logits``' shape without ``axis``,
-    in ``logits``' float dtype); ``"sum"`` and ``"mean"`` return a Python float accumulated
+    in ``logits``' float dtype; float32 for float16 / bfloat16 logits, whose gradient keeps
+    their dtype: the float32 gradient rounded to nearest even, as PyTorch's gradient has
+    its input's dtype but unlike its half loss); ``"sum"`` and ``"mean"`` return a Python float accumulated
     in float64; ``"mean"`` divides by the number (or total weight) of rows, 0.0 if none.
 
     With ``return_grad=True`` returns ``(loss, grad)``: the gradient of the returned value

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ._loss_common import prepare, run_softmax_loss
+from ._validate import compute_dtype
 from ._weights import softcap_arg, weight_array
 
 _COMMON = """
@@ -100,9 +101,9 @@ def softmax_focal_loss(
     if alpha is not None:
         al = np.asarray(alpha)
         shape = (n_classes,) if al.ndim else ()
-        alpha_arr = weight_array(al, shape, a.dtype, "alpha", "a number or one per class")
+        alpha_arr = weight_array(al, shape, compute_dtype(a), "alpha", "a number or one per class")
         if al.ndim == 0:
-            alpha_arr = np.full(n_classes, alpha_arr[()], dtype=a.dtype)
+            alpha_arr = np.full(n_classes, alpha_arr[()], dtype=compute_dtype(a))
     return run_softmax_loss(
         "focal", a, labels, axis=ax, weight=weight, sample_weight=sample_weight,
         ignore_index=ignore_index, reduction=reduction, return_grad=return_grad, n_threads=n_threads,

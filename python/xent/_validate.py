@@ -23,13 +23,31 @@ def _native(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def as_float_array(x, name: str) -> np.ndarray:
-    """``x`` as float32 or float64. float16 computes in float32 and integers in float64,
-    as NumPy's ufuncs do; bool, complex, object and strings are a TypeError."""
+def is_half(dt: np.dtype) -> bool:
+    """float16, or bfloat16 (``ml_dtypes.bfloat16``, recognised by its name: ``import xent``
+    never imports ml_dtypes)."""
+    return dt.itemsize == 2 and (dt.kind == "f" or dt.name == "bfloat16")
+
+
+def compute_dtype(a: np.ndarray) -> np.dtype:
+    """The dtype a kernel computes in for ``a``: float32 for half input, else ``a``'s. Losses,
+    logsumexp and weights take it; gradients and softmax outputs keep ``a``'s dtype."""
+    return np.dtype(np.float32) if is_half(a.dtype) else a.dtype
+
+
+def as_float_array(x, name: str, keep_half: bool = False) -> np.ndarray:
+    """``x`` as float32 or float64. float16 and bfloat16 compute in float32 and integers in
+    float64, as NumPy's ufuncs do; bool, complex, object and strings are a TypeError.
+    ``keep_half``: float16 and bfloat16 stay as they are (no copy), for the kernels that
+    read half storage directly (the softmax family and sigmoid cross-entropy)."""
     a = np.asarray(x)
     dt = a.dtype
     if dt.kind == "f" and dt.itemsize in (4, 8):
         return a if (dt.isnative and a.flags.aligned) else _native(a)
+    if is_half(dt):
+        if keep_half:
+            return a if (dt.isnative and a.flags.aligned) else _native(a)
+        return a.astype(np.float32)
     if dt.kind == "f":
         if dt.itemsize < 4:
             return a.astype(np.float32)
@@ -42,7 +60,7 @@ def as_float_array(x, name: str) -> np.ndarray:
 def as_targets(t, like: np.ndarray, name: str) -> np.ndarray:
     """Float targets in the logits' dtype (a converted copy when they differ)."""
     a = np.asarray(t)
-    if a.dtype.kind not in "fiub":
+    if a.dtype.kind not in "fiub" and not is_half(a.dtype):
         raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
     if a.shape != like.shape:
         raise ValueError(f"{name} has shape {a.shape} but logits have shape {like.shape}")
@@ -155,6 +173,8 @@ def check_finite(a, name: str, *, allow_neginf: bool = True) -> None:
     propagates through ``max``. Only a failing array is scanned for the position.
     """
     a = np.asarray(a)
+    if a.dtype.name == "bfloat16":
+        a = a.astype(np.float32)  # exact; NumPy's reductions on ml_dtypes types are not relied on
     if a.size == 0 or a.dtype.kind != "f":
         return
     with np.errstate(invalid="ignore"):

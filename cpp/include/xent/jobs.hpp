@@ -7,6 +7,21 @@ namespace xent {
 
 constexpr int kMaxDims = 32;
 
+// Half-precision storage: the bits of one float16 or bfloat16 number. Kernels read and
+// write them and compute in float32 (simd/half-inl.hpp).
+struct f16_t {
+  uint16_t bits;
+};
+struct bf16_t {
+  uint16_t bits;
+};
+
+// How a float32 job's logits, targets and z-shaped output (gradient, softmax) are stored:
+// as float32 (kNative), or as float16 / bfloat16, the Operand pointers then pointing at
+// f16_t / bf16_t elements (strides count those). Weights and per-row results (losses,
+// logsumexp) stay float32. Float64 jobs are always kNative.
+enum class Storage { kNative, kF16, kBF16 };
+
 // A strided operand over the row dims (st) and, where it has one, the class axis (cs).
 // Strides count elements, not bytes, and may be negative.
 template <class T>
@@ -75,6 +90,7 @@ struct SoftmaxJob {
   // per-class multipliers (nullable, contiguous, len of them): focal alpha (times the class
   // weights for targets), or the class weights of poly-1 targets
   const T* class_a = nullptr;
+  Storage storage = Storage::kNative;  // of z, t and out (float32 jobs only)
 };
 
 template <class T>
@@ -98,6 +114,7 @@ struct SigmoidJob {
   bool focal = false;
   double gamma = 0.0, alpha = -1.0;  // focal loss; alpha < 0: no balancing
   double softcap = 0.0;              // > 0: z -> softcap * tanh(z / softcap) first (not focal)
+  Storage storage = Storage::kNative;  // of z, t and grad (float32 jobs only); loss stays T
   bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
@@ -165,14 +182,17 @@ struct KernelTable {
 // Scratch of one worker, laid out by these functions for both the driver (its size) and the
 // units loops (units-inl.hpp, the offsets): a row buffer only for each use a job has, so a
 // contiguous row needs none (one row of 2**31 logits needs no copy of 8 GiB).
-// Offsets are in elements; -1: the job has no such buffer.
+// Offsets are in elements; -1: the job has no such buffer. The layout functions are static
+// (one copy per file): isa_avx2.cpp's copy, compiled with AVX2, must never be the one the
+// linker picks for the drivers (tools/check_isa_leak.py).
 struct SoftmaxScratch {
   int64_t z = -1, t = -1, o = -1, d = -1, g = -1, total = 0;
 };
 template <class T>
-inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
+static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   const int64_t C = j.len;
   const bool capped = j.softcap > 0.0;
+  const bool half = j.storage != Storage::kNative;  // half rows are converted to float32 buffers
   // ops that read z again after writing the gradient (a copy when grad is the logits)
   const bool rereads = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
                        j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
@@ -181,35 +201,36 @@ inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   auto take = [&](bool need, int64_t& at) {
     if (need) at = s.total, s.total += C;
   };
-  take(j.z.cs != 1 || capped || (rereads && j.out.p != nullptr), s.z);  // gathered, capped or copied z
-  take(j.t.p != nullptr && j.t.cs != 1, s.t);                            // gathered targets
-  take(j.out.p != nullptr && j.out.cs != 1, s.o);                        // output before its scatter
+  take(half || j.z.cs != 1 || capped || (rereads && j.out.p != nullptr), s.z);  // gathered, capped or copied z
+  take(j.t.p != nullptr && (half || j.t.cs != 1), s.t);                          // gathered targets
+  take(j.out.p != nullptr && (half || j.out.cs != 1), s.o);                      // output before its scatter
   take(capped && is_loss_op(j.op) && j.out.p != nullptr, s.d);           // derivative of the soft cap
   take(j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget, s.g);  // effective targets
   return s;
 }
 template <class T>
-inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) { return softmax_scratch(j).total; }
+static inline int64_t softmax_scratch_size(const SoftmaxJob<T>& j) { return softmax_scratch(j).total; }
 
 struct SigmoidScratch {
   int64_t z = -1, t = -1, g = -1, l = -1, e = -1, total = 0;
 };
 template <class T>
-inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
+static inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
   SigmoidScratch s;
   s.total = 8;
   auto take = [&](bool need, int64_t& at) {
     if (need) at = s.total, s.total += j.seg;
   };
-  take(j.z.cs != 1, s.z);
-  take(j.t.cs != 1, s.t);
-  take(j.grad.p != nullptr && j.grad.cs != 1, s.g);
+  const bool half = j.storage != Storage::kNative;
+  take(half || j.z.cs != 1, s.z);
+  take(half || j.t.cs != 1, s.t);
+  take(j.grad.p != nullptr && (half || j.grad.cs != 1), s.g);
   take(j.loss.p != nullptr && j.loss_elementwise && j.loss.cs != 1, s.l);
   take(j.ew.p != nullptr && j.ew.cs != 0 && j.ew.cs != 1, s.e);  // gathered element weights
   return s;
 }
 template <class T>
-inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) { return sigmoid_scratch(j).total; }
+static inline int64_t sigmoid_scratch_size(const SigmoidJob<T>& j) { return sigmoid_scratch(j).total; }
 inline int64_t hessian_scratch_size(int64_t len) { return 6 * len + len / 64 + 64; }
 
 struct Isa {

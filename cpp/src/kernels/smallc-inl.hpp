@@ -12,12 +12,16 @@
 // As in row_lse, the exp(0) = 1 terms are counted apart from the rest, so a confident row
 // (rest tiny) keeps the full relative accuracy of log1p(rest). Sums have at most
 // kLanesMaxC terms, so float32 lanes stay within the accuracy contract without the double
-// flushes of block_expsum. NaN and +inf propagate to their own lane (row) only; a lane whose
+// flushes of block_expsum. Half storage (S = f16_t / bf16_t, float lanes): each row is
+// converted to float32 on its way into the tile and rounded back on its way out
+// (half-inl.hpp), with the label's term finished in float32 first, as for float32 input.
+// NaN and +inf propagate to their own lane (row) only; a lane whose
 // logits are all -inf gives +inf and a zero gradient; a row of weight 0 gives 0 and zeros.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -49,8 +53,8 @@ inline typename D::V log_sum_ge1(typename D::V ones, typename D::V rest) {
 // One group of n (1..W) rows. zr[i]/outr[i]: row i's logits / gradient (outr null: no
 // gradient), class strides zcs/ocs; y[i] its label (in range), w[i] its weight (> 0).
 // Writes row i's weighted loss to r[i].
-template <class D>
-inline void lanes_xent_label(const typename D::T* const* zr, int64_t zcs, typename D::T* const* outr, int64_t ocs,
+template <class D, class S>
+inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
                              const int64_t* y, const double* w, int n, int64_t C, double gscale, double zl,
                              double* r) {
   using T = typename D::T;
@@ -58,10 +62,18 @@ inline void lanes_xent_label(const typename D::T* const* zr, int64_t zcs, typena
   constexpr int W = D::W;
   alignas(64) T tile[kLanesMaxC * W];
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
+  constexpr bool kHalf = !std::is_same_v<S, T>;
+  alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
   for (int i = 0; i < n; ++i) {
-    const T* z = zr[i];
-    for (int64_t c = 0; c < C; ++c) tile[c * W + i] = z[c * zcs];
-    zy[i] = z[y[i] * zcs];
+    if constexpr (kHalf) {
+      load_row<D, S>(zr[i], zcs, C, row);
+      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = row[c];
+      zy[i] = row[y[i]];
+    } else {
+      const T* z = zr[i];
+      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = z[c * zcs];
+      zy[i] = z[y[i] * zcs];
+    }
     gw[i] = static_cast<T>(gscale * w[i]);
   }
   for (int i = n; i < W; ++i) {
@@ -111,10 +123,17 @@ inline void lanes_xent_label(const typename D::T* const* zr, int64_t zcs, typena
   alignas(64) T mv[W];
   D::store(mv, m);
   for (int i = 0; i < n; ++i) {
-    T* g = outr[i];
-    for (int64_t c = 0; c < C; ++c) g[c * ocs] = tile[c * W + i];
-    if (mv[i] != -std::numeric_limits<T>::infinity())
-      g[y[i] * ocs] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
+    if constexpr (kHalf) {
+      for (int64_t c = 0; c < C; ++c) row[c] = tile[c * W + i];
+      if (mv[i] != -std::numeric_limits<T>::infinity())
+        row[y[i]] = static_cast<T>(static_cast<double>(row[y[i]]) - gscale * w[i]);
+      store_row<D, S>(row, C, outr[i], ocs);
+    } else {
+      T* g = outr[i];
+      for (int64_t c = 0; c < C; ++c) g[c * ocs] = tile[c * W + i];
+      if (mv[i] != -std::numeric_limits<T>::infinity())
+        g[y[i] * ocs] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
+    }
   }
 }
 

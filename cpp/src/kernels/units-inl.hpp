@@ -1,8 +1,16 @@
 // Work-unit loops: walk rows of a strided N-d layout, gather a row into scratch when its
 // class axis is not contiguous, run the row kernel, scatter results. Compiled per ISA so
 // the per-row work never crosses an indirect call.
+//
+// Half storage (Storage::kF16 / kBF16, float32 jobs only): the units loops take the storage
+// type S as a parameter. A half row (or segment) is converted into a float32 buffer as it
+// is read, the row kernel runs on float32 exactly as for float32 input, and the z-shaped
+// output is rounded back to S as it is written (half-inl.hpp). So a half call computes
+// bit for bit what a float32 call computes on the upcast values, then rounds the gradient
+// once; the buffers are one row, in cache, never N x C.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "xent/jobs.hpp"
 
@@ -49,15 +57,15 @@ inline void scatter(const T* src, int64_t n, T* p, int64_t cs) {
 // Integer-label cross-entropy for small C, W rows per call of the lanes kernel
 // (smallc-inl.hpp). Rows of weight 0 (ignored) are written here and skip the kernel.
 // The job's fields are copied to locals: the stores below could alias them otherwise.
-template <class D>
+template <class D, class S>
 double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1) {
   using T = typename D::T;
   constexpr int W = D::W;
   const int64_t C = j.len, zcs = j.z.cs, ocs = j.out.cs;
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
-  const T* const zp = j.z.p;
-  T* const op = j.out.p;
+  const S* const zp = reinterpret_cast<const S*>(j.z.p);
+  S* const op = reinterpret_cast<S*>(j.out.p);
   T* const rop = j.row_out.p;
   const T* const swp = j.sw.p;
   const T* const cw = j.class_w;
@@ -65,15 +73,15 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   const bool y64 = j.label_bytes == 8, has_ignore = j.has_ignore;
   const int64_t ignore = j.ignore_index;
   const double gscale = j.gscale, zl = j.z_loss;
-  const T* zr[W];
-  T* outr[W];
+  const S* zr[W];
+  S* outr[W];
   T* ro[W];
   int64_t y[W];
   double w[W], r[W];
   int n = 0;
   double total = 0.0;
   auto flush = [&] {
-    lanes_xent_label<D>(zr, zcs, op ? outr : nullptr, ocs, y, w, n, C, gscale, zl, r);
+    lanes_xent_label<D, S>(zr, zcs, op ? outr : nullptr, ocs, y, w, n, C, gscale, zl, r);
     for (int i = 0; i < n; ++i) {
       if (ro[i]) *ro[i] = static_cast<T>(r[i]);
       total += r[i];
@@ -90,7 +98,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     T* row_out = rop ? rop + cur.off[4] : nullptr;
     if (wi == 0.0) {  // adds exactly 0, as in softmax_units
       if (op)
-        for (int64_t c = 0; c < C; ++c) op[cur.off[3] + c * ocs] = T(0);
+        for (int64_t c = 0; c < C; ++c) op[cur.off[3] + c * ocs] = S{};  // +0 in every S
       if (row_out) *row_out = T(0);
       continue;
     }
@@ -105,9 +113,10 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   return total;
 }
 
-template <class D>
-double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+template <class D, class S>
+double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
+  constexpr bool kHalf = !std::is_same_v<S, T>;
   const int64_t C = j.len;
   const bool z_contig = j.z.cs == 1, t_contig = j.t.cs == 1 || !j.t.p, o_contig = j.out.cs == 1 || !j.out.p;
   // the layout of softmax_scratch (jobs.hpp): row buffers only for the uses this job has
@@ -121,7 +130,7 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
   T* gbuf = buf(L.g);  // effective targets (poly-1, focal)
   // rows in lanes for small C (plain integer-label CE; reads each group before writing)
   if (j.op == SoftmaxOp::kXentLabel && C >= 1 && C <= kLanesMaxC && j.smoothing == 0.0 && j.softcap == 0.0)
-    return softmax_units_lanes<D>(j, u0, u1);
+    return softmax_units_lanes<D, S>(j, u0, u1);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
   const bool loss_op = is_loss_op(j.op), label_op = is_label_op(j.op);
@@ -131,12 +140,21 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
   // the logits (grad_out=logits), the row is copied to scratch first.
   const bool rereads_z = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
                          j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
+  const S* const zs = reinterpret_cast<const S*>(j.z.p);
+  const S* const ts = reinterpret_cast<const S*>(j.t.p);
+  S* const os = reinterpret_cast<S*>(j.out.p);
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
-    const T* z = j.z.p + cur.off[0];
-    T* out = j.out.p ? (o_contig ? j.out.p + cur.off[3] : obuf) : nullptr;
+    const T* z = nullptr;
+    if constexpr (!kHalf) z = zs + cur.off[0];
+    T* out = j.out.p ? ((o_contig && !kHalf) ? j.out.p + cur.off[3] : obuf) : nullptr;
     auto load_z = [&]() {
-      if (capped) {
+      if constexpr (kHalf) {
+        load_row<D, S>(zs + cur.off[0], j.z.cs, C, zbuf);
+        z = zbuf;
+        // in place: softcap_row reads each vector before it writes the same lanes
+        if (capped) softcap_row<D>(zbuf, 1, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr);
+      } else if (capped) {
         softcap_row<D>(z, j.z.cs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr);
         z = zbuf;
       } else if (!z_contig || (rereads_z && out == z)) {
@@ -144,7 +162,11 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
         z = zbuf;
       }
     };
-    auto load_t = [&]() {
+    auto load_t = [&]() -> const T* {
+      if constexpr (kHalf) {
+        load_row<D, S>(ts + cur.off[1], j.t.cs, C, tbuf);
+        return tbuf;
+      }
       const T* t = j.t.p + cur.off[1];
       if (!t_contig) {
         gather(t, j.t.cs, C, tbuf);
@@ -221,20 +243,42 @@ double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
           break;
       }
     }
-    if (out && !o_contig) scatter(obuf, C, j.out.p + cur.off[3], j.out.cs);
+    if constexpr (kHalf) {
+      if (out) store_row<D, S>(obuf, C, os + cur.off[3], j.out.cs);
+    } else if (out && !o_contig) {
+      scatter(obuf, C, os + cur.off[3], j.out.cs);
+    }
     if (j.row_out.p) j.row_out.p[cur.off[4]] = static_cast<T>(r);
     total += r;
   }
   return total;
 }
 
-// Units are segments: unit u is segment u % n_seg of row u / n_seg.
+// f(S{}) for the storage type S of a job: half storage exists for float lanes only. The
+// table's entries choose it once per call, not per row.
+template <class D, class F>
+inline double by_storage(Storage s, F&& f) {
+  if constexpr (std::is_same_v<typename D::T, float>) {
+    if (s == Storage::kF16) return f(f16_t{});
+    if (s == Storage::kBF16) return f(bf16_t{});
+  }
+  return f(typename D::T{});
+}
+
 template <class D>
-double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+  return by_storage<D>(j.storage, [&](auto s) { return softmax_units_s<D, decltype(s)>(j, u0, u1, scratch); });
+}
+
+// Units are segments: unit u is segment u % n_seg of row u / n_seg.
+template <class D, class S>
+double sigmoid_units_s(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
+  constexpr bool kHalf = !std::is_same_v<S, T>;
   const int64_t nseg = j.n_seg();
   if (nseg == 0) return 0.0;
-  const bool z_c = j.z.cs == 1, t_c = j.t.cs == 1, g_c = !j.grad.p || j.grad.cs == 1;
+  const bool z_c = j.z.cs == 1 && !kHalf, t_c = j.t.cs == 1 && !kHalf;
+  const bool g_c = !j.grad.p || (j.grad.cs == 1 && !kHalf);
   const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
   // the layout of sigmoid_scratch (jobs.hpp): segment buffers only for strided operands
   const SigmoidScratch L = sigmoid_scratch(j);
@@ -258,10 +302,17 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
     const int64_t s = u % nseg;
     const int64_t b = s * j.seg;
     const int64_t n = j.len - b < j.seg ? j.len - b : j.seg;
-    const T* z = j.z.p + cur.off[0] + b * j.z.cs;
-    const T* t = j.t.p + cur.off[1] + b * j.t.cs;
-    if (!z_c) { gather(z, j.z.cs, n, zb); z = zb; }
-    if (!t_c) { gather(t, j.t.cs, n, tb); t = tb; }
+    const T* z = zb;
+    const T* t = tb;
+    if constexpr (kHalf) {
+      load_row<D, S>(reinterpret_cast<const S*>(j.z.p) + cur.off[0] + b * j.z.cs, j.z.cs, n, zb);
+      load_row<D, S>(reinterpret_cast<const S*>(j.t.p) + cur.off[1] + b * j.t.cs, j.t.cs, n, tb);
+    } else {
+      z = j.z.p + cur.off[0] + b * j.z.cs;
+      t = j.t.p + cur.off[1] + b * j.t.cs;
+      if (!z_c) { gather(z, j.z.cs, n, zb); z = zb; }
+      if (!t_c) { gather(t, j.t.cs, n, tb); t = tb; }
+    }
     T* g = j.grad.p ? (g_c ? j.grad.p + cur.off[2] + b : gb) : nullptr;
     T* le = (j.loss.p && j.loss_elementwise) ? (l_c ? j.loss.p + cur.off[3] + b : lb) : nullptr;
     double r;
@@ -286,13 +337,22 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
     } else {
       r = run_sigmoid<D>(z, t, n, le, g, j.gscale);
     }
-    if (g && !g_c) scatter(gb, n, j.grad.p + cur.off[2] + b * j.grad.cs, j.grad.cs);
+    if constexpr (kHalf) {
+      if (g) store_row<D, S>(gb, n, reinterpret_cast<S*>(j.grad.p) + cur.off[2] + b * j.grad.cs, j.grad.cs);
+    } else if (g && !g_c) {
+      scatter(gb, n, j.grad.p + cur.off[2] + b * j.grad.cs, j.grad.cs);
+    }
     if (le && !l_c) scatter(lb, n, j.loss.p + cur.off[3] + b * j.loss.cs, j.loss.cs);
     if (j.loss.p && !j.loss_elementwise) j.loss.p[cur.off[3]] = static_cast<T>(r);
     total += r;
     if (s == nseg - 1) cur.next();
   }
   return total;
+}
+
+template <class D>
+double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+  return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_s<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
 // Hessians (hessian-inl.hpp). kSigmoid: units are segments, as in sigmoid_units; the

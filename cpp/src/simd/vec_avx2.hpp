@@ -1,9 +1,10 @@
 // AVX2 + FMA vector wrappers. Included only by isa_avx2.cpp, which is compiled with
-// -mavx2 -mfma; nothing here may leak into code that runs before CPU detection.
+// -mavx2 -mfma -mf16c (dispatch.cpp requires all three of the CPU); nothing here may leak into code that runs before CPU detection.
 #pragma once
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -68,6 +69,48 @@ struct F32 {
     return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   static void store_tail(T* p, V v, int64_t n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+  // Half storage: float16 through F16C (exact widening; narrowing rounds to nearest even),
+  // bfloat16 by integer arithmetic (its bits are the top half of a float32's).
+  static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static void store_f16(uint16_t* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static V load_bf16(const uint16_t* p) {
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+  }
+  static void store_bf16(uint16_t* p, V v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+    // NaN: truncated, with the quiet bit set (no rounding into the exponent)
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), nan);
+    r = _mm256_srli_epi32(r, 16);
+    const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+  }
+  static V load_f16_tail(const uint16_t* p, int64_t n) { return load_f16(pad16(p, n).data()); }
+  static V load_bf16_tail(const uint16_t* p, int64_t n) { return load_bf16(pad16(p, n).data()); }
+  static void store_f16_tail(uint16_t* p, V v, int64_t n) {
+    Buf16 b;
+    store_f16(b.h, v);
+    std::memcpy(p, b.h, static_cast<size_t>(n) * 2);
+  }
+  static void store_bf16_tail(uint16_t* p, V v, int64_t n) {
+    Buf16 b;
+    store_bf16(b.h, v);
+    std::memcpy(p, b.h, static_cast<size_t>(n) * 2);
+  }
+  struct Buf16 {
+    uint16_t h[W] = {};
+    const uint16_t* data() const { return h; }
+  };
+  static Buf16 pad16(const uint16_t* p, int64_t n) {  // lanes [0, n) of p, zeros after
+    Buf16 b;
+    std::memcpy(b.h, p, static_cast<size_t>(n) * 2);
+    return b;
+  }
 };
 
 struct F64 {

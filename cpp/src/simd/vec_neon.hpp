@@ -68,6 +68,40 @@ struct F32 {
     vst1q_f32(buf, v);
     std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(T));
   }
+  // Half storage: float16 by FCVTL/FCVTN (exact widening; narrowing rounds to nearest even
+  // under the default FPCR), bfloat16 by integer arithmetic (the top half of a float32).
+  static V load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static void store_f16(uint16_t* p, V v) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+  static V load_bf16(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+  static void store_bf16(uint16_t* p, V v) {
+    const uint32x4_t u = vreinterpretq_u32_f32(v);
+    const uint32x4_t odd = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    uint32x4_t r = vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), odd));
+    // NaN: truncated, with the quiet bit set (no rounding into the exponent)
+    const uint32x4_t num = vceqq_f32(v, v);
+    r = vbslq_u32(num, r, vorrq_u32(u, vdupq_n_u32(0x00400000)));
+    vst1_u16(p, vshrn_n_u32(r, 16));
+  }
+  static V load_f16_tail(const uint16_t* p, int64_t n) {
+    uint16_t b[W] = {};
+    std::memcpy(b, p, static_cast<size_t>(n) * 2);
+    return load_f16(b);
+  }
+  static V load_bf16_tail(const uint16_t* p, int64_t n) {
+    uint16_t b[W] = {};
+    std::memcpy(b, p, static_cast<size_t>(n) * 2);
+    return load_bf16(b);
+  }
+  static void store_f16_tail(uint16_t* p, V v, int64_t n) {
+    uint16_t b[W];
+    store_f16(b, v);
+    std::memcpy(p, b, static_cast<size_t>(n) * 2);
+  }
+  static void store_bf16_tail(uint16_t* p, V v, int64_t n) {
+    uint16_t b[W];
+    store_bf16(b, v);
+    std::memcpy(p, b, static_cast<size_t>(n) * 2);
+  }
 };
 
 struct F64 {

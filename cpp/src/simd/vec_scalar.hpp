@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd/half-inl.hpp"
+
 namespace xent {
 namespace XENT_ISA_NS {
 
@@ -63,6 +65,15 @@ struct ScalarLane {
   static T reduce_max(V v) { return v; }
   static V load_tail(const T* p, int64_t, T) { return *p; }
   static void store_tail(T* p, V v, int64_t) { *p = v; }
+  // Half storage (float lanes only): the software conversions of half-inl.hpp.
+  static V load_f16(const uint16_t* p) { return soft_f16_to_f32(*p); }
+  static V load_f16_tail(const uint16_t* p, int64_t) { return soft_f16_to_f32(*p); }
+  static void store_f16(uint16_t* p, V v) { *p = soft_f32_to_f16(v); }
+  static void store_f16_tail(uint16_t* p, V v, int64_t) { *p = soft_f32_to_f16(v); }
+  static V load_bf16(const uint16_t* p) { return soft_bf16_to_f32(*p); }
+  static V load_bf16_tail(const uint16_t* p, int64_t) { return soft_bf16_to_f32(*p); }
+  static void store_bf16(uint16_t* p, V v) { *p = soft_f32_to_bf16(v); }
+  static void store_bf16_tail(uint16_t* p, V v, int64_t) { *p = soft_f32_to_bf16(v); }
 };
 
 using F32 = ScalarLane<float, uint32_t, 23>;

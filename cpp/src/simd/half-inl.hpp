@@ -1,0 +1,126 @@
+// Half-precision storage (float16, bfloat16): software conversions to and from float32,
+// and the row conversions the kernels use to read and write half arrays. The maths always
+// runs in float32; half is only how the numbers are stored.
+//
+// Rounding float32 -> half is to nearest, ties to even (IEEE 754's default, as F16C with
+// _MM_FROUND_TO_NEAREST_INT, AArch64's FCVT under the default FPCR, NumPy's astype and
+// ml_dtypes); overflow gives +-inf; NaN stays NaN (made quiet, sign and top payload bits
+// kept, as F16C does). float16 -> float32 and bfloat16 -> float32 are exact.
+//
+// Included by every ISA file, inside its namespace (XENT_ISA_NS): no inline function here
+// may be shared between files compiled with different flags (see tools/check_isa_leak.py).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "xent/jobs.hpp"
+
+namespace xent {
+namespace XENT_ISA_NS {
+
+inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+inline float f32_from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// float16 bits -> float32 (exact; signalling NaNs are quieted, as F16C and FCVT do).
+inline float soft_f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t em = h & 0x7fffu;
+  if (em >= 0x7c00u) {  // inf or NaN
+    const uint32_t mant = static_cast<uint32_t>(em & 0x3ffu) << 13;
+    return f32_from_bits(sign | 0x7f800000u | mant | (mant ? 0x00400000u : 0u));
+  }
+  if (em >= 0x0400u) return f32_from_bits(sign | ((em << 13) + 0x38000000u));  // normal: rebias 15 -> 127
+  // zero or subnormal: em * 2^-24, exact in float32
+  const float v = static_cast<float>(em) * 5.9604644775390625e-8f;
+  return f32_from_bits(sign | f32_bits(v));
+}
+
+// float32 -> float16 bits, round to nearest even (F. Giesen's float_to_half_fast3_rtne).
+inline uint16_t soft_f32_to_f16(float f) {
+  uint32_t u = f32_bits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  uint32_t o;
+  if (u >= 0x47800000u) {  // |f| >= 65536: inf; NaN quiet with its top payload bits
+    o = u > 0x7f800000u ? (0x7e00u | ((u >> 13) & 0x3ffu)) : 0x7c00u;
+  } else if (u < 0x38800000u) {  // below 2^-14: subnormal or zero
+    // adding 0.5 puts the float16 subnormal's bits at the bottom of the mantissa,
+    // rounded by the float addition itself (to nearest even)
+    o = f32_bits(f32_from_bits(u) + 0.5f) - 0x3f000000u;
+  } else {  // normal (65520 and above round up into the inf encoding, as they should)
+    const uint32_t odd = (u >> 13) & 1u;
+    o = (u - 0x38000000u + 0xfffu + odd) >> 13;
+  }
+  return static_cast<uint16_t>(o | sign);
+}
+
+inline float soft_bf16_to_f32(uint16_t h) { return f32_from_bits(static_cast<uint32_t>(h) << 16); }
+
+// float32 -> bfloat16 bits: round to nearest even by integer arithmetic; NaN kept (quiet).
+inline uint16_t soft_f32_to_bf16(float f) {
+  const uint32_t u = f32_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// Per storage type: the scalar conversions and D's vector loads and stores (W lanes, or the
+// first n < W of them for the tails, never touching memory past them).
+template <class D, class S>
+struct Io;
+
+template <class D>
+struct Io<D, f16_t> {
+  static float get(f16_t x) { return soft_f16_to_f32(x.bits); }
+  static f16_t put(float x) { return f16_t{soft_f32_to_f16(x)}; }
+  static typename D::V load(const f16_t* p) { return D::load_f16(&p->bits); }
+  static typename D::V load_tail(const f16_t* p, int64_t n) { return D::load_f16_tail(&p->bits, n); }
+  static void store(f16_t* p, typename D::V v) { D::store_f16(&p->bits, v); }
+  static void store_tail(f16_t* p, typename D::V v, int64_t n) { D::store_f16_tail(&p->bits, v, n); }
+};
+
+template <class D>
+struct Io<D, bf16_t> {
+  static float get(bf16_t x) { return soft_bf16_to_f32(x.bits); }
+  static bf16_t put(float x) { return bf16_t{soft_f32_to_bf16(x)}; }
+  static typename D::V load(const bf16_t* p) { return D::load_bf16(&p->bits); }
+  static typename D::V load_tail(const bf16_t* p, int64_t n) { return D::load_bf16_tail(&p->bits, n); }
+  static void store(bf16_t* p, typename D::V v) { D::store_bf16(&p->bits, v); }
+  static void store_tail(bf16_t* p, typename D::V v, int64_t n) { D::store_bf16_tail(&p->bits, v, n); }
+};
+
+// dst[i] = float(src[i * cs]) for i < n: vector conversions when contiguous.
+template <class D, class S>
+inline void load_row(const S* src, int64_t cs, int64_t n, float* dst) {
+  constexpr int W = D::W;
+  if (cs != 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = Io<D, S>::get(src[i * cs]);
+    return;
+  }
+  int64_t i = 0;
+  for (; i + W <= n; i += W) D::store(dst + i, Io<D, S>::load(src + i));
+  if (i < n) D::store_tail(dst + i, Io<D, S>::load_tail(src + i, n - i), n - i);
+}
+
+// dst[i * cs] = half(src[i]) for i < n, rounded to nearest even.
+template <class D, class S>
+inline void store_row(const float* src, int64_t n, S* dst, int64_t cs) {
+  constexpr int W = D::W;
+  if (cs != 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i * cs] = Io<D, S>::put(src[i]);
+    return;
+  }
+  int64_t i = 0;
+  for (; i + W <= n; i += W) Io<D, S>::store(dst + i, D::load(src + i));
+  if (i < n) Io<D, S>::store_tail(dst + i, D::load_tail(src + i, n - i, 0.0f), n - i);
+}
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent
