@@ -127,3 +127,20 @@ def test_loss_objects_mean_with_huge_sample_weights(dt):
     rb, yb = np.array([0.0, 3, -2], dt), np.array([0.0, 1, 1])
     assert b(yb, rb, sample_weight=sw) == pytest.approx(float(b(yb, rb, sample_weight=np.array([1, 1, 1 / big], dt))),
                                                         rel=RTOL[dt])
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+def test_focal_zero_alpha_on_a_masked_label_weighs_zero(dt, red):
+    # alpha_y = 0 is a weight of 0: the row's infinite loss (its label's logit is -inf)
+    # contributes exactly 0, as a zero class or sample weight does (it gave 0 * inf = NaN)
+    # (row 2: fully masked, label 0)
+    z = np.array([[-np.inf, 1.0, 2.0], [0.0, 1.0, 2.0], [-np.inf, -np.inf, -np.inf]], dt)
+    y = np.array([0, 1, 0])
+    loss, grad = xent.softmax_focal_loss(z, y, alpha=np.array([0.0, 1.0, 1.0], dt), reduction=red, return_grad=True)
+    ref = xent.softmax_focal_loss(z[1:2], y[1:2], reduction="sum")
+    if red == "none":
+        assert loss[0] == 0.0 and loss[2] == 0.0 and loss[1] == pytest.approx(ref, rel=RTOL[dt])
+    else:
+        assert loss == pytest.approx(ref / (3 if red == "mean" else 1), rel=RTOL[dt])
+    assert np.all(grad[0] == 0.0) and np.all(grad[2] == 0.0)

@@ -37,7 +37,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
   const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_alpha = o.alpha >= 0.0;
   const bool has_gamma = static_cast<T>(o.gamma) != T(0);
-  const bool has_w = o.cw || o.ew || o.rw != T(1) || has_alpha;
+  const bool has_rw = o.rw != T(1), has_w = o.cw || o.ew || has_rw || has_alpha;
   double total = 0.0;
   for (int64_t b0 = 0; b0 < n; b0 += kB) {
     const int64_t m = n - b0 < kB ? n - b0 : kB;
@@ -74,7 +74,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
           D::store(gr_b + j, D::mul(vg, D::div(num, D::mul(ope, xs))));
         }
       }
-      if (has_w) {  // the element's weight without the class and run weights: <= its sample weight
+      if (o.ew || has_alpha) {  // the element's weight without the class and run weights: <= its sample weight
         V w = o.ew ? ld(o.ew) : one;
         if (has_alpha) w = D::mul(w, D::fma(va, tt, D::mul(vna, omt)));
         D::store(w_b + j, w);
@@ -101,7 +101,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
       }
       if (has_w) {
         const V cv = o.cw ? (k == W ? D::load(o.cw + i) : D::load_tail(o.cw + i, k, T(0))) : one;
-        apply_weights<D>(loss, g, want_grad, D::load(w_b + j), cv, rw, gsr);
+        apply_weights<D>(loss, g, want_grad, o.ew || has_alpha, D::load(w_b + j), o.cw != nullptr, cv, has_rw, rw, gsr);
       } else if (want_grad) {
         g = D::mul(g, gs);
       }
