@@ -46,8 +46,16 @@ struct SigmoidRunOpts {
 // and r gscale <= 1 (Python rescales the sample weights so, _weights.py), so the gradient
 // overflows only where its exact value does; a lane with a zero factor is exactly 0.
 // has_e / has_c / has_r: which factors exist (an absent one is 1 and costs nothing).
+// Forced inline: called per vector with loop-invariant flags (a call measured ~20% slower).
+#if defined(__GNUC__) || defined(__clang__)
+#define XENT_WEIGHTS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define XENT_WEIGHTS_INLINE __forceinline
+#else
+#define XENT_WEIGHTS_INLINE inline
+#endif
 template <class D>
-inline void apply_weights(typename D::V& loss, typename D::V& g, bool want_grad, bool has_e, typename D::V e,
+XENT_WEIGHTS_INLINE void apply_weights(typename D::V& loss, typename D::V& g, bool want_grad, bool has_e, typename D::V e,
                           bool has_c, typename D::V c, bool has_r, typename D::V r, typename D::V gsr) {
   using V = typename D::V;
   V w = has_e ? e : c;  // the factors' product, for the zero test only
