@@ -27,6 +27,7 @@ from ._weights import (
     shrink_huge_weights,
     top_exp,
     weight_array,
+    weight_sum,
 )
 
 _OP = _core.SoftmaxOp
@@ -162,7 +163,7 @@ def run_softmax_loss(
             check_finite(tt, "labels", allow_neginf=False)
         t = last(tt, ax)
         op, y = op_target, None
-        denom = float(sw.sum(dtype=np.float64)) if (sw is not None and reduction == "mean") else None
+        denom = weight_sum(sw) if (sw is not None and reduction == "mean") else None
         if kind in ("poly1", "focal"):  # one per-class factor inside the row
             class_w = None
             if w is not None:
@@ -186,7 +187,7 @@ def run_softmax_loss(
                 class_w = cw2
                 if inrow_kind:  # the row is linear in (class weights, z-loss) together
                     z_loss = math.ldexp(z_loss, -ks[1])
-            n = label_row_weight_sum(y, class_w, sw, ignore) if y is not None else float(sw.sum(dtype=np.float64))
+            n = label_row_weight_sum(y, class_w, sw, ignore) if y is not None else weight_sum(sw)
     # class weights acting inside rows: divided by 2**shift, the results multiplied by it
     shift = inrow_shift(class_w if inrow_kind else class_a, a.dtype)
     if shift:  # (inrow_shift is 0 for None)

@@ -33,7 +33,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import rescale_tiny_weights, shrink_huge_weights, weight_array
+from ._weights import rescale_tiny_weights, shrink_huge_weights, weight_array, weight_sum
 
 
 def _per_class(v, n_classes: int, dtype, name: str, where: str):
@@ -93,15 +93,15 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
         sw = weight_array(sample_weight, sw_shape, z.dtype, "sample_weight", sw_what).reshape(sw_shape)
     if ax is None:
         per = n_classes if z.ndim >= 2 else 1
-        n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
+        n_terms = z.size if sw is None else weight_sum(sw) * per
     else:
-        n_terms = math.prod(res_shape) if sw is None else float(sw.sum(dtype=np.float64))
+        n_terms = math.prod(res_shape) if sw is None else weight_sum(sw)
     if reduction == "mean":
         # huge weights (docs/losses.md): sample weights rescaled by a power of two so that
         # no product with the class weights overflows where the mean does not
         (sw,), shrunk = shrink_huge_weights([sw], n_terms * max(1.0, _top(cw)) * max(1.0, _top(pw)), z.dtype)
         if shrunk:
-            n_terms = float(sw.sum(dtype=np.float64)) * per
+            n_terms = weight_sum(sw) * per
         sw, n_terms = rescale_tiny_weights(sw, n_terms)
     ew = None  # the sample weight broadcast (stride 0) over the class axis
     if sw is not None:

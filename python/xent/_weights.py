@@ -54,6 +54,13 @@ def rescale_tiny_weights(sw, n: float):
     return np.ascontiguousarray(np.ldexp(sw, k), dtype=sw.dtype).reshape(sw.shape), math.ldexp(n, k)
 
 
+def weight_sum(a) -> float:
+    """``sum(a)`` in float64; +inf without a warning when huge weights overflow it (the
+    callers then rescale them: shrink_huge_weights)."""
+    with np.errstate(over="ignore"):
+        return float(a.sum(dtype=np.float64))
+
+
 def _pow2_shrink(a, k: int):
     """``a * 2**-k`` in ``a``'s dtype, C-contiguous (exact but where it underflows)."""
     return np.ascontiguousarray(np.ldexp(a, -k), dtype=a.dtype).reshape(a.shape)
