@@ -2,14 +2,16 @@
 
 Arbitrary bytes are decoded into one call: the function, dtype, shape, class axis, memory
 layout, logits drawn from extreme values (NaN, +-inf, huge, tiny, subnormal, -0.0) or raw
-floats, labels (out of range too), targets, class and sample weights (negative, NaN too),
-ignore_index, z_loss, label_smoothing, reduction, return_grad, out= and n_threads.
+floats, labels (out of range too), targets, class and sample weights (negative, NaN too; and
+pos_weight for the sigmoid loss), ignore_index, z_loss, label_smoothing, reduction,
+return_grad, out= and n_threads.
 Invariants, for every call:
 - it returns, or raises ValueError / TypeError (nothing else: no crash, no RuntimeError);
 - no input array is modified;
 - results have the documented shapes and dtypes;
 - no NaN anywhere in a result when no input holds NaN or +inf (-inf logits are masks),
-  targets lie in [0, 1] and weights are valid (with a product of at most 1e6: see check).
+  targets lie in [0, 1] and weights are valid (finite and >= 0, of any size: their products
+  may overflow).
 
 `check(data)` is plain Python (no atheris), so tests/test_fuzz_regressions.py replays the
 inputs kept in fuzz/regressions/ with pytest.
@@ -118,6 +120,24 @@ def _build(b: Bytes):
     return fname, x, axis, kw
 
 
+def _sigmoid_weights(b: Bytes, x, sax, inputs, kw) -> None:
+    """Class weights, pos_weight (one per class of the class axis: ``sax``, else the last)
+    and sample weights (one per sample) of a sigmoid call, each only if a flag says so."""
+    cax = sax if sax is not None else -1
+    ok = x.ndim and -x.ndim <= cax < x.ndim
+    C = x.shape[cax] if ok else 1
+    for name in ("weight", "pos_weight"):
+        if b.flag():
+            kw[name] = inputs[name] = np.array([abs(b.value()) if b.u8() % 8 else b.value() for _ in range(C)])
+    if b.flag():
+        if sax is None:
+            shape = x.shape[:-1] if x.ndim >= 2 else x.shape
+        else:
+            shape = tuple(s for i, s in enumerate(x.shape) if not ok or i != cax % x.ndim)
+        sw = np.array([abs(b.value()) for _ in range(math.prod(shape))]).reshape(shape)
+        kw["sample_weight"] = inputs["sw"] = _layout(b, sw)
+
+
 def _plan(b: Bytes, fname, x, axis, kw):
     """Decodes the rest of the call: returns (call, inputs, sum_axis); nothing is run yet."""
     import xent
@@ -139,6 +159,7 @@ def _plan(b: Bytes, fname, x, axis, kw):
     if fname == "sigmoid":
         inputs["t"] = _layout(b, t.astype(x.dtype) if x.dtype.kind == "f" else t)
         sax = axis if b.flag() else None
+        _sigmoid_weights(b, x, sax, inputs, kw)
         return (lambda: xent.sigmoid_cross_entropy(inputs["x"], inputs["t"], axis=sax, reduction=reduction,
                                                    return_grad=rg, **kw)), inputs, sax
     if fname == "xent_labels":
@@ -199,13 +220,10 @@ def check(data: bytes) -> None:
     if result is None:
         return
     _check_shapes(fname, x, axis, sum_axis, kw, result)
-    weights_ok = all(np.all(np.isfinite(kw[k])) and np.all(kw[k] >= 0) for k in ("weight", "sample_weight")
-                     if k in kw)
-    # Known limit: row weights whose product overflows (class weight 1e264 times sample weight
-    # 1e300, or 3.4e38 in float32) make both terms of w * (T p - t) infinite, and the gradient
-    # NaN. Within a weight product of 1e6 no NaN is allowed.
-    scale = math.prod([float(np.max(kw[k], initial=0.0)) for k in ("weight", "sample_weight") if k in kw])
-    weights_ok = weights_ok and scale <= 1e6
+    # valid weights of any size: products that overflow (class weight 1e264 times sample
+    # weight 1e300) give +-inf or finite results, never NaN (docs/losses.md, "Huge weights")
+    weights_ok = all(np.all(np.isfinite(kw[k])) and np.all(kw[k] >= 0) for k in ("weight", "pos_weight",
+                     "sample_weight") if k in kw)
     if x.dtype.kind == "f" and _clean(*inputs.values()) and weights_ok:
         _no_nan(result)
 

@@ -9,7 +9,7 @@ from . import _core
 from ._loss_common import last, out_buffers, prepare, run_softmax_loss
 from ._validate import as_targets, check_reduction, compute_dtype, finish, grad_scale, n_threads_arg
 from ._validate import check_finite as _check_finite
-from ._weights import weight_array
+from ._weights import rescale_tiny_weights, shrink_huge_weights, weight_array, weight_sum
 
 
 def nll_loss(
@@ -101,7 +101,11 @@ def kl_divergence(
     sw = None
     if sample_weight is not None:
         sw = weight_array(sample_weight, row_shape, compute_dtype(a), "sample_weight", "one per row")
-    n = math.prod(row_shape) if sw is None or reduction != "mean" else float(sw.sum(dtype=np.float64))
+    n = math.prod(row_shape) if sw is None or reduction != "mean" else weight_sum(sw)
+    if sw is not None and reduction == "mean":  # huge or tiny weights: powers of two (_weights.py)
+        (sw,), shrunk = shrink_huge_weights([sw], n, compute_dtype(a))
+        n = weight_sum(sw) if shrunk else n
+        sw, n = rescale_tiny_weights(sw, n)
     tl = last(t, ax)
     row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, (tl, sw))
     op = _core.SoftmaxOp.kl_div_log if log_target else _core.SoftmaxOp.kl_div

@@ -21,7 +21,16 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import ignore_arg, label_row_weight_sum, rescale_tiny_weights, weight_array
+from ._weights import (
+    ignore_arg,
+    inrow_shift,
+    label_row_weight_sum,
+    rescale_tiny_weights,
+    shrink_huge_weights,
+    top_exp,
+    weight_array,
+    weight_sum,
+)
 
 _OP = _core.SoftmaxOp
 # kind -> (op for integer labels, op for float targets or None)
@@ -143,6 +152,7 @@ def run_softmax_loss(
     op_label, op_target = OPS[kind]
     lab = np.asarray(labels)
     class_w, class_a = w, alpha
+    pre_shift = 0  # a power of two already taken out of class_a (see _product)
     if lab.dtype.kind in "iu":
         if n_classes == 0 and lab.size:
             raise ValueError(f"{name} have 0 classes along the class axis")
@@ -158,25 +168,76 @@ def run_softmax_loss(
             check_finite(tt, "labels", allow_neginf=False)
         t = last(tt, ax)
         op, y = op_target, None
-        denom = float(sw.sum(dtype=np.float64)) if (sw is not None and reduction == "mean") else None
+        denom = weight_sum(sw) if (sw is not None and reduction == "mean") else None
         if kind in ("poly1", "focal"):  # one per-class factor inside the row
             class_w = None
             if w is not None:
-                class_a = w if alpha is None else np.ascontiguousarray(alpha * w, dtype=cdt)
+                class_a, pre_shift = (w, 0) if alpha is None else _product(alpha, w, cdt)
     elif op_target is None:
         raise TypeError(f"labels must be integer class indices, got dtype {lab.dtype}")
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
     n = math.prod(row_shape) if denom is None else denom
+    read_only = (t, sw, w, class_a)
+    # huge weights (docs/losses.md): for "mean" the weights that make up its denominator are
+    # rescaled by powers of two, so that no product of weights (nor their sum) overflows
+    in_denom = y is not None and class_w is not None and denom is not None
+    # class weights acting inside rows (not as a row weight): the z-loss is not weighted by them
+    inrow_kind = op == _OP.xent_target or (op == _OP.xent_label and smoothing != 0.0)
+    if reduction == "mean":
+        ks: list = []
+        (sw, cw2), shrunk = shrink_huge_weights([sw, class_w if in_denom else None], n, cdt, ks)
+        if shrunk:
+            if in_denom:
+                class_w = cw2
+                if inrow_kind:  # the row is linear in (class weights, z-loss) together
+                    z_loss = math.ldexp(z_loss, -ks[1])
+            n = label_row_weight_sum(y, class_w, sw, ignore) if y is not None else weight_sum(sw)
+    # class weights acting inside rows: divided by 2**shift, the results multiplied by it
+    shift = inrow_shift(class_w if inrow_kind else class_a, cdt)
+    if shift:  # (inrow_shift is 0 for None)
+        if inrow_kind:
+            class_w = np.ascontiguousarray(np.ldexp(class_w, -shift), dtype=cdt)  # type: ignore[arg-type]
+        else:
+            class_a = np.ascontiguousarray(np.ldexp(class_a, -shift), dtype=cdt)
+        z_loss = math.ldexp(z_loss, -shift)
+        if reduction == "mean" and in_denom and inrow_kind:  # the denominator shrinks alike
+            n = label_row_weight_sum(y, class_w, sw, ignore)
+            shift = 0
+    shift += pre_shift
     # a denominator so small that 1/n overflows: the weights it sums (sample weights, or the
     # class weights when they alone make it) are rescaled by a power of two
     if sw is not None:
         sw, n = rescale_tiny_weights(sw, n)
     elif class_w is not None and denom is not None:
         class_w, n = rescale_tiny_weights(class_w, n)
-    row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, (t, sw, w, class_a))
+    row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, read_only)
     total = _core.softmax_op(
         op, last(a, ax), t, y, None if grad is None else last(grad, ax), row_out, grad_scale(reduction, n), nt,
         class_w, sw, ignore, z_loss, smoothing, softcap, param, class_a,
     )
+    if shift:
+        total = unshift(total, row_out, grad, shift)
     return finish(reduction, total, n, row_out, grad, return_grad)
+
+
+def _product(alpha: np.ndarray, w: np.ndarray, dtype):
+    """``alpha * w`` in ``dtype`` and 0, or, where that product could overflow, ``alpha * w
+    / 2**k`` and ``k`` (the caller multiplies the results by ``2**k``)."""
+    e = top_exp(alpha) + top_exp(w)
+    k = max(0, e - (np.finfo(dtype).maxexp - 24))
+    with np.errstate(under="ignore"):
+        return np.ascontiguousarray(np.ldexp(alpha, -k) * w, dtype=dtype), k
+
+
+def unshift(total: float, row_out, grad, shift: int) -> float:
+    """Results computed with weights divided by ``2**shift``, multiplied back (exactly; +inf
+    or -inf where they overflow, 0 stays 0)."""
+    for arr in (row_out, grad):
+        if arr is not None and arr.size:
+            with np.errstate(over="ignore"):
+                np.ldexp(arr, shift, out=arr)
+    try:
+        return math.ldexp(total, shift)
+    except OverflowError:
+        return math.copysign(math.inf, total)

@@ -34,7 +34,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import rescale_tiny_weights, weight_array
+from ._weights import rescale_tiny_weights, shrink_huge_weights, weight_array, weight_sum
 
 
 def _per_class(v, n_classes: int, dtype, name: str, where: str):
@@ -45,6 +45,10 @@ def _per_class(v, n_classes: int, dtype, name: str, where: str):
         one = weight_array(a, a.shape, dtype, name, "")
         return np.full(n_classes, one.reshape(())[()], dtype=dtype)
     return weight_array(a.reshape(1) if a.shape == () else a, (n_classes,), dtype, name, f"one per class along {where}")
+
+
+def _top(a) -> float:
+    return 0.0 if a is None else float(np.max(a, initial=0.0))
 
 
 def logits_and_targets(logits, targets):
@@ -69,6 +73,7 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
     """Validates the layout and options, runs the kernel, returns the public result."""
     reduction = check_reduction(reduction)
     nt = n_threads_arg(n_threads)
+    per = 1  # terms per sample weight in the mean
     if axis is None:
         ax = None
         n_classes = z.shape[-1] if z.ndim else 1
@@ -92,10 +97,15 @@ def run(z, t, axis, reduction, return_grad, out, grad_out, n_threads, weight, po
         sw = weight_array(sample_weight, sw_shape, cdt, "sample_weight", sw_what).reshape(sw_shape)
     if ax is None:
         per = n_classes if z.ndim >= 2 else 1
-        n_terms = z.size if sw is None else float(sw.sum(dtype=np.float64)) * per
+        n_terms = z.size if sw is None else weight_sum(sw) * per
     else:
-        n_terms = math.prod(res_shape) if sw is None else float(sw.sum(dtype=np.float64))
+        n_terms = math.prod(res_shape) if sw is None else weight_sum(sw)
     if reduction == "mean":
+        # huge weights (docs/losses.md): sample weights rescaled by a power of two so that
+        # no product with the class weights overflows where the mean does not
+        (sw,), shrunk = shrink_huge_weights([sw], n_terms * max(1.0, _top(cw)) * max(1.0, _top(pw)), cdt)
+        if shrunk:
+            n_terms = weight_sum(sw) * per
         sw, n_terms = rescale_tiny_weights(sw, n_terms)
     ew = None  # the sample weight broadcast (stride 0) over the class axis
     if sw is not None:

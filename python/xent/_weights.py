@@ -31,21 +31,83 @@ def weight_array(w, shape: tuple, dtype: np.dtype, name: str, what: str) -> np.n
 
 
 def rescale_tiny_weights(sw, n: float):
-    """For a weighted mean whose denominator ``n`` is so small (a sum of subnormal float64
-    weights) that ``1/n`` overflows: the weights ``sw`` that make up ``n`` (sample or class
-    weights) and ``n`` times one power of two, which changes no ratio ``sw / n`` (exact for
-    every finite weight), so the gradient scale ``1/n`` stays finite and ``inf * 0`` cannot
-    make a NaN. Otherwise both unchanged."""
-    if sw is None or not n or math.isfinite(1.0 / n):
+    """For a weighted mean whose denominator ``n`` is so small (a sum of subnormal weights)
+    that ``1/n`` overflows (float64, or the weights' dtype: the sigmoid kernels take ``1/n``
+    in it): the weights ``sw`` that make up ``n`` (sample or class weights) and ``n`` times
+    one power of two, which changes no ratio ``sw / n`` (exact for every finite weight), so
+    the gradient scale ``1/n`` stays finite and ``inf * 0`` cannot make a NaN. Otherwise
+    both unchanged."""
+    if sw is None or not n:
+        return sw, n
+    big = float(np.finfo(sw.dtype).max)
+    with np.errstate(over="ignore"):
+        inv = 1.0 / n if n > 1.0 / big else math.inf
+    if inv <= big:
         return sw, n
     # n 2**k near 1/2; but no larger than keeps the largest weight finite (its ratio to the
-    # tiny sum can exceed the double range only in the most extreme inputs)
+    # tiny sum can exceed the dtype's range only in the most extreme inputs)
     top = float(np.max(sw, initial=0.0))
-    k = min(-math.frexp(n)[1], 1023 - math.frexp(top)[1])
+    k = min(-math.frexp(n)[1], np.finfo(sw.dtype).maxexp - 1 - math.frexp(top)[1])
     if k <= 0:
         return sw, n
     # np.ldexp of a 0-d array is a NumPy scalar: keep an array (the core takes only arrays)
     return np.ascontiguousarray(np.ldexp(sw, k), dtype=sw.dtype).reshape(sw.shape), math.ldexp(n, k)
+
+
+def weight_sum(a) -> float:
+    """``sum(a)`` in float64; +inf without a warning when huge weights overflow it (the
+    callers then rescale them: shrink_huge_weights)."""
+    with np.errstate(over="ignore"):
+        return float(a.sum(dtype=np.float64))
+
+
+def _pow2_shrink(a, k: int):
+    """``a * 2**-k`` in ``a``'s dtype, C-contiguous (exact but where it underflows)."""
+    return np.ascontiguousarray(np.ldexp(a, -k), dtype=a.dtype).reshape(a.shape)
+
+
+def top_exp(a) -> int:
+    """The binary exponent of ``max(a)`` (``a`` >= 0; 0 for an empty or all-zero array)."""
+    top = float(np.max(a, initial=0.0))
+    return math.frexp(top)[1] if top else 0
+
+
+def shrink_huge_weights(weights, n: float, dtype, shifts: list | None = None):
+    """For a weighted mean whose weights are so large that their products, or their sum
+    ``n`` (or a bound the caller passes there), can overflow the dtype (class weight 1e264
+    times sample weight 1e300, say): each array of ``weights`` (None for absent) divided by
+    the power of two that brings its largest element into [1/2, 1). Only ratios of weights
+    enter a mean, so this changes nothing but where the old weights overflowed (tiny weights
+    far below the largest may underflow, their share of the mean being below the dtype's
+    resolution). Returns the new weights and True, or the weights unchanged and False when
+    no product can overflow. ``shifts`` (a list, when given) receives each array's power of
+    two (0 for None)."""
+    exps = [top_exp(w) if w is not None else 0 for w in weights]
+    limit = np.finfo(dtype).maxexp - 32
+    if not any(w is not None and w.size for w in weights) or (
+        n < math.ldexp(1.0, limit) and sum(max(e, 0) for e in exps) < limit
+    ):
+        return weights, False
+    if shifts is not None:
+        shifts[:] = exps
+    return [None if w is None else _pow2_shrink(w, e) for w, e in zip(weights, exps)], True
+
+
+def inrow_shift(cw, dtype) -> int:
+    """The power of two ``k`` >= 0 by which class weights that act inside a row (target
+    distributions, label smoothing, focal's alpha) are divided so that their sum stays far
+    below the dtype's largest value (the kernels sum them, in the dtype, inside a row); the
+    row's results are linear in them (and the z-loss, divided too) and are multiplied by
+    ``2**k`` afterwards, exactly. 0 when nothing is needed."""
+    if cw is None or not cw.size:
+        return 0
+    top = top_exp(cw)
+    if not top:
+        return 0
+    # sum(cw) < len(cw) * 2**top: its exponent at most top + bit_length(len)
+    e = top + int(cw.size).bit_length()
+    limit = np.finfo(dtype).maxexp - 24
+    return max(0, e - limit)
 
 
 _INT64 = np.iinfo(np.int64)
@@ -95,11 +157,12 @@ def label_row_weight_sum(y, weight, sample_weight, ignore_index) -> float:
         w = weight[yy].astype(np.float64)
     else:
         w = np.ones(y.shape, dtype=np.float64)
-    if sample_weight is not None:
-        w = w * sample_weight
-    if keep is not None:
-        w = np.where(keep, w, 0.0)
-    return float(w.sum())
+    with np.errstate(over="ignore"):  # +inf: huge weights, rescaled by the caller (shrink_huge_weights)
+        if sample_weight is not None:
+            w = w * sample_weight
+        if keep is not None:
+            w = np.where(keep, w, 0.0)
+        return float(w.sum())
 
 
 def softcap_arg(softcap) -> float:

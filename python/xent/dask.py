@@ -12,6 +12,8 @@ rounding). Row chunk sizes must be known (``x.compute_chunk_sizes()`` after a fi
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 try:
@@ -97,8 +99,23 @@ def evaluate(predictions, labels, *, from_logits=True, top_k=5, n_bins=15, n_thr
 
 
 # -- loss and gradient --------------------------------------------------------------------
-def _block_loss(z, y, sw, scale, reduction, return_grad, kw):
-    out = _sce(z, y, sample_weight=sw, reduction="none" if reduction == "none" else "sum",
+def _shrunk(sw, dtype, k):
+    """Sample weights in the logits' dtype, divided by 2**k (huge weights of a "mean")."""
+    if sw is None:
+        return None
+    sw = np.asarray(sw, dtype=dtype)
+    return np.ldexp(sw, -k).astype(dtype) if k else sw
+
+
+def _sw_shift(top, w_exp, dtype):
+    """The power of two dividing the sample weights of a "mean": the exponent of their
+    largest, when its product with the largest class weight could overflow, else 0."""
+    e = math.frexp(float(top))[1] if top else 0
+    return e if e + max(w_exp, 0) >= np.finfo(dtype).maxexp - 32 else 0
+
+
+def _block_loss(z, y, sw, k, scale, reduction, return_grad, kw):
+    out = _sce(z, y, sample_weight=_shrunk(sw, z.dtype, k), reduction="none" if reduction == "none" else "sum",
                return_grad=return_grad, **kw)
     if return_grad and scale != 1.0:
         loss, grad = out
@@ -107,9 +124,9 @@ def _block_loss(z, y, sw, scale, reduction, return_grad, kw):
     return out
 
 
-def _block_denominator(y, sw, weight, ignore_index, dtype):
+def _block_denominator(y, sw, k, weight, ignore_index, dtype):
     # the weights in the logits' dtype first, as xent.softmax_cross_entropy converts them
-    sw = None if sw is None else np.asarray(sw, dtype=dtype)
+    sw = _shrunk(sw, dtype, k)
     if np.asarray(y).dtype.kind == "f":  # targets: rows, or the sum of the sample weights
         return float(len(y)) if sw is None else float(np.sum(sw, dtype=np.float64))
     w = None if weight is None else np.asarray(weight, dtype=dtype)
@@ -157,17 +174,31 @@ def softmax_cross_entropy(logits, labels, *, weight=None, sample_weight=None, ig
               n_threads=n_threads)
     zb, yb = _blocks(z), _blocks(y)
     swb = _blocks(sw) if sw is not None else [None] * len(zb)
-    scale = 1.0
+    scale, k = 1.0, 0
     if reduction == "mean":
+        # huge weights (docs/losses.md): powers of two keep their products finite; only
+        # ratios of the denominator's weights enter a mean (the class weights too for labels)
+        limit = np.finfo(z.dtype).maxexp - 32
+        w_exp = 0
+        if w is not None and w.size:
+            wd = np.asarray(w, dtype=z.dtype)
+            w_exp = math.frexp(float(np.max(wd)))[1] if np.max(wd) > 0 else 0
+            if y.dtype.kind != "f" and w_exp > limit // 2:
+                kw["weight"] = np.ldexp(wd, -w_exp).astype(z.dtype)
+                if label_smoothing:  # the smoothed row is linear in (class weights, z-loss)
+                    kw["z_loss"] = math.ldexp(float(z_loss), -w_exp)
+                w, w_exp = kw["weight"], 0
+        if sw is not None:
+            k = dask.delayed(_sw_shift, pure=True)(sw.max(), w_exp, z.dtype)
         plain = sw is None and (y.dtype.kind == "f" or (w is None and ignore_index is None))
         if plain:
             denom = float(z.shape[0])
         else:
             d = dask.delayed(_block_denominator, pure=True)
-            denom = dask.delayed(_sum, pure=True)(*[d(a, b, w, ignore_index, z.dtype) for a, b in zip(yb, swb)])
+            denom = dask.delayed(_sum, pure=True)(*[d(a, b, k, w, ignore_index, z.dtype) for a, b in zip(yb, swb)])
         scale = dask.delayed(_inverse, pure=True)(denom) if return_grad else 1.0
     call = dask.delayed(_block_loss, pure=True, nout=2 if return_grad else None)
-    outs = [call(a, b, c, scale, reduction, return_grad, kw) for a, b, c in zip(zb, yb, swb)]
+    outs = [call(a, b, c, k, scale, reduction, return_grad, kw) for a, b, c in zip(zb, yb, swb)]
     losses = [o[0] for o in outs] if return_grad else outs
     if reduction == "none":
         loss = da.concatenate([da.from_delayed(v, shape=(n,), dtype=z.dtype) for v, n in zip(losses, z.chunks[0])])

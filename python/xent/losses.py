@@ -41,6 +41,7 @@ from . import _core
 from . import _loss_args as A
 from ._loss_args import Interval
 from ._softmax import softmax
+from ._weights import shrink_huge_weights, weight_sum
 
 __all__ = ["BinomialLoss", "Interval", "MultinomialLoss"]
 
@@ -139,8 +140,11 @@ class _Loss:
         """Weighted mean loss ``sum(sw * l) / sum(sw)`` (plain mean without weights), summed in
         float64; a NumPy scalar of the loss dtype (0.0 when there is no weight at all)."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
+        den = a.shape[0] if sw is None else weight_sum(sw)
+        if sw is not None:  # huge weights: only their ratios matter (docs/losses.md)
+            (sw,), shrunk = shrink_huge_weights([sw], den, a.dtype)
+            den = weight_sum(sw) if shrunk else den
         total = self._total(a, t, sw, nt)
-        den = a.shape[0] if sw is None else float(sw.sum(dtype=np.float64))
         return A.y_dtype(y_true, a).type(total / den if den else 0.0)
 
 

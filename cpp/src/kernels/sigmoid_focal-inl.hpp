@@ -32,11 +32,12 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
   alignas(64) T ce_b[kB], g0_b[kB], gr_b[kB], x_b[kB], base_b[kB], w_b[kB];
   const V one = D::set1(T(1)), zero = D::zero(), inf = D::set1(std::numeric_limits<T>::infinity());
   const V gs = D::set1(static_cast<T>(gscale)), vg = D::set1(static_cast<T>(o.gamma));
+  const V rw = D::set1(o.rw), gsr = D::set1(static_cast<T>(gscale * static_cast<double>(o.rw)));
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_alpha = o.alpha >= 0.0;
   const bool has_gamma = static_cast<T>(o.gamma) != T(0);
-  const bool has_w = o.cw || o.ew || o.rw != T(1) || has_alpha;
+  const bool has_rw = o.rw != T(1), has_w = o.cw || o.ew || has_rw || has_alpha;
   double total = 0.0;
   for (int64_t b0 = 0; b0 < n; b0 += kB) {
     const int64_t m = n - b0 < kB ? n - b0 : kB;
@@ -73,10 +74,8 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
           D::store(gr_b + j, D::mul(vg, D::div(num, D::mul(ope, xs))));
         }
       }
-      if (has_w) {
-        V w = D::set1(o.rw);
-        if (o.cw) w = D::mul(w, ld(o.cw));
-        if (o.ew) w = D::mul(w, ld(o.ew));
+      if (o.ew || has_alpha) {  // the element's weight without the class and run weights: <= its sample weight
+        V w = o.ew ? ld(o.ew) : one;
         if (has_alpha) w = D::mul(w, D::fma(va, tt, D::mul(vna, omt)));
         D::store(w_b + j, w);
       }
@@ -101,10 +100,8 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
         }
       }
       if (has_w) {
-        const V w = D::load(w_b + j);
-        const auto w0 = D::eq(w, zero);
-        loss = D::zero_if(w0, D::mul(loss, w));
-        if (want_grad) g = D::zero_if(w0, D::mul(g, D::mul(w, gs)));
+        const V cv = o.cw ? (k == W ? D::load(o.cw + i) : D::load_tail(o.cw + i, k, T(0))) : one;
+        apply_weights<D>(loss, g, want_grad, o.ew || has_alpha, D::load(w_b + j), o.cw != nullptr, cv, has_rw, rw, gsr);
       } else if (want_grad) {
         g = D::mul(g, gs);
       }

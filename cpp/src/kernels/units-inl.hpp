@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/weight_scale-inl.hpp"
 #include "xent/jobs.hpp"
 
 namespace xent {
@@ -92,14 +93,29 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     const char* yp = yp0 + cur.off[2] * (y64 ? 8 : 4);
     const int64_t yi = y64 ? *reinterpret_cast<const int64_t*>(yp)
                            : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
-    double wi = swp ? static_cast<double>(swp[cur.off[5]]) : 1.0;
+    const double swi = swp ? static_cast<double>(swp[cur.off[5]]) : 1.0;
+    double wi = swi, cwi = 1.0;
     if (has_ignore && yi == ignore) wi = 0.0;
-    else if (cw) wi *= static_cast<double>(cw[yi]);
+    else if (cw) wi *= (cwi = static_cast<double>(cw[yi]));
     T* row_out = rop ? rop + cur.off[4] : nullptr;
     if (wi == 0.0) {  // adds exactly 0, as in softmax_units
       if (op)
         for (int64_t c = 0; c < C; ++c) op[cur.off[3] + c * ocs] = S{};  // +0 in every S
       if (row_out) *row_out = T(0);
+      continue;
+    }
+    if (!row_scale_fits<T>(gscale * wi, 1.0)) {  // huge weights: this row alone, split scale
+      const SplitScale sp = split_scale_t<T>(gscale, swi, cwi);
+      const T* z1[1] = {zp + cur.off[0]};
+      T* o1[1] = {op ? op + cur.off[3] : nullptr};
+      const int64_t y1[1] = {yi};
+      const double w1[1] = {1.0};
+      double r1[1];
+      lanes_xent_label<D>(z1, zcs, op ? o1 : nullptr, ocs, y1, w1, 1, C, sp.m, zl, r1);
+      if (op) ldexp_row(o1[0], ocs, C, sp.e);
+      const double ri = weigh_loss(r1[0], wi, swi, cwi);
+      if (row_out) *row_out = static_cast<T>(ri);
+      total += ri;
       continue;
     }
     zr[n] = zp + cur.off[0];
@@ -143,6 +159,20 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   const S* const zs = reinterpret_cast<const S*>(j.z.p);
   const S* const ts = reinterpret_cast<const S*>(j.t.p);
   S* const os = reinterpret_cast<S*>(j.out.p);
+  // class weights that act inside a row (targets, smoothing, focal's alpha): their sum
+  // bounds the row's gradient over its scale (Python keeps it far below T's largest value)
+  const T* inrow_w = j.op == SoftmaxOp::kXentTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0)
+                         ? j.class_w
+                         : (j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget ||
+                            j.op == SoftmaxOp::kFocalLabel)
+                               ? j.class_a
+                               : nullptr;
+  double inrow = 1.0;
+  if (inrow_w) {
+    double s = 0.0;
+    for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inrow_w[c]);
+    inrow = s > 1.0 ? s : 1.0;
+  }
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = nullptr;
@@ -178,7 +208,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     if (loss_op) {
       // the row weight first: an ignored or zero-weight row costs no pass over its logits
       int64_t y = 0;
-      double w = j.sw.p ? static_cast<double>(j.sw.p[cur.off[5]]) : 1.0;
+      const double sw = j.sw.p ? static_cast<double>(j.sw.p[cur.off[5]]) : 1.0;
+      double w = sw, cwy = 1.0;
       if (label_op) {
         const char* yp = static_cast<const char*>(j.y.p) + cur.off[2] * j.label_bytes;
         y = j.label_bytes == 8 ? *reinterpret_cast<const int64_t*>(yp)
@@ -186,13 +217,17 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         if (j.has_ignore && y == j.ignore_index) w = 0.0;
         // with smoothing the class weights act per class, inside the row
         else if (j.class_w && !(j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0))
-          w *= static_cast<double>(j.class_w[y]);
+          w *= (cwy = static_cast<double>(j.class_w[y]));
       }
       if (w == 0.0) {
         if (out) fill(out, C, T(0));
       } else {
         load_z();
-        const double eps = j.smoothing, gs = j.gscale * w;
+        double gs = j.gscale * w;
+        SplitScale sp;
+        const bool split = !row_scale_fits<T>(gs, inrow);
+        if (split) gs = (sp = split_scale_t<T>(j.gscale, sw, cwy)).m;
+        const double eps = j.smoothing;
         switch (j.op) {
           case SoftmaxOp::kXentLabel:
             r = (j.class_w && eps != 0.0)
@@ -227,7 +262,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
             break;
         }
         if (grad_capped) mul_rows<D>(out, dbuf, C);
-        if (w != 1.0) r *= w;
+        if (split && out) ldexp_row(out, 1, C, sp.e);
+        if (w != 1.0) r = weigh_loss(r, w, sw, cwy);
       }
     } else {
       load_z();

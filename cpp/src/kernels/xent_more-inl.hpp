@@ -93,7 +93,7 @@ inline double row_label_factor(const typename D::T* z, int64_t C, int64_t y, dou
   const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
   if (r.masked()) {
     if (grad) fill(grad, C, T(0));
-    return std::numeric_limits<double>::infinity();
+    return a == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
   }
   double loss, g;
   class_term<K>((r.m - zy) + r.log_s, param, &loss, &g);
@@ -102,7 +102,7 @@ inline double row_label_factor(const typename D::T* z, int64_t C, int64_t y, dou
     row_scale_exps<D>(grad, C, refs, r, f);
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - f);
   }
-  return a * loss;
+  return a == 0.0 ? 0.0 : a * loss;  // alpha_y = 0 weighs even an infinite loss (a masked label) 0
 }
 
 // Poly-1 or focal loss of a target distribution t, each term weighted by a_c (nullable).

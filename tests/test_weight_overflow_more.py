@@ -1,0 +1,146 @@
+"""Huge weights (docs/losses.md) in the other losses and wrappers: poly-1, focal, NLL, KL,
+sigmoid focal (the result with weights times 2**a and 2**b is exactly the result with
+moderate weights times 2**(a+b), or unchanged for the weights of a mean's denominator), the
+Dask wrapper (against the in-memory function) and the loss objects' weighted mean."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import xent
+from weight_ref import DT, HUGE, RED, RTOL, homogeneous, logits, shifts, to_float
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+@pytest.mark.parametrize("mode", ["labels", "targets"])
+@pytest.mark.parametrize("kind", ["poly1", "focal", "focal_alpha"])
+def test_poly1_focal_homogeneous(dt, red, mode, kind):
+    z = logits(dt)
+    y = np.array([0, 0, 1, 3, 2])
+    lab = y
+    if mode == "targets":
+        lab = np.full((5, 4), 0.125, dt)
+        lab[np.arange(5), y] = 0.625
+    cw = np.array([2.0, 1.0, 3.0, 0.5], dt)
+    sw = np.array([1.5, 1.0, 2.0, 0.5, 4.0], dt)
+    a, b = shifts(dt)
+
+    def f(sa, sb, d):
+        kw = dict(weight=(cw * sa).astype(d), sample_weight=(sw * sb).astype(d), reduction=red, return_grad=True)
+        zz = z.astype(d)
+        ll = lab.astype(d) if mode == "targets" else lab
+        if kind == "poly1":
+            return xent.poly1_cross_entropy(zz, ll, epsilon=2.0, **kw)
+        alpha = np.array([0.25, 0.5, 1.0, 0.75], d) if kind == "focal_alpha" else None
+        return xent.softmax_focal_loss(zz, ll, gamma=2.0, alpha=alpha, **kw)
+
+    # targets: the class weights act inside the rows, not in the mean's denominator
+    homogeneous(f, dt, red, a, b, a if mode == "targets" else 0)
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+def test_nll_homogeneous(dt, red):
+    lp = xent.log_softmax(logits(dt))
+    y = np.array([0, 0, 1, 3, 2])
+    cw = np.array([2.0, 1.0, 3.0, 0.5], dt)
+    sw = np.array([1.5, 1.0, 2.0, 0.5, 4.0], dt)
+    a, b = shifts(dt)
+    homogeneous(lambda sa, sb, d: xent.nll_loss(lp.astype(d), y, weight=(cw * sa).astype(d),
+                                                 sample_weight=(sw * sb).astype(d), reduction=red, return_grad=True),
+                 dt, red, a, b)
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+@pytest.mark.parametrize("axis", [None, -1])
+@pytest.mark.parametrize("alpha", [None, 0.25])
+def test_sigmoid_focal_homogeneous(dt, red, axis, alpha):
+    z = np.array([[0, 3, -3, 8], [0, 0, 1, -1], [-8, 5, 0, 0]], dt)
+    t = np.array([[1, 1, 0, 1], [0.5, 0, 1, 0], [0, 1, 0.5, 1]], dt)
+    cw = np.array([2.0, 1.0, 3.0, 0.5], dt)
+    sw = np.array([1.5, 1.0, 2.0], dt)
+    a, b = shifts(dt)
+    def f(sa, sb, d):
+        return xent.sigmoid_focal_loss(z.astype(d), t.astype(d), axis=axis, gamma=2.0, alpha=alpha,
+                                       weight=(cw * sa).astype(d), sample_weight=(sw * sb).astype(d),
+                                       reduction=red, return_grad=True)
+
+    homogeneous(f, dt, red, a, b, a, True)
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+def test_kl_divergence_huge_sample_weight(dt, red):
+    lp = xent.log_softmax(logits(dt))
+    t = np.full((5, 4), 0.25, dt)
+    sw = np.array([1.5, 1.0, 2.0, 0.5, 4.0], dt)
+    a = 120 if dt == np.float32 else 1020
+    homogeneous(lambda sa, sb, d: xent.kl_divergence(lp.astype(d), t.astype(d), sample_weight=(sw * sa * sb).astype(d),
+                                                      reduction=red, return_grad=True), dt, red, a, 0)
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+def test_dask_wrapper_matches_in_memory(dt, red):
+    pytest.importorskip("dask")
+    import dask.array as da
+
+    import xent.dask as xd
+
+    cwv, swv = HUGE[dt]
+    z = logits(dt)
+    y = np.array([0, 0, 1, 3, 2])
+    cw = np.array([cwv, 1.0, 3.0, cwv / 8], dt)
+    sw = np.array([swv, 1.0, swv, 0.5, 2.0], dt)
+    want_l, want_g = xent.softmax_cross_entropy(z, y, weight=cw, sample_weight=sw, reduction=red, return_grad=True)
+    got_l, got_g = xd.softmax_cross_entropy(da.from_array(z, chunks=2), y, weight=cw, sample_weight=sw, reduction=red,
+                                            return_grad=True)
+    got_l, got_g = np.asarray(got_l.compute(), dtype=np.float64), got_g.compute()
+    assert not np.isnan(got_l).any() and not np.isnan(got_g).any()
+    # the Dask gradient of a mean is the "sum" gradient times 1/n: a few ulp of each row's
+    # scale apart (p_y - 1 cancels at that scale)
+    np.testing.assert_allclose(got_l, np.asarray(want_l, dtype=np.float64), rtol=RTOL[dt])
+    fin = np.isfinite(want_g)
+    assert np.array_equal(got_g[~fin], want_g[~fin])
+    w = [Fraction(float(a)) * Fraction(float(b)) for a, b in zip(cw[y], sw)]  # the scale of each row's terms
+    scale = [to_float(v / sum(w)) if red == "mean" else to_float(v) for v in w]
+    row_scale = np.array(scale)[:, None] * np.ones_like(want_g, dtype=np.float64)
+    err = np.abs(got_g[fin].astype(np.float64) - want_g[fin])
+    assert np.all(err <= RTOL[dt] * np.abs(want_g[fin]) + 4 * np.finfo(dt).eps * row_scale[fin])
+
+
+@pytest.mark.parametrize("dt", DT)
+def test_loss_objects_mean_with_huge_sample_weights(dt):
+    from xent import losses
+
+    big = float(np.finfo(dt).max) / 2
+    sw = np.array([big, big, 1.0], dt)
+    raw = np.array([[0, 1, 2], [3, 0, 0], [0, 0, 0]], dt)
+    y = np.array([0.0, 1, 2])
+    m = losses.MultinomialLoss(n_classes=3)
+    l1 = m(y, raw, sample_weight=sw)
+    l0 = m(y, raw, sample_weight=np.array([1.0, 1.0, 1.0 / big], dt))  # the same ratios
+    assert l1 == pytest.approx(float(l0), rel=RTOL[dt])
+    b = losses.BinomialLoss()
+    rb, yb = np.array([0.0, 3, -2], dt), np.array([0.0, 1, 1])
+    assert b(yb, rb, sample_weight=sw) == pytest.approx(float(b(yb, rb, sample_weight=np.array([1, 1, 1 / big], dt))),
+                                                        rel=RTOL[dt])
+
+
+@pytest.mark.parametrize("dt", DT)
+@pytest.mark.parametrize("red", RED)
+def test_focal_zero_alpha_on_a_masked_label_weighs_zero(dt, red):
+    # alpha_y = 0 is a weight of 0: the row's infinite loss (its label's logit is -inf)
+    # contributes exactly 0, as a zero class or sample weight does (it gave 0 * inf = NaN)
+    # (row 2: fully masked, label 0)
+    z = np.array([[-np.inf, 1.0, 2.0], [0.0, 1.0, 2.0], [-np.inf, -np.inf, -np.inf]], dt)
+    y = np.array([0, 1, 0])
+    loss, grad = xent.softmax_focal_loss(z, y, alpha=np.array([0.0, 1.0, 1.0], dt), reduction=red, return_grad=True)
+    ref = xent.softmax_focal_loss(z[1:2], y[1:2], reduction="sum")
+    if red == "none":
+        assert loss[0] == 0.0 and loss[2] == 0.0 and loss[1] == pytest.approx(ref, rel=RTOL[dt])
+    else:
+        assert loss == pytest.approx(ref / (3 if red == "mean" else 1), rel=RTOL[dt])
+    assert np.all(grad[0] == 0.0) and np.all(grad[2] == 0.0)
