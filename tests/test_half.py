@@ -120,6 +120,26 @@ def test_xent_options(half, opts, c, reduction, rng):
     assert_rounded(grad, grad32, half)
 
 
+@pytest.mark.parametrize("c", [5, 300])  # the small-C lanes kernel and the row kernel
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_huge_weights(half, c, reduction, rng, isa):
+    """Rows whose weight times gradient scale overflows float32 take the split-scale path
+    (docs/losses.md, huge weights): the half gradient is still the float32 one rounded."""
+    n = 11
+    z = logits(rng, (n, c), half)
+    y = rng.integers(0, c, n)
+    kw = dict(weight=np.full(c, 3e38), sample_weight=np.linspace(0.5, 20.0, n))
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction=reduction, return_grad=True, **kw)
+    loss32, grad32 = xent.softmax_cross_entropy(z.astype(np.float32), y, reduction=reduction, return_grad=True, **kw)
+    assert not np.isnan(grad.astype(np.float32)).any() and not np.isnan(loss).any()
+    assert np.isinf(grad32).any()  # the case is real: some entries overflow float32
+    if reduction == "none":
+        assert_same_f32(loss, loss32)
+    else:
+        assert loss == loss32
+    assert_rounded(grad, grad32, half)
+
+
 def test_targets_and_more_losses(half, rng):
     """Float targets (in the logits' dtype), poly-1, focal, NLL: the same rule."""
     z = logits(rng, (19, 11), half)

@@ -105,14 +105,28 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       continue;
     }
     if (!row_scale_fits<T>(gscale * wi, 1.0)) {  // huge weights: this row alone, split scale
+      // (half storage goes through float buffers, C <= kLanesMaxC: converted once each way,
+      // so the gradient is the float32 one rounded once, as on every other path)
       const SplitScale sp = split_scale_t<T>(gscale, swi, cwi);
-      const T* z1[1] = {zp + cur.off[0]};
-      T* o1[1] = {op ? op + cur.off[3] : nullptr};
       const int64_t y1[1] = {yi};
       const double w1[1] = {1.0};
       double r1[1];
-      lanes_xent_label<D>(z1, zcs, op ? o1 : nullptr, ocs, y1, w1, 1, C, sp.m, zl, r1);
-      if (op) ldexp_row(o1[0], ocs, C, sp.e);
+      if constexpr (std::is_same_v<S, T>) {
+        const T* z1[1] = {zp + cur.off[0]};
+        T* o1[1] = {op ? op + cur.off[3] : nullptr};
+        lanes_xent_label<D, T>(z1, zcs, op ? o1 : nullptr, ocs, y1, w1, 1, C, sp.m, zl, r1);
+        if (op) ldexp_row(o1[0], ocs, C, sp.e);
+      } else {
+        T zb[kLanesMaxC], ob[kLanesMaxC];
+        load_row<D, S>(zp + cur.off[0], zcs, C, zb);
+        const T* z1[1] = {zb};
+        T* o1[1] = {ob};
+        lanes_xent_label<D, T>(z1, 1, op ? o1 : nullptr, 1, y1, w1, 1, C, sp.m, zl, r1);
+        if (op) {
+          ldexp_row(ob, 1, C, sp.e);
+          store_row<D, S>(ob, C, op + cur.off[3], ocs);
+        }
+      }
       const double ri = weigh_loss(r1[0], wi, swi, cwi);
       if (row_out) *row_out = static_cast<T>(ri);
       total += ri;
