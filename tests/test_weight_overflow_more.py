@@ -144,3 +144,34 @@ def test_focal_zero_alpha_on_a_masked_label_weighs_zero(dt, red):
     else:
         assert loss == pytest.approx(ref / (3 if red == "mean" else 1), rel=RTOL[dt])
     assert np.all(grad[0] == 0.0) and np.all(grad[2] == 0.0)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [3, 300])  # the small-C lanes kernel and the row kernel
+def test_tiny_row_scale(dt, c):
+    """A row weight so small against the mean's denominator that its gradient scale is
+    below the dtype's smallest normal number: the row is computed at a power-of-two scale
+    and keeps its digits (a fuzz find: with a z-loss whose lse^2 overflows it made 0 * inf)."""
+    rng = np.random.default_rng(5)
+    tiny = 1e-310 if dt == np.float64 else 1e-40  # subnormal in the dtype
+    z = rng.standard_normal((3, c)).astype(dt)
+    y = np.array([0, 1, 2])
+    sw = np.array([tiny, 1.0, 1.75], dt)
+    loss, g = xent.softmax_cross_entropy(z, y, sample_weight=sw, z_loss=0.5, reduction="mean", return_grad=True)
+    z64 = z.astype(np.float64)
+    lse = np.log(np.exp(z64 - z64.max(1, keepdims=True)).sum(1)) + z64.max(1)
+    p = np.exp(z64 - lse[:, None])
+    want = (1.0 + 2 * 0.5 * lse)[:, None] * p
+    want[np.arange(3), y] -= 1.0
+    want *= (sw.astype(np.float64) / sw.astype(np.float64).sum())[:, None]
+    tol = 16 * np.finfo(dt).eps  # the float64 reference's own rounding included
+    np.testing.assert_allclose(g.astype(np.float64), want, rtol=tol, atol=2 * np.finfo(dt).smallest_subnormal)
+    assert np.abs(g[0]).max() > 0  # the tiny row's gradient did not vanish
+    # with the z-loss factor of one row overflowing and its scale rounding to 0 (float64:
+    # 5e-324 / 2.75): +-inf or finite, never NaN
+    zo = np.array([[np.finfo(dt).max * 0.75, 2, 2], [0, 1, 2], [0, 0, 0]], dt)
+    t = np.full((3, 3), 1 / 3, dt)
+    sw[0] = np.finfo(dt).smallest_subnormal
+    with np.errstate(over="ignore"):
+        loss, g = xent.softmax_cross_entropy(zo, t, sample_weight=sw, z_loss=1.0, reduction="mean", return_grad=True)
+    assert not np.isnan(g).any() and not np.isnan(loss)

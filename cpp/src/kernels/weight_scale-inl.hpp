@@ -32,9 +32,13 @@ inline SplitScale split_scale_t(double a, double b, double c) {
   s.m = static_cast<double>(static_cast<T>(s.m));
   return s;
 }
+// Also split a scale below T's smallest normal number (a tiny weight over the mean's
+// denominator; it may round to 0): taken whole it would lose its digits, and 0 times a
+// factor that overflows (a z-loss times a huge lse) would give NaN instead of +-inf.
 template <class T>
 inline bool row_scale_fits(double gs, double inrow) {
-  return gs * inrow <= static_cast<double>(std::numeric_limits<T>::max()) / 64;  // false for inf and NaN
+  return gs * inrow <= static_cast<double>(std::numeric_limits<T>::max()) / 64 &&  // false for inf and NaN
+         gs >= static_cast<double>(std::numeric_limits<T>::min());
 }
 template <class T>
 inline void ldexp_row(T* p, int64_t cs, int64_t n, int e) {
