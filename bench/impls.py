@@ -203,6 +203,12 @@ class SciPy(Impl):
         return run_sigmoid
 
 
+def torch_dtype(name):
+    import torch
+
+    return getattr(torch, name)
+
+
 class Torch(Impl):
     """F.cross_entropy / F.binary_cross_entropy_with_logits, forward + backward
     (torch.autograd.grad, so every call returns a fresh gradient); forward alone under
@@ -251,7 +257,9 @@ class Torch(Impl):
 
     def result(self, out, wl):
         loss, g = out
-        return float(loss.item()), None if g is None else g.float().numpy()
+        if g is not None and g.dtype not in (torch_dtype("float32"), torch_dtype("float64")):
+            g = g.float()  # half gradients compared in float32 (NumPy has no bfloat16)
+        return float(loss.item()), None if g is None else g.numpy()
 
 
 class SkLearn(Impl):
