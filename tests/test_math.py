@@ -6,6 +6,9 @@ import pytest
 from xent import _core
 
 CUTOFF = {np.float32: -87.33654475, np.float64: -708.3964185322641}
+# exp_nonpos clamps its argument here; between the floor and the cutoff the true value is
+# below the smallest normal and the result is a subnormal within that of it
+FLOOR = {np.float32: -88.0, np.float64: -709.0}
 
 
 def _vm(fn, x):
@@ -41,9 +44,16 @@ def test_exp_contract(isa, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exp_below_cutoff_and_specials(isa, dtype):
-    lo = CUTOFF[dtype]
-    x = np.array([np.nextafter(dtype(lo), dtype(-np.inf)), lo - 1, -1e4, -np.finfo(dtype).max, -np.inf], dtype)
+    lo, floor = CUTOFF[dtype], FLOOR[dtype]
+    x = np.array([floor, np.nextafter(dtype(floor), dtype(-np.inf)), floor - 1, -1e4, -np.finfo(dtype).max, -np.inf], dtype)
     assert np.all(_vm("exp", x) == 0)
+    x = np.concatenate([np.linspace(floor, lo, 20_001), [np.nextafter(dtype(lo), dtype(-np.inf))]]).astype(dtype)
+    x = x[(x > floor) & (x < lo)]
+    y = _vm("exp", x)
+    ref = np.exp(x.astype(np.longdouble))
+    assert np.all(y >= 0)
+    assert np.all(np.abs(y.astype(np.longdouble) - ref) < np.finfo(dtype).tiny)
+    assert np.any(y > 0)  # the subnormal range is reached, not all flushed
     y = _vm("exp", np.array([np.nan, -1.0, np.nan], dtype))
     assert np.isnan(y[0]) and np.isnan(y[2]) and y[1] > 0
 

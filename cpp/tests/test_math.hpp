@@ -144,16 +144,29 @@ void test_exp(int64_t density) {
   x.erase(std::remove_if(x.begin(), x.end(), [&](T v) { return !(v >= cut && v <= 0); }), x.end());
   std::vector<LD> ref(x.size());
   for (size_t i = 0; i < x.size(); ++i) ref[i] = static_cast<LD>(std::exp(static_cast<R>(x[i])));
-  // below the cutoff (incl. -inf): exactly 0; exp(0) == 1; NaN gives NaN
+  // below the cutoff: within T's smallest normal of exp(x) (subnormal results), exactly 0
+  // from the clamp on (x <= floor, -inf included); exp(0) == 1; NaN gives NaN
+  const T floor = sizeof(T) == 4 ? T(-88) : T(-709);
+  std::vector<T> sub;
+  add_grid<T>(sub, floor, cut, density / 16);
+  for (T v : {std::nextafter(cut, ninf), std::nextafter(floor, T(0))}) sub.push_back(v);
+  sub.erase(std::remove_if(sub.begin(), sub.end(), [&](T v) { return !(v > floor && v < cut); }), sub.end());
   std::vector<T> lo;
-  add_bit_sweep<T>(lo, std::nextafter(-cut, -ninf), std::numeric_limits<T>::max(), density / 16, T(-1));
-  for (T v : {std::nextafter(cut, ninf), T(cut - 1), T(-1e4), ninf}) lo.push_back(v);
+  add_bit_sweep<T>(lo, -floor, std::numeric_limits<T>::max(), density / 16, T(-1));
+  for (T v : {floor, T(floor - 1), T(-1e4), ninf}) lo.push_back(v);
   const T nan = std::numeric_limits<T>::quiet_NaN();
   const std::vector<T> sp = {T(0), T(-0.0), nan, T(-1), nan, T(0), T(0), T(0), T(0)};
   math_on_isas<T>(false, x, ref, 2, [&](const std::string& g, const std::vector<T>&) {
     bool zeros = true;
     for (T v : run_vmath(false, lo)) zeros = zeros && v == 0;
-    report().check(g, zeros, 0, "exp below the cutoff (incl. -inf) is 0");
+    report().check(g, zeros, 0, "exp at and below the floor (incl. -inf) is 0");
+    const std::vector<T> ys = run_vmath(false, sub);
+    bool near = !sub.empty();
+    for (size_t i = 0; i < sub.size(); ++i) {
+      const LD ref = std::exp(static_cast<LD>(sub[i]));
+      near = near && ys[i] >= 0 && std::fabs(static_cast<LD>(ys[i]) - ref) < static_cast<LD>(std::numeric_limits<T>::min());
+    }
+    report().check(g, near, 0, "exp between the floor and the cutoff is within the smallest normal of exp(x)");
     const std::vector<T> y = run_vmath(false, sp);
     report().check(g, y[0] == 1 && y[1] == 1 && y[5] == 1 && std::isnan(y[2]) && std::isnan(y[4]) && y[3] > 0, 0,
                    "exp(0) == 1 and NaN -> NaN");

@@ -4,9 +4,11 @@
 // Contracts (each is tested by tests/test_math.py through xent._core.vmath and by
 // cpp/tests/test_kernels.cpp on every ISA, NEON included):
 //   exp_nonpos(x), x <= 0 (the only inputs a max-subtracted softmax or exp(-|z|) produces):
-//     float32: x in [-87.336, 0]: relative error <= 2 ulp; x < -87.336 (incl. -inf): 0
-//              (the true value is below FLT_MIN, so the absolute error is < 1.2e-38).
-//     float64: x in [-708.39, 0]: relative error <= 2 ulp; below: 0 (abs error < 2.3e-308).
+//     float32: x in [-87.336, 0]: relative error <= 2 ulp; x < -87.336: the true value is
+//              below FLT_MIN and the result is within FLT_MIN (1.2e-38) of it: a subnormal
+//              down to x = -87.68, exactly 0 below (x <= -88 and -inf included).
+//     float64: x in [-708.39, 0]: relative error <= 2 ulp; below: within DBL_MIN (2.3e-308)
+//              of the true value, exactly 0 for x <= -709 (and -inf).
 //     exp_nonpos(0) == 1 exactly; NaN gives NaN.
 //   log1p_unit(u), u in [0, 1] (the only inputs softplus(-|z|) = log1p(exp(-|z|)) needs):
 //     relative error <= 3 ulp in both precisions; log1p_unit(0) == 0.
@@ -40,6 +42,9 @@ struct MathConst<float> {
   static constexpr float ln2_hi = 0.693147182464599609375f;
   static constexpr float ln2_lo = -1.904654323148236e-09f;
   static constexpr float exp_cutoff = -87.33654475f;  // ln(FLT_MIN)
+  // exp_nonpos clamps its argument here: x * log2e rounds to n = -127, so 2**n built from
+  // the biased exponent is +0 and the result exactly 0 (one max instead of compare + mask).
+  static constexpr float exp_floor = -88.0f;
   // Minimax (relative error) degree-6 polynomial for e^r on [-ln2/2, ln2/2] with p(0) = 1;
   // from tools/fit_exp_coefficients.py; max relative error 1.7e-8 before rounding. (Degree 5
   // is not enough: its 9.5e-8, up to 1.6 ulp where the result's mantissa is near 2, plus
@@ -74,6 +79,7 @@ struct MathConst<double> {
   static constexpr double ln2_hi = 0.6931471805599453;  // round(ln2)
   static constexpr double ln2_lo = 2.3190468138462996e-17;
   static constexpr double exp_cutoff = -708.3964185322641;  // ln(DBL_MIN)
+  static constexpr double exp_floor = -709.0;  // n = -1023: 2**n from the bits is +0
   // Taylor coefficients 1/k!, k = 1..13: truncation error < 4.2e-18 on [-ln2/2, ln2/2].
   static constexpr int exp_degree = 13;
   static constexpr double exp_c[13] = {1.0,
@@ -114,6 +120,8 @@ template <class D>
 inline typename D::V exp_nonpos(typename D::V x) {
   using K = MathConst<typename D::T>;
   using V = typename D::V;
+  // max returns its second operand when either is NaN (every ISA's D::max): NaN stays NaN
+  x = D::max(D::set1(K::exp_floor), x);
   const V magic = D::set1(K::magic);
   V n = D::fma(x, D::set1(K::log2e), magic);
   const V s = D::pow2_from_biased(n);
@@ -123,8 +131,7 @@ inline typename D::V exp_nonpos(typename D::V x) {
   // p(r) = 1 + r*q(r), q by Horner
   V q = D::set1(K::exp_c[K::exp_degree - 1]);
   for (int k = K::exp_degree - 2; k >= 0; --k) q = D::fma(q, r, D::set1(K::exp_c[k]));
-  const V f = D::fma(D::mul(r, s), q, s);  // s + s*r*q
-  return D::zero_if(D::lt(x, D::set1(K::exp_cutoff)), f);
+  return D::fma(D::mul(r, s), q, s);  // s + s*r*q
 }
 
 // log(1 + u) for u in [0, 1] (see the contract above). Reduce to x in [sqrt2/2 - 1, sqrt2 - 1]:

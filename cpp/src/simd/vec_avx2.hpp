@@ -34,6 +34,14 @@ struct F32 {
   static M eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
   static V select(M m, V a, V b) { return _mm256_blendv_ps(b, a, m); }  // m ? a : b
   static V zero_if(M m, V a) { return _mm256_andnot_ps(m, a); }        // m ? 0 : a
+  // Lane counters: acc holds integers in its bits (start from zero()); count_if adds 1 to
+  // the lanes where m is set (an integer subtract of the all-ones mask); count_total sums.
+  static V count_if(M m, V acc) {
+    return _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_castps_si256(acc), _mm256_castps_si256(m)));
+  }
+  static int64_t count_total(V acc) {
+    return static_cast<int64_t>(reduce_add(_mm256_cvtepi32_ps(_mm256_castps_si256(acc))));
+  }
   // 2**n from a value whose low mantissa bits hold n + bias (the magic-bias trick).
   static V pow2_from_biased(V vn) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(vn), 23));
@@ -137,6 +145,14 @@ struct F64 {
   static M eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
   static V select(M m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
   static V zero_if(M m, V a) { return _mm256_andnot_pd(m, a); }
+  static V count_if(M m, V acc) {
+    return _mm256_castsi256_pd(_mm256_sub_epi64(_mm256_castpd_si256(acc), _mm256_castpd_si256(m)));
+  }
+  static int64_t count_total(V acc) {
+    alignas(32) int64_t c[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(c), _mm256_castpd_si256(acc));
+    return c[0] + c[1] + c[2] + c[3];
+  }
   static V pow2_from_biased(V vn) {
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(vn), 52));
   }
