@@ -6,6 +6,8 @@ value into ``(mean loss, gradient of the mean or None)`` for the agreement check
 says whether it has something to time for a workload."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import xent
@@ -25,6 +27,10 @@ class Impl:
 
     def versions(self) -> dict:
         return {}
+
+    def skip_at(self, threads: int) -> str | None:
+        """Why this implementation cannot be timed at this thread count in this process."""
+        return None
 
     def setup(self, wl, data, threads):
         raise NotImplementedError
@@ -109,6 +115,26 @@ class Xent(Impl):
 
     def result(self, out, wl):
         return out if wl.grad else (out, None)
+
+
+class XentInto(Xent):
+    """xent writing its gradient into a preallocated, already touched array
+    (``grad_out=``): the same work as the ``copy (memory limit)`` row, which also writes
+    into such an array, without the page faults of a new gradient."""
+
+    name = "xent, grad_out="
+
+    def applies(self, wl):
+        return wl.grad
+
+    def setup(self, wl, data, threads):
+        z = data["logits"]
+        g = np.zeros_like(z)
+        if wl.kind == "softmax":
+            y = data["labels"]
+            return lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=g, n_threads=threads)
+        t = data["targets"]
+        return lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g, n_threads=threads)
 
 
 class NumPy(Impl):
@@ -310,6 +336,13 @@ class Jax(Impl):
     def unavailable(self):
         return _need("jax", "optax")
 
+    def skip_at(self, threads):
+        # XLA sizes its thread pool once, at import: a run over several thread counts times
+        # JAX with all of them, so its single-thread figure needs a run of --threads 1 alone
+        if threads == 1 and "intra_op_parallelism_threads=1" not in os.environ.get("XLA_FLAGS", ""):
+            return "XLA's threads are fixed at import: run `--threads 1` alone for its 1-thread figures"
+        return None
+
     def versions(self):
         import jax
         import optax
@@ -352,4 +385,4 @@ class Jax(Impl):
         return float(loss), None if g is None else np.asarray(g)
 
 
-IMPLS: list[Impl] = [Copy(), NewCopy(), Read(), Xent(), NumPy(), SciPy(), Torch(), SkLearn(), Jax()]
+IMPLS: list[Impl] = [Copy(), NewCopy(), Read(), Xent(), XentInto(), NumPy(), SciPy(), Torch(), SkLearn(), Jax()]
