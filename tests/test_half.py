@@ -174,6 +174,37 @@ def test_normalizers(half, c, rng, isa):
     assert_rounded(out, xent.softmax(z32, axis=0), half)
 
 
+def test_long_rows_special_values(half, rng, isa):
+    """Rows of three blocks and a tail, read directly from half storage by the forward pass:
+    the max rising in a later block, a masked first block, a NaN after a masked block (found
+    by the masked-block scan, not the sum), a fully masked row, and the format's extremes."""
+    c = 3 * 2048 + 5
+    big = float(np.finfo(np.float16).max) if half == np.float16 else 1e38
+    z = logits(rng, (7, c), half)
+    z[0, -3] = 30.0  # the max in the tail
+    z[1, :2048] = -np.inf  # a masked first block
+    z[2, :2048] = -np.inf
+    z[2, 100] = np.nan  # a NaN inside the masked block
+    z[3, :] = -np.inf
+    z[4, ::3] = -big
+    z[4, 5000] = big
+    z[5, :] = 0.0  # ties: every term is exactly 1
+    z[6, 4097] = np.nan
+    y = np.array([c - 3, 2050, 5, 0, 5000, c - 1, 1])
+    z32 = z.astype(np.float32)
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    loss32, grad32 = xent.softmax_cross_entropy(z32, y, reduction="none", return_grad=True)
+    assert_same_f32(loss, loss32)
+    assert_rounded(grad, grad32, half)
+    assert np.isnan(loss[2]) and np.isnan(loss[6]) and np.isinf(loss[3])
+    assert_same_f32(xent.logsumexp(z), xent.logsumexp(z32))
+    assert_rounded(xent.softmax(z), xent.softmax(z32), half)
+    ok = ~np.isnan(z32).any(axis=1)
+    np.testing.assert_allclose(
+        xent.logsumexp(z)[ok], ref.logsumexp(z.astype(np.float64))[ok], **LOSS_TOL[np.float32]
+    )
+
+
 @pytest.mark.parametrize("shape", [(5,), (9, 17), (3, 4100)])
 @pytest.mark.parametrize("summed", [False, True])
 def test_sigmoid(half, shape, summed, rng, isa):

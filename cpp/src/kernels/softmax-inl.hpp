@@ -37,20 +37,24 @@ constexpr int64_t kSumLane = 16;
 
 inline int64_t n_blocks(int64_t C) { return (C + kBlock - 1) / kBlock; }
 
-template <class D>
-inline typename D::T block_max(const typename D::T* z, int64_t n) {
+// The forward pass is written over the storage type S of the logits: T itself, or a half
+// type (float lanes only) converted in the loads (half-inl.hpp's Io), so half rows are read
+// from memory once, like float rows, instead of being converted into a buffer first.
+template <class D, class S = typename D::T>
+inline typename D::T block_max(const S* z, int64_t n) {
   using T = typename D::T;
   using V = typename D::V;
+  using L = Io<D, S>;
   constexpr int W = D::W;
   const T ninf = -std::numeric_limits<T>::infinity();
   V m0 = D::set1(ninf), m1 = m0;
   int64_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
-    m0 = D::max(D::load(z + i), m0);
-    m1 = D::max(D::load(z + i + W), m1);
+    m0 = D::max(L::load(z + i), m0);
+    m1 = D::max(L::load(z + i + W), m1);
   }
-  for (; i + W <= n; i += W) m0 = D::max(D::load(z + i), m0);
-  if (i < n) m1 = D::max(D::load_tail(z + i, n - i, ninf), m1);
+  for (; i + W <= n; i += W) m0 = D::max(L::load(z + i), m0);
+  if (i < n) m1 = D::max(load_tail_fill<D>(z + i, n - i, ninf), m1);
   return D::reduce_max(D::max(m0, m1));
 }
 
@@ -64,10 +68,11 @@ struct ExpSum {
   double ones, rest;
 };
 
-template <class D, bool kStore>
-inline ExpSum block_expsum(const typename D::T* z, int64_t n, typename D::T m, typename D::T* e) {
+template <class D, bool kStore, class S = typename D::T>
+inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T* e) {
   using T = typename D::T;
   using V = typename D::V;
+  using L = Io<D, S>;
   constexpr int W = D::W;
   constexpr int64_t kChunk = 2 * kSumLane * W;
   const V vm = D::set1(m);
@@ -92,22 +97,25 @@ inline ExpSum block_expsum(const typename D::T* z, int64_t n, typename D::T m, t
       // one computes: block_max then finds it in cache instead of waiting on memory
       // (2048 x 50304 float32 forward: 67.7 -> 51 ms on one thread)
       __builtin_prefetch(z + i + kBlock);
-      step(D::load(z + i), s0, k0, e + (kStore ? i : 0), W);
-      step(D::load(z + i + W), s1, k1, e + (kStore ? i + W : 0), W);
+      step(L::load(z + i), s0, k0, e + (kStore ? i : 0), W);
+      step(L::load(z + i + W), s1, k1, e + (kStore ? i + W : 0), W);
     }
-    for (; i + W <= end; i += W) step(D::load(z + i), s0, k0, e + (kStore ? i : 0), W);
+    for (; i + W <= end; i += W) step(L::load(z + i), s0, k0, e + (kStore ? i : 0), W);
     if (i < end)
-      step(D::load_tail(z + i, end - i, -std::numeric_limits<T>::infinity()), s1, k1, e + (kStore ? i : 0), end - i);
+      step(load_tail_fill<D>(z + i, end - i, -std::numeric_limits<T>::infinity()), s1, k1, e + (kStore ? i : 0),
+           end - i);
     sum.ones += static_cast<double>(D::count_total(k0) + D::count_total(k1));
     sum.rest += static_cast<double>(D::reduce_add(D::add(s0, s1)));
   }
   return sum;
 }
 
-template <class T>
-inline bool row_has_nan(const T* z, int64_t C) {
-  for (int64_t i = 0; i < C; ++i)
-    if (z[i] != z[i]) return true;
+template <class D, class S>
+inline bool row_has_nan(const S* z, int64_t C) {
+  for (int64_t i = 0; i < C; ++i) {
+    const auto v = Io<D, S>::get(z[i]);
+    if (v != v) return true;
+  }
   return false;
 }
 
@@ -128,16 +136,17 @@ struct RowLse {
   }
 };
 
-// Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b.
-template <class D, bool kStore>
-inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typename D::T* refs) {
+// Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b (e is T's
+// lanes whatever z's storage S).
+template <class D, bool kStore, class S = typename D::T>
+inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* refs) {
   using T = typename D::T;
   const double ninf = -std::numeric_limits<double>::infinity();
   double m = ninf, ones = 0.0, rest = 0.0;
   bool nan = false;  // a NaN in a block skipped below (max ignores NaN)
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
-    const double bm = static_cast<double>(block_max<D>(z + b0, n));
+    const double bm = static_cast<double>(block_max<D, S>(z + b0, n));
     if (bm > m) {  // the old sum, relative to the old max, is now all "rest"
       rest = (m == ninf) ? 0.0 : (ones + rest) * std::exp(m - bm);
       ones = 0.0;
@@ -146,14 +155,14 @@ inline RowLse row_lse(const typename D::T* z, int64_t C, typename D::T* e, typen
     if (m == ninf) {  // every logit so far is -inf (or NaN)
       // Look for NaN here, before e (which may alias z) is overwritten, and because a later
       // block with a finite max never sums this one.
-      nan = nan || row_has_nan(z + b0, n);
+      nan = nan || row_has_nan<D, S>(z + b0, n);
       if (kStore) {
         for (int64_t i = 0; i < n; ++i) e[b0 + i] = T(0);
         refs[b] = static_cast<T>(ninf);
       }
       continue;
     }
-    const ExpSum bs = block_expsum<D, kStore>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0));
+    const ExpSum bs = block_expsum<D, kStore, S>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0));
     ones += bs.ones;
     rest += bs.rest;
     if (kStore) refs[b] = static_cast<T>(m);
@@ -199,16 +208,16 @@ inline void fill(T* p, int64_t n, T v) {
 
 // ---- row operations used by the drivers -------------------------------------------
 
-template <class D>
-inline double row_logsumexp(const typename D::T* z, int64_t C) {
-  return row_lse<D, false>(z, C, nullptr, nullptr).lse();
+template <class D, class S = typename D::T>
+inline double row_logsumexp(const S* z, int64_t C) {
+  return row_lse<D, false, S>(z, C, nullptr, nullptr).lse();
 }
 
 // softmax into out (may alias z).
-template <class D>
-inline void row_softmax(const typename D::T* z, int64_t C, typename D::T* out, typename D::T* refs) {
+template <class D, class S = typename D::T>
+inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T* refs) {
   using T = typename D::T;
-  const RowLse r = row_lse<D, true>(z, C, out, refs);
+  const RowLse r = row_lse<D, true, S>(z, C, out, refs);
   if (r.masked()) return fill(out, C, T(0));
   row_scale_exps<D>(out, C, refs, r, 1.0);
 }

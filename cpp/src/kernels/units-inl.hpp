@@ -172,6 +172,11 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
                          j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
   const S* const zs = reinterpret_cast<const S*>(j.z.p);
   const S* const ts = reinterpret_cast<const S*>(j.t.p);
+  // contiguous half rows that the forward pass reads directly, converting in its loads:
+  // no conversion pass into zbuf (the ops that read z only through row_lse)
+  const bool direct = kHalf && z_contig && !capped &&
+                      ((j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || j.op == SoftmaxOp::kLogsumexp ||
+                       j.op == SoftmaxOp::kSoftmax);
   S* const os = reinterpret_cast<S*>(j.out.p);
   // class weights that act inside a row (targets, smoothing, focal's alpha): their sum
   // bounds the row's gradient over its scale (Python keeps it far below T's largest value)
@@ -236,7 +241,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
       if (w == 0.0) {
         if (out) fill(out, C, T(0));
       } else {
-        load_z();
+        if (!direct) load_z();
         double gs = j.gscale * w;
         SplitScale sp;
         const bool split = !row_scale_fits<T>(gs, inrow);
@@ -244,7 +249,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         const double eps = j.smoothing;
         switch (j.op) {
           case SoftmaxOp::kXentLabel:
-            r = (j.class_w && eps != 0.0)
+            r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss)
+                : (j.class_w && eps != 0.0)
                     ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss);
             break;
@@ -280,13 +286,14 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         if (w != 1.0) r = weigh_loss(r, w, sw, cwy);
       }
     } else {
-      load_z();
+      if (!direct) load_z();
       switch (j.op) {
         case SoftmaxOp::kLogsumexp:
-          r = row_logsumexp<D>(z, C);
+          r = direct ? row_logsumexp<D, S>(zs + cur.off[0], C) : row_logsumexp<D>(z, C);
           break;
         case SoftmaxOp::kSoftmax:
-          row_softmax<D>(z, C, out, refs);
+          if (direct) row_softmax<D, S>(zs + cur.off[0], C, out, refs);
+          else row_softmax<D>(z, C, out, refs);
           break;
         default:
           row_log_softmax<D>(z, C, out);

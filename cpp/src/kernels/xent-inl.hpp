@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -84,12 +85,13 @@ inline void smooth_grad(typename D::T* grad, const typename D::T* z, const typen
 
 // Integer label y in [0, C): returns lse - z[y] (+ zl lse^2), computed as (m - z[y]) + log(s).
 // If grad, writes gscale * ((1 + 2 zl lse) softmax(z) - onehot(y)) (grad may alias z).
-template <class D, bool kW>
-inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const typename D::T* w, double eps,
+// z may be half storage S (no smoothing then: its statistics read z as T).
+template <class D, bool kW, class S = typename D::T>
+inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl) {
   using T = typename D::T;
-  const double zy = static_cast<double>(z[y]);  // read before grad may overwrite z
-  const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
+  const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
+  const RowLse r = grad ? row_lse<D, true, S>(z, C, grad, refs) : row_lse<D, false, S>(z, C, nullptr, nullptr);
   if (r.masked()) {
     if (grad) fill(grad, C, T(0));
     return std::numeric_limits<double>::infinity();
@@ -101,6 +103,9 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const
     }
     return (r.m - zy) + r.log_s + zloss_term(r, zl);
   }
+  if constexpr (!std::is_same_v<S, T>) {
+    return std::numeric_limits<double>::quiet_NaN();  // not called: half rows with smoothing go through T
+  } else {
   // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias
   // z: the driver, units-inl.hpp, copies such a row to scratch first)
   const SmoothStats st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
@@ -113,6 +118,7 @@ inline double row_xent_label(const typename D::T* z, int64_t C, int64_t y, const
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale * wy);
   }
   return tsum * r.log_s + a + zloss_term(r, zl);
+  }
 }
 
 // Target distribution t (any non-negative weights; their sum T need not be 1), with

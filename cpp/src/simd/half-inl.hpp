@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "xent/jobs.hpp"
 
@@ -97,6 +98,32 @@ struct Io<D, bf16_t> {
 };
 
 // dst[i] = float(src[i * cs]) for i < n: vector conversions when contiguous.
+// Native storage: the same interface over D's own lanes, so that a kernel written over a
+// storage type S reads float/double rows and half rows alike.
+template <class D>
+struct NativeIo {
+  using T = typename D::T;
+  static T get(T x) { return x; }
+  static typename D::V load(const T* p) { return D::load(p); }
+  static typename D::V load_tail(const T* p, int64_t n) { return D::load_tail(p, n, T(0)); }
+};
+template <class D>
+struct Io<D, float> : NativeIo<D> {};
+template <class D>
+struct Io<D, double> : NativeIo<D> {};
+
+// Lanes [0, n) of the row at p (converted to D's lanes), `fill` in the others.
+template <class D, class S>
+inline typename D::V load_tail_fill(const S* p, int64_t n, typename D::T fill) {
+  if constexpr (std::is_same_v<S, typename D::T>) {
+    return D::load_tail(p, n, fill);
+  } else {
+    typename D::T buf[D::W];
+    for (int j = 0; j < D::W; ++j) buf[j] = j < n ? Io<D, S>::get(p[j]) : fill;
+    return D::load(buf);
+  }
+}
+
 template <class D, class S>
 inline void load_row(const S* src, int64_t cs, int64_t n, float* dst) {
   constexpr int W = D::W;
