@@ -45,7 +45,8 @@ def test_exp_contract(isa, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exp_below_cutoff_and_specials(isa, dtype):
     lo, floor = CUTOFF[dtype], FLOOR[dtype]
-    x = np.array([floor, np.nextafter(dtype(floor), dtype(-np.inf)), floor - 1, -1e4, -np.finfo(dtype).max, -np.inf], dtype)
+    below = [floor, np.nextafter(dtype(floor), dtype(-np.inf)), floor - 1, -1e4, -np.finfo(dtype).max, -np.inf]
+    x = np.array(below, dtype)
     assert np.all(_vm("exp", x) == 0)
     x = np.concatenate([np.linspace(floor, lo, 20_001), [np.nextafter(dtype(lo), dtype(-np.inf))]]).astype(dtype)
     x = x[(x > floor) & (x < lo)]
