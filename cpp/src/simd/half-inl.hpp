@@ -97,7 +97,6 @@ struct Io<D, bf16_t> {
   static void store_tail(bf16_t* p, typename D::V v, int64_t n) { D::store_bf16_tail(&p->bits, v, n); }
 };
 
-// dst[i] = float(src[i * cs]) for i < n: vector conversions when contiguous.
 // Native storage: the same interface over D's own lanes, so that a kernel written over a
 // storage type S reads float/double rows and half rows alike.
 template <class D>
@@ -105,7 +104,6 @@ struct NativeIo {
   using T = typename D::T;
   static T get(T x) { return x; }
   static typename D::V load(const T* p) { return D::load(p); }
-  static typename D::V load_tail(const T* p, int64_t n) { return D::load_tail(p, n, T(0)); }
 };
 template <class D>
 struct Io<D, float> : NativeIo<D> {};
@@ -124,6 +122,7 @@ inline typename D::V load_tail_fill(const S* p, int64_t n, typename D::T fill) {
   }
 }
 
+// dst[i] = float(src[i * cs]) for i < n: vector conversions when contiguous.
 template <class D, class S>
 inline void load_row(const S* src, int64_t cs, int64_t n, float* dst) {
   constexpr int W = D::W;
