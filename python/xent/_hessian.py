@@ -123,7 +123,7 @@ def softmax_hessian_diag(
             raise TypeError(f"labels must be integer class indices, got dtype {lab.dtype}")
         y = _int_labels(lab, a.shape[ax], row_shape)
     sw = _row_weights(sample_weight, a, ax)
-    hess, grad = _outputs(a, out, grad_out, return_grad, (a, sw))
+    hess, grad = _outputs(a, out, grad_out, return_grad, (a, y, sw))
     g = None if grad is None else _last(grad, ax)
     _core.hessian_op(_OP.softmax_diag, _last(a, ax), None, None, y, sw, _last(hess, ax), g, nt)
     return (hess, grad) if return_grad else hess

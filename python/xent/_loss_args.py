@@ -101,9 +101,12 @@ def y_dtype(y_true, a: np.ndarray) -> np.dtype:
     return dt if dt in (np.float32, np.float64) else a.dtype
 
 
-def check_out(out, shape: tuple, name: str) -> np.ndarray:
+def check_out(out, shape: tuple, name: str, inputs=(), may_be=None) -> np.ndarray:
     """A caller's ``*_out`` array: float32 or float64 (TypeError), the shape of the result
-    (ValueError; (n, 1) is taken as (n,) where the result is (n,)), writeable."""
+    (ValueError; (n, 1) is taken as (n,) where the result is (n,)), writeable, and apart
+    from every array the kernel reads, ``inputs`` (ValueError), except that it may be
+    ``may_be`` itself (the raw prediction, where the kernel reads each value before it
+    writes it)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype not in (np.float32, np.float64):
@@ -116,7 +119,19 @@ def check_out(out, shape: tuple, name: str) -> np.ndarray:
         raise ValueError(f"{name} is read-only")
     if not out.dtype.isnative or not out.flags.aligned:
         raise ValueError(f"{name} must be aligned and in native byte order")
+    for x in inputs:
+        if x is None or not np.may_share_memory(out, x):
+            continue
+        if not (x is may_be and _same_array(out, x)):
+            raise ValueError(f"{name} overlaps an input (raw_prediction, y_true or sample_weight)")
     return out
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+    )
 
 
 class Target:
@@ -140,13 +155,14 @@ def new_like(a: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     return np.empty_like(a, dtype=dtype) if a.shape == shape else np.empty(shape, dtype=dtype)
 
 
-def outputs(a: np.ndarray, pairs, dtypes):
+def outputs(a: np.ndarray, pairs, dtypes, inputs, may_be=None):
     """Two result arrays with scikit-learn's defaults. pairs: ((out, shape, name), ...) for
-    the two results. Each given array is checked; if neither is given, both are new, of
-    ``dtypes``; if one is given, the other is new and of its dtype."""
+    the two results. Each given array is checked (check_out: apart from ``inputs``, or
+    ``may_be`` itself); if neither is given, both are new, of ``dtypes``; if one is given,
+    the other is new and of its dtype."""
     (o1, s1, n1), (o2, s2, n2) = pairs
-    o1 = None if o1 is None else check_out(o1, s1, n1)
-    o2 = None if o2 is None else check_out(o2, s2, n2)
+    o1 = None if o1 is None else check_out(o1, s1, n1, inputs, may_be)
+    o2 = None if o2 is None else check_out(o2, s2, n2, inputs, may_be)
     if o1 is not None and o2 is not None and np.may_share_memory(o1, o2):
         raise ValueError(f"{n1} and {n2} must not overlap")
     d1, d2 = dtypes

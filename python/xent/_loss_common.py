@@ -85,7 +85,7 @@ def out_buffers(a, row_shape, reduction, return_grad, out, grad_out, read_only):
     """The per-row loss buffer (reduction "none") and the gradient buffer: the caller's
     ``out`` / ``grad_out`` after checks, or new arrays. ``grad_out`` may be ``a`` itself
     (the kernels copy a row to scratch where they need the logits after writing the
-    gradient) but must not overlap any array of ``read_only`` (targets, weights)."""
+    gradient) but must not overlap any array of ``read_only`` (labels, targets, weights)."""
     row_out = None
     if out is not None:
         if reduction != "none":
@@ -100,7 +100,7 @@ def out_buffers(a, row_shape, reduction, return_grad, out, grad_out, read_only):
         grad = check_out(grad_out, a.shape, a.dtype, "grad_out", (a,))
         for x in read_only:
             if x is not None and np.may_share_memory(grad, x):
-                raise ValueError("grad_out overlaps the targets or the weights (it may only be the logits)")
+                raise ValueError("grad_out overlaps the labels, the targets or the weights (it may only be the logits)")
         if row_out is not None and np.may_share_memory(grad, row_out):
             raise ValueError("grad_out overlaps out")
     elif return_grad:
@@ -178,7 +178,9 @@ def run_softmax_loss(
     else:
         raise TypeError(f"labels must be integer class indices or float targets, got dtype {lab.dtype}")
     n = math.prod(row_shape) if denom is None else denom
-    read_only = (t, sw, w, class_a)
+    # what the kernel reads besides the logits: no buffer may overlap these (a gradient
+    # written over the labels would change the labels of the rows after it)
+    read_only = (t, y, sw, w, class_a)
     # huge weights (docs/losses.md): for "mean" the weights that make up its denominator are
     # rescaled by powers of two, so that no product of weights (nor their sum) overflows
     in_denom = y is not None and class_w is not None and denom is not None

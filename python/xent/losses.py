@@ -19,7 +19,11 @@ Where xent knowingly differs from scikit-learn:
 
 - bad input raises: ``y_true`` not a class index in ``[0, n_classes)`` (scikit-learn reads
   out of bounds), sample weights negative or not finite, ``*_out`` of the wrong shape or
-  dtype, ``raw_prediction`` with a column count other than ``n_classes``;
+  dtype, ``raw_prediction`` with a column count other than ``n_classes``, a ``*_out``
+  overlapping ``y_true``, ``sample_weight`` or another output, or overlapping
+  ``raw_prediction`` without being it (``gradient_proba``'s outputs not even then: it
+  reads ``raw_prediction`` again after the gradient), where scikit-learn returns whatever
+  its loops leave;
 - ``y_true``, ``raw_prediction`` and ``sample_weight`` need not share one dtype (scikit-learn
   requires it): the kernels compute in ``raw_prediction``'s dtype; an output of the other
   float dtype is filled through one temporary of its size;
@@ -100,7 +104,7 @@ class _Loss:
         ``(loss, gradient)``."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
         pairs = ((loss_out, a.shape[:1], "loss_out"), (gradient_out, a.shape, "gradient_out"))
-        lo, go = A.outputs(a, pairs, (A.y_dtype(y_true, a), a.dtype))
+        lo, go = A.outputs(a, pairs, (A.y_dtype(y_true, a), a.dtype), (a, t, sw), a)
         self._loss_grad(a, t, sw, lo.buf, go.buf, nt)
         return lo.done(), go.done()
 
@@ -108,7 +112,7 @@ class _Loss:
         """Per-sample loss, ``(n_samples,)``, times the sample weight."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
         out = A.new_like(a, a.shape[:1], A.y_dtype(y_true, a)) if loss_out is None else A.check_out(
-            loss_out, a.shape[:1], "loss_out"
+            loss_out, a.shape[:1], "loss_out", (a, t, sw), a
         )
         lo = A.Target(out, a.dtype)
         self._loss_grad(a, t, sw, lo.buf, None, nt)
@@ -117,7 +121,9 @@ class _Loss:
     def gradient(self, y_true, raw_prediction, sample_weight=None, gradient_out=None, n_threads=1):
         """Per-sample gradient with respect to ``raw_prediction``, times the sample weight."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
-        out = np.empty_like(a) if gradient_out is None else A.check_out(gradient_out, a.shape, "gradient_out")
+        out = np.empty_like(a) if gradient_out is None else A.check_out(
+            gradient_out, a.shape, "gradient_out", (a, t, sw), a
+        )
         go = A.Target(out, a.dtype)
         self._loss_grad(a, t, sw, None, go.buf, nt)
         return go.done()
@@ -130,7 +136,7 @@ class _Loss:
         returns ``(gradient, hessian)``."""
         a, t, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
         pairs = ((gradient_out, a.shape, "gradient_out"), (hessian_out, a.shape, "hessian_out"))
-        go, ho = A.outputs(a, pairs, (a.dtype, a.dtype))
+        go, ho = A.outputs(a, pairs, (a.dtype, a.dtype), (a, t, sw), a)
         op = _H.softmax_diag if self.is_multiclass else _H.sigmoid
         _core.hessian_op(op, a, None if self.is_multiclass else t, None, t if self.is_multiclass else None, sw,
                          ho.buf, go.buf, nt)
@@ -191,7 +197,8 @@ class MultinomialLoss(_Loss):
         returns ``(gradient, proba)`` (scikit-learn uses them for Hessian-vector products)."""
         a, y, sw, nt = self._args(y_true, raw_prediction, sample_weight, n_threads)
         pairs = ((gradient_out, a.shape, "gradient_out"), (proba_out, a.shape, "proba_out"))
-        go, po = A.outputs(a, pairs, (a.dtype, a.dtype))
+        # not over raw_prediction: the probabilities are computed from it after the gradient
+        go, po = A.outputs(a, pairs, (a.dtype, a.dtype), (a, y, sw))
         self._loss_grad(a, y, sw, None, go.buf, nt)
         _core.softmax_op(_SM.softmax, a, None, None, po.buf, None, 1.0, nt)
         return go.done(), po.done()
