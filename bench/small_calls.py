@@ -1,5 +1,6 @@
 """The cost of one small call, the whole Python call included (issue 4): 64 x 10 float32
-logits with int64 labels (or 0/1 targets), default options, reduction "mean".
+logits with int64 labels (or 0/1 targets), default options, reduction "mean"; the
+loss + gradient rows also with ``grad_out=`` (a preallocated gradient).
 
     python bench/small_calls.py [--repeats 200] [--number 500] [--no-torch]
 
@@ -86,10 +87,13 @@ def main() -> None:
     z = (3 * rng.standard_normal((64, 10))).astype(np.float32)
     y = rng.integers(0, 10, 64)
     t = (rng.random((64, 10)) < 0.1).astype(np.float32)
+    g = np.empty_like(z)
     cases = {
         "softmax_cross_entropy loss+grad": lambda: xent.softmax_cross_entropy(z, y, return_grad=True),
+        "softmax_cross_entropy grad_out=": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=g),
         "softmax_cross_entropy loss": lambda: xent.softmax_cross_entropy(z, y),
         "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
+        "sigmoid_cross_entropy grad_out=": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g),
         "logsumexp": lambda: xent.logsumexp(z),
         "log_softmax": lambda: xent.log_softmax(z),
     }

@@ -289,3 +289,203 @@ def test_the_first_bad_label_is_reported(rng, ltype, layout):
         if ignore is None:
             with pytest.raises(ValueError, match=want):
                 xent.softmax_cross_entropy(z, y, return_grad=True)  # the fast binding declines
+
+
+def _both_fresh(monkeypatch, fn, make, expect_fast=True):
+    """fn(**make()) on the fast path and on the general path, each call on freshly made
+    inputs and buffers (a buffer may be an input, which the call overwrites). Returns the
+    two calls' arguments and results; results must be the same bits, and every caller's
+    buffer must be returned as itself."""
+    runs = []
+    for decline in (False, True):
+        kw = make()
+        with monkeypatch.context() as m:
+            spy = Spy(m, decline=decline)
+            r = fn(**kw)
+            if not decline:
+                assert spy.last() is expect_fast
+        runs.append((kw, r))
+    (kf, fast), (ks, slow) = runs
+    _same(fast, slow)
+    for key in ("logits", "labels", "targets"):  # inputs overwritten alike, or not at all
+        if key in kf:
+            _same(kf[key], ks[key])
+    for res, kw in ((fast, kf), (slow, ks)):
+        loss, grad = res if isinstance(res, tuple) else (res, None)
+        if kw.get("out") is not None:
+            assert loss is kw["out"]
+        if kw.get("grad_out") is not None:
+            assert grad is kw["grad_out"]
+    return runs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (64, 10), (5, 41), (3, 4, 5), (10,), (130, 130)])
+def test_buffers_take_the_fast_path(monkeypatch, rng, dtype, shape):
+    z0 = _logits(rng, shape, dtype, True)
+    y0 = rng.integers(0, shape[-1], shape[:-1])
+    t0 = rng.random(shape).astype(dtype)
+    rows = shape[:-1]
+    for reduction in ("none", "sum", "mean"):
+        cases = [
+            lambda: dict(grad_out=np.full(shape, 7, dtype)),
+            lambda: dict(grad_out="logits"),  # the gradient over the logits (a training loop's buffer)
+        ]
+        if reduction == "none":
+            cases += [
+                lambda: dict(out=np.full(rows, 7, dtype), grad_out=np.full(shape, 7, dtype)),
+                lambda: dict(out=np.full(rows, 7, dtype), grad_out="logits"),
+                lambda: dict(out=np.full(rows, 7, dtype), return_grad=False),
+            ]
+        for case in cases:
+
+            def softmax_args(reduction=reduction, case=case):
+                kw = {**dict(logits=z0.copy(), labels=y0.copy(), reduction=reduction, return_grad=True), **case()}
+                if isinstance(kw.get("grad_out"), str):
+                    kw["grad_out"] = kw["logits"]
+                return kw
+
+            _both_fresh(monkeypatch, xent.softmax_cross_entropy, softmax_args)
+
+            def sigmoid_args(reduction=reduction, case=case):
+                kw = {**dict(logits=z0.copy(), targets=t0.copy(), reduction=reduction, return_grad=True), **case()}
+                if kw.get("out") is not None:
+                    kw["out"] = np.full(shape, 7, dtype)  # elementwise losses
+                if isinstance(kw.get("grad_out"), str):
+                    kw["grad_out"] = kw["logits"]
+                return kw
+
+            _both_fresh(monkeypatch, xent.sigmoid_cross_entropy, sigmoid_args)
+    # sigmoid buffers may also be the targets, or the loss go over the logits
+    for make in (
+        lambda: dict(grad_out="targets"),
+        lambda: dict(out="logits", grad_out="targets"),
+        lambda: dict(out="targets", grad_out="logits"),
+    ):
+
+        def args(make=make):
+            kw = dict(logits=z0.copy(), targets=t0.copy(), reduction="none", return_grad=True, **make())
+            for k in ("out", "grad_out"):
+                if isinstance(kw.get(k), str):
+                    kw[k] = kw[kw[k]]
+            return kw
+
+        _both_fresh(monkeypatch, xent.sigmoid_cross_entropy, args)
+
+
+def test_buffers_against_float64_references(rng):
+    z = (3 * rng.standard_normal((64, 10))).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    g = np.empty_like(z)
+    loss, grad = xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=g)
+    want_loss, want_grad = ref.softmax_xent_labels(z.astype(np.float64), y)
+    assert grad is g
+    np.testing.assert_allclose(loss, want_loss.mean(), rtol=2e-6)
+    np.testing.assert_allclose(g, want_grad / 64, rtol=2e-5, atol=1e-7)
+    zz = z.copy()
+    loss, grad = xent.softmax_cross_entropy(zz, y, reduction="none", return_grad=True, grad_out=zz)
+    assert grad is zz
+    np.testing.assert_allclose(loss, want_loss, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(zz, want_grad, rtol=2e-5, atol=1e-7)
+
+
+def _overlapping(shape, dtype, shift):
+    """Two C-order arrays of `shape` in one buffer, `shift` elements apart (overlapping)."""
+    n = int(np.prod(shape))
+    base = np.zeros(n + shift, dtype)
+    return base[:n].reshape(shape), base[shift:shift + n].reshape(shape)
+
+
+def test_declined_buffers_take_the_general_path(monkeypatch, rng):
+    z0 = rng.standard_normal((6, 5)).astype(np.float32)
+    y0 = np.arange(6) % 5
+    t0 = rng.random((6, 5)).astype(np.float32)
+    strided = lambda: np.zeros((6, 10), np.float32)[:, ::2]  # noqa: E731
+    fortran = lambda: np.zeros((6, 5), np.float32, order="F")  # noqa: E731
+    for make in (strided, fortran):
+
+        def softmax_args(make=make):
+            return dict(logits=z0.copy(), labels=y0.copy(), return_grad=True, grad_out=make())
+
+        def sigmoid_args(make=make):
+            return dict(logits=z0.copy(), targets=t0.copy(), return_grad=True, grad_out=make())
+
+        _both_fresh(monkeypatch, xent.softmax_cross_entropy, softmax_args, expect_fast=False)
+        _both_fresh(monkeypatch, xent.sigmoid_cross_entropy, sigmoid_args, expect_fast=False)
+
+    def row_out_strided():
+        return dict(logits=z0.copy(), labels=y0.copy(), reduction="none", out=np.zeros(12, np.float32)[::2])
+
+    _both_fresh(monkeypatch, xent.softmax_cross_entropy, row_out_strided, expect_fast=False)
+
+
+def _raises_alike(monkeypatch, fn, kw, exc, match):
+    """fn(**kw()) raises exc (matching) on both paths, and the fast binding declined."""
+    for decline in (False, True):
+        with monkeypatch.context() as m:
+            spy = Spy(m, decline=decline)
+            with pytest.raises(exc, match=match):
+                fn(**kw())
+            assert not any(spy.taken)
+
+
+def test_bad_buffers_raise_the_same_errors(monkeypatch):
+    z0 = np.zeros((6, 5), np.float32)
+    y0 = np.arange(6) % 5
+
+    def read_only():
+        g = np.zeros((6, 5), np.float32)
+        g.flags.writeable = False
+        return g
+
+    sm = xent.softmax_cross_entropy
+    sg = xent.sigmoid_cross_entropy
+    bad = [
+        (sm, dict(grad_out=np.zeros((6, 5), np.float64)), TypeError, "grad_out has dtype"),
+        (sm, dict(grad_out=np.zeros((5, 6), np.float32)), ValueError, "grad_out has shape"),
+        (sm, dict(grad_out=read_only()), ValueError, "grad_out is read-only"),
+        (sm, dict(grad_out=_misaligned(np.zeros((6, 5), np.float32))), ValueError, "grad_out must be aligned"),
+        (sm, dict(grad_out=np.zeros((6, 5), np.float32), return_grad=False), ValueError, "grad_out= needs"),
+        (sm, dict(out=np.zeros(6, np.float32), reduction="mean"), ValueError, "out= holds per-row losses"),
+        (sm, dict(out=np.zeros(6, np.float64), reduction="none"), TypeError, "out has dtype"),
+        (sg, dict(grad_out=np.zeros((6, 5), np.float64)), TypeError, "grad_out has dtype"),
+        (sg, dict(grad_out=read_only()), ValueError, "grad_out is read-only"),
+        (sg, dict(grad_out=np.zeros((6, 5), np.float32), return_grad=False), ValueError, "only used with return_grad"),
+        (sg, dict(out=np.zeros((6, 5), np.float32), reduction="sum"), ValueError, "out is only used"),
+    ]
+    for fn, extra, exc, match in bad:
+        second = "labels" if fn is sm else "targets"
+
+        def kw(fn=fn, extra=extra, second=second):
+            base = dict(logits=z0.copy(), return_grad=True)
+            base[second] = y0.copy() if second == "labels" else z0.copy()
+            return {**base, **extra}
+
+        _raises_alike(monkeypatch, fn, kw, exc, match)
+
+    def partly_over_logits(fn, second):
+        def kw():
+            z, g = _overlapping((6, 5), np.float32, 5)
+            base = dict(logits=z, return_grad=True, grad_out=g)
+            base[second] = y0.copy() if second == "labels" else np.zeros((6, 5), np.float32)
+            return base
+
+        return kw
+
+    _raises_alike(monkeypatch, sm, partly_over_logits(sm, "labels"), ValueError, "overlaps an input")
+    _raises_alike(monkeypatch, sg, partly_over_logits(sg, "targets"), ValueError, "overlaps an input")
+
+    def sigmoid_out_and_grad_both_logits():
+        z = np.zeros((6, 5), np.float32)
+        return dict(logits=z, targets=z.copy(), reduction="none", return_grad=True, out=z, grad_out=z)
+
+    _raises_alike(monkeypatch, sg, sigmoid_out_and_grad_both_logits, ValueError, "must not overlap")
+
+    def softmax_grad_over_targets_memory():
+        # the gradient over the labels' bytes (int32 labels, float32 gradient of the same size)
+        base = np.zeros(30, np.int32)
+        y = base[:6]
+        y[:] = y0
+        return dict(logits=z0.copy(), labels=y, return_grad=True, grad_out=base.view(np.float32).reshape(6, 5))
+
+    _raises_alike(monkeypatch, sm, softmax_grad_over_targets_memory, ValueError, "overlaps")

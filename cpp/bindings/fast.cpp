@@ -1,9 +1,14 @@
 // Lean entries for small calls without options (python/xent/_fast.py gates them). Each
 // takes the common case only: exact numpy.ndarray inputs, aligned, native byte order,
-// float32/float64 (int32/int64 labels), the class axis last. For anything else, or an
+// float32/float64 (int32/int64 labels), the class axis last; out= / grad_out= buffers that
+// are C-order, writeable and apart from the inputs (or exactly an input they may be). For anything else, or an
 // out-of-range label, it returns None and the caller takes the general path, which raises
 // the errors. The drivers and their arguments are the general path's, so are the bits.
 // No pybind11 conversions: five handles in, the public result (or None) out.
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+
 #include "common.hpp"
 #include "threadpool.hpp"
 
@@ -66,13 +71,58 @@ py::array new_array(int type, int nd, const int64_t* shape) {
   return py::reinterpret_steal<py::array>(a);
 }
 
+// A result array: a new one, or the caller's out= / grad_out= buffer that take() accepted.
 struct Out {
   py::array a;
   View v;
-  explicit Out(const View& like, int nd) : a(new_array(like.type, nd, like.shape)) {
-    view(a, v, true);
-  }
+  Out(const View& like, int nd) : a(new_array(like.type, nd, like.shape)) { view(a, v, true); }
+  explicit Out(py::handle buffer) : a(py::reinterpret_borrow<py::array>(buffer)) { view(a, v, true); }
 };
+
+// The bytes an array spans, [lo, hi) (np.may_share_memory's bounds test).
+struct Extent {
+  uintptr_t lo, hi;
+  explicit Extent(const View& v) : lo(reinterpret_cast<uintptr_t>(v.ref.data)), hi(lo) {
+    for (int k = 0; k < v.ref.ndim; ++k) {
+      const int64_t d = (v.shape[k] - 1) * v.strides[k];
+      if (d < 0) lo -= static_cast<uintptr_t>(-d); else hi += static_cast<uintptr_t>(d);
+    }
+    hi += static_cast<uintptr_t>(v.ref.itemsize);
+  }
+  bool apart(const Extent& o) const { return hi <= o.lo || o.hi <= lo; }
+};
+
+bool same_array(const View& a, const View& b) {
+  if (a.ref.data != b.ref.data || a.ref.ndim != b.ref.ndim || a.type != b.type) return false;
+  for (int k = 0; k < a.ref.ndim; ++k)
+    if (a.shape[k] != b.shape[k] || a.strides[k] != b.strides[k]) return false;
+  return true;
+}
+
+enum class Take { kNone, kYes, kDecline };
+
+// Whether the fast path takes the caller's buffer h (None: there is none) for a result of
+// like's float type and shape[0..nd): an exact, aligned, C-order, native, writeable ndarray
+// of exactly that type and shape, apart from every array of `inputs` (an input it may be,
+// `may_be`, it may also be exactly). Anything else declines: the general path's check_out
+// raises the errors, or takes the overlaps it allows.
+Take take(py::handle h, View& v, const View& like, int nd, std::initializer_list<const View*> inputs,
+          std::initializer_list<const View*> may_be) {
+  if (h.is_none()) return Take::kNone;
+  if (!view(h, v, true) || v.type != like.type || v.ref.ndim != nd ||
+      !(npd::array_proxy(h.ptr())->flags & Api::NPY_ARRAY_WRITEABLE_))
+    return Take::kDecline;
+  for (int k = 0; k < nd; ++k)
+    if (v.shape[k] != like.shape[k]) return Take::kDecline;
+  const Extent e(v);
+  for (const View* a : inputs) {
+    if (e.apart(Extent(*a))) continue;
+    bool ok = false;
+    for (const View* m : may_be) ok = ok || (m == a && same_array(v, *a));
+    if (!ok) return Take::kDecline;
+  }
+  return Take::kYes;
+}
 
 // "none" 0, "sum" 1, "mean" 2; -1 for anything else (the general path raises).
 int reduction_code(py::handle r) {
@@ -112,8 +162,8 @@ py::object result(int red, double total, int64_t n, const Out* rows, const Out* 
 }
 
 py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
-                        py::handle n_threads) {
-  View zv, yv;
+                        py::handle n_threads, py::handle out, py::handle grad_out) {
+  View zv, yv, ov, gv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
       !view(y, yv, false) || yv.kind != 'i' || (yv.ref.itemsize != 4 && yv.ref.itemsize != 8) ||
@@ -124,10 +174,17 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
   const int nt = threads(n_threads);
   const int64_t C = zv.shape[zv.ref.ndim - 1], n = zv.size / C;
   int64_t bad_value = 0;
-  if (nt < 0 || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0) return py::none();
+  if (nt < 0) return py::none();
+  // grad_out may be the logits (overwritten by the gradient, as on the general path)
+  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &yv}, {&zv});
+  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim - 1, {&zv, &yv}, {});
+  const bool want_grad = return_grad.ptr() == Py_True;
+  if (to == Take::kDecline || (to == Take::kYes && (red != 0 || (tg == Take::kYes && !Extent(ov).apart(Extent(gv))))) ||
+      (tg == Take::kYes && !want_grad) || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0)
+    return py::none();
   std::unique_ptr<Out> rows, grad;
-  if (red == 0) rows = std::make_unique<Out>(zv, zv.ref.ndim - 1);
-  if (return_grad.ptr() == Py_True) grad = std::make_unique<Out>(zv, zv.ref.ndim);
+  if (red == 0) rows = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim - 1);
+  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
   const double gscale = red == 2 ? 1.0 / static_cast<double>(n) : 1.0;
   const auto op = xent::SoftmaxOp::kXentLabel;
   const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
@@ -140,8 +197,8 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
 }
 
 py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
-                        py::handle n_threads) {
-  View zv, tv;
+                        py::handle n_threads, py::handle out, py::handle grad_out) {
+  View zv, tv, ov, gv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
       !view(t, tv, false) || tv.type != zv.type || tv.ref.ndim != zv.ref.ndim)
@@ -150,9 +207,16 @@ py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::ha
     if (tv.shape[k] != zv.shape[k]) return py::none();
   const int nt = threads(n_threads);
   if (nt < 0) return py::none();
+  // either buffer may be the logits or the targets (elementwise), not overlap the other buffer
+  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
+  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
+  const bool want_grad = return_grad.ptr() == Py_True;
+  if (to == Take::kDecline || (to == Take::kYes && (red != 0 || (tg == Take::kYes && !Extent(ov).apart(Extent(gv))))) ||
+      (tg == Take::kYes && !want_grad))
+    return py::none();
   std::unique_ptr<Out> loss, grad;
-  if (red == 0) loss = std::make_unique<Out>(zv, zv.ref.ndim);
-  if (return_grad.ptr() == Py_True) grad = std::make_unique<Out>(zv, zv.ref.ndim);
+  if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim);
+  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
   const double gscale = red == 2 ? 1.0 / static_cast<double>(zv.size) : 1.0;
   const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
   const xent::ArrayRef* l = loss ? &loss->v.ref : nullptr;
@@ -186,11 +250,13 @@ py::object softmax_norm(xent::SoftmaxOp sop, py::handle x, py::handle n_threads)
 
 void bind_fast(py::module_& m) {
   m.def("softmax_xent_fast", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("reduction"),
-        py::arg("return_grad"), py::arg("n_threads"),
-        "softmax_cross_entropy without options, or None where the general path must run.");
+        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
+        "softmax_cross_entropy without options (out= and grad_out= buffers taken), or None where the general path "
+        "must run.");
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
-        py::arg("return_grad"), py::arg("n_threads"),
-        "sigmoid_cross_entropy without options (elementwise), or None where the general path must run.");
+        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
+        "sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the "
+        "general path must run.");
   m.def("softmax_norm_fast", &softmax_norm, py::arg("op"), py::arg("x"), py::arg("n_threads"),
         "logsumexp, softmax or log_softmax along the last axis, or None where the general path must run.");
 }

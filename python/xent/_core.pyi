@@ -133,14 +133,28 @@ def proba_op(
 # Lean entries for calls without options (cpp/bindings/fast.cpp, gated by python/xent/_fast.py):
 # the public result, or None for any input they do not take (the general path then runs).
 def softmax_xent_fast(
-    logits: object, labels: object, reduction: object, return_grad: object, n_threads: object
+    logits: object,
+    labels: object,
+    reduction: object,
+    return_grad: object,
+    n_threads: object,
+    out: object,
+    grad_out: object,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """softmax_cross_entropy without options, or None where the general path must run."""
+    """softmax_cross_entropy without options (out= and grad_out= buffers taken), or None where the general
+    path must run."""
 
 def sigmoid_xent_fast(
-    logits: object, targets: object, reduction: object, return_grad: object, n_threads: object
+    logits: object,
+    targets: object,
+    reduction: object,
+    return_grad: object,
+    n_threads: object,
+    out: object,
+    grad_out: object,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """sigmoid_cross_entropy without options (elementwise), or None where the general path must run."""
+    """sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the
+    general path must run."""
 
 def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object) -> np.ndarray | np.floating | None:
     """logsumexp, softmax or log_softmax along the last axis, or None where the general path must run."""

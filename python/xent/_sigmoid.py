@@ -90,9 +90,9 @@ def sigmoid_cross_entropy(
     """
     if (
         axis is None and weight is None and pos_weight is None and sample_weight is None and label_smoothing is ZERO
-        and softcap is None and out is None and grad_out is None and check_finite is False
+        and softcap is None and check_finite is False
     ):
-        r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads)
+        r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads, out, grad_out)
         if r is not None:
             return r
     z, t = _call.logits_and_targets(logits, targets)
