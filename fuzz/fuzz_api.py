@@ -4,7 +4,7 @@ Arbitrary bytes are decoded into one call: the function, dtype, shape, class axi
 layout, logits drawn from extreme values (NaN, +-inf, huge, tiny, subnormal, -0.0) or raw
 floats, labels (out of range too), targets, class and sample weights (negative, NaN too; and
 pos_weight for the sigmoid loss), ignore_index, z_loss, label_smoothing, reduction,
-return_grad, out= and n_threads.
+return_grad, out=, grad_out= (new, the logits, or over an input's memory) and n_threads.
 Invariants, for every call:
 - it returns, or raises ValueError / TypeError (nothing else: no crash, no RuntimeError);
 - no input array is modified;
@@ -138,6 +138,35 @@ def _sigmoid_weights(b: Bytes, x, sax, inputs, kw) -> None:
         kw["sample_weight"] = inputs["sw"] = _layout(b, sw)
 
 
+def _grad_buffer(b: Bytes, inputs: dict, kw: dict, x: np.ndarray, rg: bool) -> None:
+    """Sometimes a grad_out= buffer (decoded last, so older fuzz inputs decode as before): a
+    new array, the logits themselves, or one sharing memory with an input (the input is
+    moved into one byte buffer with it, a few bytes apart or at the same address), which
+    the call must refuse unless the overlap is allowed (the logits, exactly)."""
+    if not rg or not b.flag():
+        return
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    kind = b.u8() % 4
+    if kind == 0:
+        kw["grad_out"] = np.full(x.shape, 7, dt)
+        return
+    if kind == 1:
+        kw["grad_out"] = inputs["x"]
+        return
+    key = b.pick([k for k in ("x", "y", "t", "w", "sw") if k in inputs])
+    a = inputs[key]
+    nb = x.size * dt.itemsize
+    shift = b.pick([0, a.itemsize, 8, 64])
+    base = np.zeros(max(a.nbytes, shift + nb) + 64, np.uint8)
+    moved = base[: a.nbytes].view(a.dtype).reshape(a.shape)
+    moved[...] = a
+    inputs[key] = moved
+    for name, k in (("weight", "w"), ("sample_weight", "sw")):
+        if k == key:
+            kw[name] = moved
+    kw["grad_out"] = base[shift : shift + nb].view(dt).reshape(x.shape)
+
+
 def _plan(b: Bytes, fname, x, axis, kw):
     """Decodes the rest of the call: returns (call, inputs, sum_axis); nothing is run yet."""
     import xent
@@ -160,6 +189,7 @@ def _plan(b: Bytes, fname, x, axis, kw):
         inputs["t"] = _layout(b, t.astype(x.dtype) if x.dtype.kind == "f" else t)
         sax = axis if b.flag() else None
         _sigmoid_weights(b, x, sax, inputs, kw)
+        _grad_buffer(b, inputs, kw, x, rg)
         return (lambda: xent.sigmoid_cross_entropy(inputs["x"], inputs["t"], axis=sax, reduction=reduction,
                                                    return_grad=rg, **kw)), inputs, sax
     if fname == "xent_labels":
@@ -180,6 +210,7 @@ def _plan(b: Bytes, fname, x, axis, kw):
         kw["z_loss"] = b.pick([0.0, 1e-4, 0.1, 1.0, 1e30, -1.0, math.nan])
     if b.flag():
         kw["label_smoothing"] = b.pick([0.0, 0.1, 0.5, 1.0, 1.5])
+    _grad_buffer(b, inputs, kw, x, rg)
     return (lambda: xent.softmax_cross_entropy(inputs["x"], inputs["y"], axis=axis, reduction=reduction,
                                                return_grad=rg, **kw)), inputs, None
 
@@ -200,8 +231,25 @@ def _check_shapes(fname, x, axis, sum_axis, kw, result):
     loss, grad = result if isinstance(result, tuple) else (result, None)
     if grad is not None:
         assert grad.shape == x.shape and grad.dtype.kind == "f", grad
+        assert "grad_out" not in kw or grad is kw["grad_out"]
     if not isinstance(loss, float):
         assert loss.shape == rows, (loss.shape, rows)
+
+
+def _same_as_fresh(call, inputs: dict, copies: dict, kw: dict, result) -> None:
+    """A call that accepted a grad_out= sharing memory with an input must give the results
+    of the same call on the original values with a new buffer."""
+    inputs.update({k: c.copy() for k, c in copies.items()})
+    for name, k in (("weight", "w"), ("sample_weight", "sw")):
+        if k in inputs:
+            kw[name] = inputs[k]
+    kw["grad_out"] = np.empty_like(kw["grad_out"])
+    fresh = call()
+    got = result if isinstance(result, tuple) else (result,)
+    want = fresh if isinstance(fresh, tuple) else (fresh,)
+    for a, b in zip(got, want):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        assert a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-30, equal_nan=True), (a, b)
 
 
 def check(data: bytes) -> None:
@@ -210,11 +258,15 @@ def check(data: bytes) -> None:
     fname, x, axis, kw = _build(b)
     call, inputs, sum_axis = _plan(b, fname, x, axis, kw)
     copies = {k: a.copy() for k, a in inputs.items()}
+    g = kw.get("grad_out")
+    shared = {k for k, a in inputs.items() if g is not None and np.may_share_memory(a, g)}
     try:
         result = call()
     except (ValueError, TypeError):
         result = None
     for k, a in inputs.items():
+        if result is not None and k in shared:
+            continue  # a gradient written where the caller asked, over an input's memory
         same = a.dtype == copies[k].dtype and np.array_equal(a, copies[k], equal_nan=a.dtype.kind in "fc")
         assert same, f"input {k} was modified"
     if result is None:
@@ -224,8 +276,10 @@ def check(data: bytes) -> None:
     # weight 1e300) give +-inf or finite results, never NaN (docs/losses.md, "Huge weights")
     weights_ok = all(np.all(np.isfinite(kw[k])) and np.all(kw[k] >= 0) for k in ("weight", "pos_weight",
                      "sample_weight") if k in kw)
-    if x.dtype.kind == "f" and _clean(*inputs.values()) and weights_ok:
+    if x.dtype.kind == "f" and _clean(*copies.values()) and weights_ok:
         _no_nan(result)
+    if shared:  # last: it replaces the inputs and the buffer
+        _same_as_fresh(call, inputs, copies, kw, result)
 
 
 def main() -> None:

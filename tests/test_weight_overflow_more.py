@@ -175,3 +175,23 @@ def test_tiny_row_scale(dt, c):
     with np.errstate(over="ignore"):
         loss, g = xent.softmax_cross_entropy(zo, t, sample_weight=sw, z_loss=1.0, reduction="mean", return_grad=True)
     assert not np.isnan(g).any() and not np.isnan(loss)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["labels", "targets"])
+def test_smoothing_zero_weight_class_at_the_far_extreme(dt, mode):
+    """Label smoothing with class weights, logits at both ends of the dtype: m - z overflows
+    to inf for a class of weight 0, whose smoothing share is 0, not 0 * inf = NaN (a fuzz
+    find, fuzz/regressions/smoothing-zero-weight-class-logits-at-both-extremes.bin).
+    The row's loss overflows (+inf, as the exact value does); the gradient is finite."""
+    big = np.finfo(dt).max * 0.75
+    z = np.array([[-3.0, -big, -3.75, big]], dt)
+    w = np.array([1.0, 0.0, 0.0, 0.0], dt)
+    y = np.array([0]) if mode == "labels" else np.array([[1.0, 0.0, 0.0, 0.0]], dt)
+    with np.errstate(over="ignore"):
+        loss, g = xent.softmax_cross_entropy(z, y, weight=w, label_smoothing=0.5, reduction="none", return_grad=True)
+    # exact: t = 0.5 onehot(0) + 0.5 / 4 w = [0.625, 0, 0, 0], p = onehot(3) (to within
+    # exp(-big)), loss = 0.625 (lse - z_0) = 0.625 (big + 3): finite
+    want = Fraction(5, 8) * (Fraction(float(big)) + 3)
+    assert loss[0] == pytest.approx(to_float(want), rel=RTOL[dt])
+    np.testing.assert_array_equal(g[0], np.array([-0.625, 0.0, 0.0, 0.625], dt))

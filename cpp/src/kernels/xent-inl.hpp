@@ -45,7 +45,11 @@ inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, 
     const auto live = D::gt(zv, ninf);
     k = D::add(k, D::select(live, one, zero));
     sw = D::add(sw, D::select(live, wv, zero));
-    sa = D::add(sa, D::select(live, D::mul(wv, D::sub(vm, zv)), zero));
+    // m - z overflows to inf for finite logits of both signs near the largest value: a
+    // class of weight 0 must add 0 there, not 0 * inf = NaN (a fuzz find)
+    V term = D::mul(wv, D::sub(vm, zv));
+    if (kW) term = D::zero_if(D::eq(wv, zero), term);
+    sa = D::add(sa, D::select(live, term, zero));
   };
   for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
     const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
