@@ -292,6 +292,39 @@ def test_isas_agree(half, rng):
                 assert np.all(np.abs(a64 - b64) <= one_half_ulp(b64, half) + 4e-7)
 
 
+@pytest.mark.parametrize("c", [300, 4200])  # one block, and three with a tail
+def test_gradient_written_from_the_rescaling_pass(half, c, rng):
+    """Contiguous half gradients and softmax are written by the rescaling pass itself, from
+    the float32 exponentials (no float32 row converted afterwards): still the float32
+    result rounded once, including a z-loss factor beyond float32's range (the rescaling
+    done in double there), masked rows and exponentials that underflow to 0; a strided
+    grad_out (through the float32 row) and the gradient over the logits give the same bits."""
+    z = logits(rng, (5, c), half)
+    z[0] += half.type(30.0)
+    z[0, :50] = -60  # lse ~ 30: exp(-90) underflows
+    z[1, :3] = -np.inf
+    z[2] = -np.inf  # fully masked
+    y = rng.integers(0, c, 5)
+    for zl in (0.0, 1e-3, 1e37, 3e38):
+        with np.errstate(over="ignore"):
+            loss, g = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True)
+            loss32, g32 = xent.softmax_cross_entropy(
+                z.astype(np.float32), y, z_loss=zl, reduction="none", return_grad=True
+            )
+        assert_same_f32(loss, loss32)
+        assert_rounded(g, g32, half)
+        strided = np.zeros((5, 2 * c), half)[:, ::2]
+        xent.softmax_cross_entropy(z, y, z_loss=zl, return_grad=True, reduction="none", grad_out=strided)
+        assert np.array_equal(_bits(strided), _bits(g))
+        zz = z.copy()
+        xent.softmax_cross_entropy(zz, y, z_loss=zl, return_grad=True, reduction="none", grad_out=zz)
+        assert np.array_equal(_bits(zz), _bits(g))
+    assert_rounded(xent.softmax(z), xent.softmax(z.astype(np.float32)), half)
+    zz = z.copy()
+    xent.softmax(zz, out=zz)
+    assert np.array_equal(_bits(zz), _bits(xent.softmax(z)))
+
+
 def test_out_buffers(half, rng):
     z = logits(rng, (6, 9), half)
     y = rng.integers(0, 9, 6)

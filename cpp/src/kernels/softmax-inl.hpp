@@ -172,33 +172,57 @@ inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* re
   return r.finish();
 }
 
-// out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms).
-template <class D>
+// The factor of block b, exp(refs[b] - lse) * scale, as row_scale_exps applies it:
+// exp((ref - m) - log s), not exp(ref - lse): lse = m + log s is rounded at the scale of
+// m, which would cost float64 results 1e-12 relative for |z| ~ 1e4. Blocks whose
+// reference is the row max (all of them when C <= kBlock) just take scale / s.
+inline double block_factor(double ref, const RowLse& r, double scale) {
+  return ref == r.m ? scale / (r.ones + r.rest) : std::exp((ref - r.m) - r.log_s) * scale;
+}
+
+// A factor that overflows T (a z-loss times a huge lse, say) is applied in double: an
+// exponential that underflowed to 0 stays 0 (0 * inf would be NaN for finite input);
+// others overflow. (A NaN factor, from NaN or +inf logits, takes the vector path.)
+template <class T>
+inline bool factor_overflows(double fb) {
+  return std::fabs(fb) > static_cast<double>(std::numeric_limits<T>::max());
+}
+template <class T>
+inline T scale_wide(T e, double fb) {
+  return e == T(0) ? T(0) : static_cast<T>(static_cast<double>(e) * fb);
+}
+
+// out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms), for c
+// in block b; out is e itself (the default) or a row of storage S (a half gradient or
+// softmax written straight from here, rounded once from the float32 product).
+template <class D, class S = typename D::T>
 inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* refs, const RowLse& r,
-                           double scale) {
+                           double scale, S* out = nullptr) {
   using T = typename D::T;
+  using L = Io<D, S>;
   constexpr int W = D::W;
-  // exp((ref - m) - log s), not exp(ref - lse): lse = m + log s is rounded at the scale of
-  // m, which would cost float64 results 1e-12 relative for |z| ~ 1e4. Blocks whose
-  // reference is the row max (all of them when C <= kBlock) just take scale / s.
-  const double at_max = scale / (r.ones + r.rest);
+  S* const o = out ? out : reinterpret_cast<S*>(e);  // S is T when out is null
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
-    const double ref = static_cast<double>(refs[b]);
-    const double fb = ref == r.m ? at_max : std::exp((ref - r.m) - r.log_s) * scale;
-    T* p = e + b0;
-    if (std::fabs(fb) > static_cast<double>(std::numeric_limits<T>::max())) {
-      // the factor overflows T (a z-loss times a huge lse, say): an exponential that
-      // underflowed to 0 stays 0 (0 * inf would be NaN for finite input); others overflow.
-      // (A NaN factor, from NaN or +inf logits, still takes the row: the path below.)
-      for (int64_t i = 0; i < n; ++i) p[i] = p[i] == T(0) ? T(0) : static_cast<T>(static_cast<double>(p[i]) * fb);
+    const double fb = block_factor(static_cast<double>(refs[b]), r, scale);
+    const T* p = e + b0;
+    S* q = o + b0;
+    if (factor_overflows<T>(fb)) {
+      for (int64_t i = 0; i < n; ++i) q[i] = L::put(scale_wide(p[i], fb));
       continue;
     }
     const auto f = D::set1(static_cast<T>(fb));
     int64_t i = 0;
-    for (; i + W <= n; i += W) D::store(p + i, D::mul(D::load(p + i), f));
-    if (i < n) D::store_tail(p + i, D::mul(D::load_tail(p + i, n - i, T(0)), f), n - i);
+    for (; i + W <= n; i += W) L::store(q + i, D::mul(D::load(p + i), f));
+    if (i < n) L::store_tail(q + i, D::mul(D::load_tail(p + i, n - i, T(0)), f), n - i);
   }
+}
+
+// e[c] scaled as row_scale_exps scales it (the same bits).
+template <class T>
+inline T scaled_exp(const T* e, int64_t c, const T* refs, const RowLse& r, double scale) {
+  const double fb = block_factor(static_cast<double>(refs[c / kBlock]), r, scale);
+  return factor_overflows<T>(fb) ? scale_wide(e[c], fb) : e[c] * static_cast<T>(fb);
 }
 
 template <class T>
@@ -213,11 +237,16 @@ inline double row_logsumexp(const S* z, int64_t C) {
   return row_lse<D, false, S>(z, C, nullptr, nullptr).lse();
 }
 
-// softmax into out (may alias z).
+// softmax into out (may alias z); with half storage and `hout`, out is the float32
+// buffer of the exponentials and the probabilities go to hout.
 template <class D, class S = typename D::T>
-inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T* refs) {
+inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T* refs, S* hout = nullptr) {
   using T = typename D::T;
   const RowLse r = row_lse<D, true, S>(z, C, out, refs);
+  if (hout) {
+    if (r.masked()) return fill(hout, C, S{});
+    return row_scale_exps<D, S>(out, C, refs, r, 1.0, hout);
+  }
   if (r.masked()) return fill(out, C, T(0));
   row_scale_exps<D>(out, C, refs, r, 1.0);
 }

@@ -178,6 +178,9 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
                       ((j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || j.op == SoftmaxOp::kLogsumexp ||
                        j.op == SoftmaxOp::kSoftmax);
   S* const os = reinterpret_cast<S*>(j.out.p);
+  // and whose z-shaped output (gradient, softmax) the rescaling pass writes straight into
+  // a contiguous half row: no float32 row to convert afterwards
+  const bool direct_out = direct && j.out.p && j.out.cs == 1;
   // class weights that act inside a row (targets, smoothing, focal's alpha): their sum
   // bounds the row's gradient over its scale (Python keeps it far below T's largest value)
   const T* inrow_w = j.op == SoftmaxOp::kXentTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0)
@@ -196,6 +199,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = nullptr;
     if constexpr (!kHalf) z = zs + cur.off[0];
+    S* hout = nullptr;  // set when the row kernel writes the half output itself
     T* out = j.out.p ? ((o_contig && !kHalf) ? j.out.p + cur.off[3] : obuf) : nullptr;
     auto load_z = [&]() {
       if constexpr (kHalf) {
@@ -249,7 +253,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         const double eps = j.smoothing;
         switch (j.op) {
           case SoftmaxOp::kXentLabel:
-            r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss)
+            // (a split scale is applied to the float32 row afterwards: no direct output then)
+            if (direct_out && !split) hout = os + cur.off[3];
+            r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss,
+                                                     hout)
                 : (j.class_w && eps != 0.0)
                     ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss);
@@ -292,8 +299,12 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
           r = direct ? row_logsumexp<D, S>(zs + cur.off[0], C) : row_logsumexp<D>(z, C);
           break;
         case SoftmaxOp::kSoftmax:
-          if (direct) row_softmax<D, S>(zs + cur.off[0], C, out, refs);
-          else row_softmax<D>(z, C, out, refs);
+          if (direct) {
+            if (direct_out) hout = os + cur.off[3];
+            row_softmax<D, S>(zs + cur.off[0], C, out, refs, hout);
+          } else {
+            row_softmax<D>(z, C, out, refs);
+          }
           break;
         default:
           row_log_softmax<D>(z, C, out);
@@ -301,7 +312,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
       }
     }
     if constexpr (kHalf) {
-      if (out) store_row<D, S>(obuf, C, os + cur.off[3], j.out.cs);
+      if (out && !hout) store_row<D, S>(obuf, C, os + cur.off[3], j.out.cs);
     } else if (out && !o_contig) {
       scatter(obuf, C, os + cur.off[3], j.out.cs);
     }

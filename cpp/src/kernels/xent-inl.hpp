@@ -89,21 +89,31 @@ inline void smooth_grad(typename D::T* grad, const typename D::T* z, const typen
 
 // Integer label y in [0, C): returns lse - z[y] (+ zl lse^2), computed as (m - z[y]) + log(s).
 // If grad, writes gscale * ((1 + 2 zl lse) softmax(z) - onehot(y)) (grad may alias z).
-// z may be half storage S (no smoothing then: its statistics read z as T).
+// z may be half storage S (no smoothing then: its statistics read z as T); with `hgrad`
+// the gradient goes to that half row, grad being the float32 buffer of the exponentials.
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
-                             typename D::T* grad, typename D::T* refs, double gscale, double zl) {
+                             typename D::T* grad, typename D::T* refs, double gscale, double zl,
+                             S* hgrad = nullptr) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
   const RowLse r = grad ? row_lse<D, true, S>(z, C, grad, refs) : row_lse<D, false, S>(z, C, nullptr, nullptr);
   if (r.masked()) {
-    if (grad) fill(grad, C, T(0));
+    if (hgrad) fill(hgrad, C, S{});
+    else if (grad) fill(grad, C, T(0));
     return std::numeric_limits<double>::infinity();
   }
   if (eps == 0.0) {
     if (grad) {
-      row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, 1.0, zl));
-      grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
+      const double f = gscale * p_factor(r, 1.0, zl);
+      if (hgrad) {  // the float32 value of the in-place path below, rounded once
+        const T gy = static_cast<T>(static_cast<double>(scaled_exp(grad, y, refs, r, f)) - gscale);
+        row_scale_exps<D, S>(grad, C, refs, r, f, hgrad);
+        hgrad[y] = Io<D, S>::put(gy);
+      } else {
+        row_scale_exps<D>(grad, C, refs, r, f);
+        grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
+      }
     }
     return (r.m - zy) + r.log_s + zloss_term(r, zl);
   }

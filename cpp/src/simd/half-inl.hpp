@@ -103,7 +103,10 @@ template <class D>
 struct NativeIo {
   using T = typename D::T;
   static T get(T x) { return x; }
+  static T put(T x) { return x; }
   static typename D::V load(const T* p) { return D::load(p); }
+  static void store(T* p, typename D::V v) { D::store(p, v); }
+  static void store_tail(T* p, typename D::V v, int64_t n) { D::store_tail(p, v, n); }
 };
 template <class D>
 struct Io<D, float> : NativeIo<D> {};
