@@ -1,10 +1,11 @@
 // Lean entries for small calls without options (python/xent/_fast.py gates them). Each
 // takes the common case only: exact numpy.ndarray inputs, aligned, native byte order,
-// float32/float64 (int32/int64 labels), the class axis last; out= / grad_out= buffers that
-// are C-order, writeable and apart from the inputs (or exactly an input they may be). For anything else, or an
-// out-of-range label, it returns None and the caller takes the general path, which raises
-// the errors. The drivers and their arguments are the general path's, so are the bits.
-// No pybind11 conversions: five handles in, the public result (or None) out.
+// float32/float64 (int32/int64 labels), the class axis last; out= / grad_out= buffers
+// that are C-order, writeable and apart from the inputs (or exactly an input they may be).
+// For anything else, or an out-of-range label, it returns None and the caller takes the
+// general path, which raises the errors. The drivers and their arguments are the general
+// path's, so are the bits. No pybind11 conversions: seven handles in, the public result
+// (or None) out.
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -101,6 +102,13 @@ bool same_array(const View& a, const View& b) {
 
 enum class Take { kNone, kYes, kDecline };
 
+// The two buffers together: out= only for reduction "none" (red 0), grad_out= only with a
+// gradient, and never overlapping each other.
+bool buffers_ok(Take to, Take tg, int red, bool want_grad, const View& ov, const View& gv) {
+  if (to == Take::kDecline || tg == Take::kDecline || (tg == Take::kYes && !want_grad)) return false;
+  return to != Take::kYes || (red == 0 && (tg != Take::kYes || Extent(ov).apart(Extent(gv))));
+}
+
 // Whether the fast path takes the caller's buffer h (None: there is none) for a result of
 // like's float type and shape[0..nd): an exact, aligned, C-order, native, writeable ndarray
 // of exactly that type and shape, apart from every array of `inputs` (an input it may be,
@@ -179,8 +187,7 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
   const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &yv}, {&zv});
   const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim - 1, {&zv, &yv}, {});
   const bool want_grad = return_grad.ptr() == Py_True;
-  if (to == Take::kDecline || (to == Take::kYes && (red != 0 || (tg == Take::kYes && !Extent(ov).apart(Extent(gv))))) ||
-      (tg == Take::kYes && !want_grad) || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0)
+  if (!buffers_ok(to, tg, red, want_grad, ov, gv) || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0)
     return py::none();
   std::unique_ptr<Out> rows, grad;
   if (red == 0) rows = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim - 1);
@@ -211,9 +218,7 @@ py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::ha
   const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
   const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
   const bool want_grad = return_grad.ptr() == Py_True;
-  if (to == Take::kDecline || (to == Take::kYes && (red != 0 || (tg == Take::kYes && !Extent(ov).apart(Extent(gv))))) ||
-      (tg == Take::kYes && !want_grad))
-    return py::none();
+  if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
   std::unique_ptr<Out> loss, grad;
   if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim);
   if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
