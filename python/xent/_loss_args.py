@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._validate import as_float_array, n_threads_arg
+from ._validate import as_float_array, n_threads_arg, same_view
 from ._weights import weight_array
 
 
@@ -122,16 +122,9 @@ def check_out(out, shape: tuple, name: str, inputs=(), may_be=None) -> np.ndarra
     for x in inputs:
         if x is None or not np.may_share_memory(out, x):
             continue
-        if not (x is may_be and _same_array(out, x)):
+        if not (x is may_be and out.dtype == x.dtype and same_view(out, x)):
             raise ValueError(f"{name} overlaps an input (raw_prediction, y_true or sample_weight)")
     return out
-
-
-def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
-    )
 
 
 class Target:

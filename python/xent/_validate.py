@@ -137,6 +137,15 @@ def n_threads_arg(n_threads) -> int:
     return min(n, max_threads())
 
 
+def same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays start at the same address with the same shape and strides."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
 def check_out(out, shape: tuple, dtype: np.dtype, name: str, inputs=()) -> np.ndarray:
     """Validates a caller's output buffer: exact shape (ValueError), exact dtype
     (TypeError), writeable, and not partly overlapping an input (it may *be* one)."""
@@ -153,12 +162,7 @@ def check_out(out, shape: tuple, dtype: np.dtype, name: str, inputs=()) -> np.nd
     for a in inputs:
         if a is None or not np.may_share_memory(out, a):
             continue
-        same = (
-            out.__array_interface__["data"][0] == a.__array_interface__["data"][0]
-            and out.strides == a.strides
-            and out.shape == a.shape
-        )
-        if not same:
+        if not same_view(out, a):
             raise ValueError(f"{name} overlaps an input array without being that array")
     return out
 
