@@ -195,3 +195,19 @@ def test_smoothing_zero_weight_class_at_the_far_extreme(dt, mode):
     want = Fraction(5, 8) * (Fraction(float(big)) + 3)
     assert loss[0] == pytest.approx(to_float(want), rel=RTOL[dt])
     np.testing.assert_array_equal(g[0], np.array([-0.625, 0.0, 0.0, 0.625], dt))
+
+
+def test_zloss_with_subnormal_class_weight_and_huge_sample_weight():
+    """A weighted mean whose sample weight is huge (its weights are rescaled by powers of
+    two) and whose class weights are subnormal: the class weights were scaled up to [1/2, 1)
+    and the z-loss with them by 2**1063, which overflowed (OverflowError; a fuzz find kept
+    in fuzz/regressions/). The mean is invariant under the scaling: 0.925 (lse - z_3) +
+    z_loss lse**2 / w_3 here, finite (1e304)."""
+    z = np.array([-50.0, -50.0, -50.0, 1e-6])
+    w = np.array([0.0, 0.0, 0.0, 1e-320])
+    loss = xent.softmax_cross_entropy(
+        z, np.int64(3), weight=w, sample_weight=np.float64(1.7e308), z_loss=1e-4, label_smoothing=0.1
+    )
+    lse = float(np.logaddexp.reduce(z))
+    want = 0.925 * (lse - z[3]) + 1e-4 * lse**2 / w[3]
+    assert np.isfinite(want) and loss == pytest.approx(want, rel=1e-9)

@@ -188,7 +188,10 @@ def run_softmax_loss(
     inrow_kind = op == _OP.xent_target or (op == _OP.xent_label and smoothing != 0.0)
     if reduction == "mean":
         ks: list = []
-        (sw, cw2), shrunk = shrink_huge_weights([sw, class_w if in_denom else None], n, cdt, ks)
+        # with the z-loss scaled alike below, tiny class weights are scaled up only so far
+        # that z_loss * 2**-k stays finite (at most 2**1000)
+        zfloor = math.frexp(z_loss)[1] - 1000 if (in_denom and inrow_kind and z_loss) else None
+        (sw, cw2), shrunk = shrink_huge_weights([sw, class_w if in_denom else None], n, cdt, ks, [None, zfloor])
         if shrunk:
             if in_denom:
                 class_w = cw2

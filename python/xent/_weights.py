@@ -72,7 +72,7 @@ def top_exp(a) -> int:
     return math.frexp(top)[1] if top else 0
 
 
-def shrink_huge_weights(weights, n: float, dtype, shifts: list | None = None):
+def shrink_huge_weights(weights, n: float, dtype, shifts: list | None = None, floors=None):
     """For a weighted mean whose weights are so large that their products, or their sum
     ``n`` (or a bound the caller passes there), can overflow the dtype (class weight 1e264
     times sample weight 1e300, say): each array of ``weights`` (None for absent) divided by
@@ -81,8 +81,12 @@ def shrink_huge_weights(weights, n: float, dtype, shifts: list | None = None):
     far below the largest may underflow, their share of the mean being below the dtype's
     resolution). Returns the new weights and True, or the weights unchanged and False when
     no product can overflow. ``shifts`` (a list, when given) receives each array's power of
-    two (0 for None)."""
+    two (0 for None). ``floors`` (when given, one per array, None for none) are lowest
+    powers: tiny weights are then scaled up less than to [1/2, 1), so that a quantity the
+    caller scales with them (a z-loss, by 2**-power) stays finite."""
     exps = [top_exp(w) if w is not None else 0 for w in weights]
+    if floors is not None:
+        exps = [e if f is None else max(e, f) for e, f in zip(exps, floors)]
     limit = np.finfo(dtype).maxexp - 32
     if not any(w is not None and w.size for w in weights) or (
         n < math.ldexp(1.0, limit) and sum(max(e, 0) for e in exps) < limit
