@@ -222,3 +222,75 @@ def test_softcap_threads_identical(rng):
     for loss, grad in res[1:]:
         np.testing.assert_array_equal(loss, res[0][0])
         np.testing.assert_array_equal(grad, res[0][1])
+
+
+def _row_kinds(rng, n_rows, C, c, dtype):
+    """Rows whose logits are all well below the cap (the polynomial alone), all beyond it,
+    mixed, with masks, and runs of each, so that softcap_row's per-chunk mode changes
+    within rows and from row to row."""
+    kinds = ["small", "large", "mixed", "masked", "edge"]
+    order = [k for k in kinds for _ in range(4)] + list(rng.choice(kinds, n_rows - 4 * len(kinds)))
+    z = np.empty((n_rows, C))
+    for r, k in enumerate(order):
+        if k == "small":
+            z[r] = rng.uniform(-0.5, 0.5, C) * c
+        elif k == "large":
+            z[r] = rng.choice([-1, 1], C) * rng.uniform(0.6, 20, C) * c
+        elif k == "mixed":
+            z[r] = rng.standard_normal(C) * c
+        elif k == "masked":
+            z[r] = rng.uniform(-0.5, 0.5, C) * c
+            z[r, rng.random(C) < 0.1] = -np.inf
+        else:  # around the polynomial's limit 0.55 c, and one small run then one large run
+            z[r] = c * (0.55 + rng.uniform(-1e-3, 1e-3, C)) * rng.choice([-1, 1], C)
+            z[r, : C // 2] *= 0.1
+    return z.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("C", [259, 1000])
+def test_softcap_row_paths(isa, rng, dtype, C):
+    # softcap_row computes most vectors by tanh's polynomial and finishes the others, or
+    # (after a chunk of mostly large logits) takes the full tanh: the same bits either way.
+    # Each row is computed alone (the first chunk in the polynomial's mode) and in a batch
+    # (its mode carried from the rows before), and against the uncapped loss of the capped
+    # logits computed in float64.
+    c = 7.0
+    z = _row_kinds(rng, 60, C, c, dtype)
+    y = rng.integers(0, C, 60)
+    y[z[np.arange(60), y] == -np.inf] = 0
+    z[:, 0] = np.maximum(z[:, 0], dtype(0))  # label 0 never masked
+    loss, grad = xent.softmax_cross_entropy(z, y, softcap=c, reduction="none", return_grad=True)
+    for r in range(60):
+        lr, gr = xent.softmax_cross_entropy(z[r : r + 1], y[r : r + 1], softcap=c, reduction="none",
+                                            return_grad=True)
+        np.testing.assert_array_equal(lr, loss[r : r + 1])
+        np.testing.assert_array_equal(gr, grad[r : r + 1])
+    for fn in (xent.softmax, xent.log_softmax):
+        got = fn(z, softcap=c)
+        for r in (0, 4, 8, 12, 16, 59):
+            np.testing.assert_array_equal(fn(z[r : r + 1], softcap=c), got[r : r + 1])
+    z64 = z.astype(np.float64)
+    capped = _capped(z64, c)
+    ref_l, ref_g = xent.softmax_cross_entropy(capped, y, reduction="none", return_grad=True)
+    ref_g = ref_g * np.where(np.isinf(z64), 0.0, _sech2(z64, c))
+    if dtype == np.float64:
+        np.testing.assert_allclose(loss, ref_l, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(grad, ref_g, rtol=1e-12, atol=1e-15)
+    else:  # the float32 capped logits: the documented bound (test_softcap_float32_accuracy)
+        bound = 2e-6 * np.abs(ref_l) + 1e-6 + 2 * float(np.spacing(np.float32(c)))
+        assert (np.abs(loss - ref_l) <= bound).all()
+        atol = 1e-6 + 2 * float(np.spacing(np.float32(c))) if dtype == np.float32 else 1e-3
+        np.testing.assert_allclose(grad.astype(np.float64), ref_g, rtol=0, atol=atol)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all()
+    assert (grad[np.isinf(z)] == 0).all()
+
+
+def test_softcap_nan_stays_in_its_row(rng):
+    # a NaN lane sends its vector to the full tanh; the rows after it are unaffected
+    z = rng.uniform(-1, 1, (4, 300)).astype(np.float32)
+    z[1, 77] = np.nan
+    loss, grad = xent.softmax_cross_entropy(z, np.zeros(4, np.int64), softcap=5.0, reduction="none",
+                                            return_grad=True)
+    assert np.isnan(loss[1]) and np.isfinite(np.delete(loss, 1)).all()
+    assert np.isfinite(np.delete(grad, 1, axis=0)).all()

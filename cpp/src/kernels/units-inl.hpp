@@ -196,6 +196,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     inrow = s > 1.0 ? s : 1.0;
   }
   double total = 0.0;
+  bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = nullptr;
     if constexpr (!kHalf) z = zs + cur.off[0];
@@ -206,9 +207,9 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         load_row<D, S>(zs + cur.off[0], j.z.cs, C, zbuf);
         z = zbuf;
         // in place: softcap_row reads each vector before it writes the same lanes
-        if (capped) softcap_row<D>(zbuf, 1, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr);
+        if (capped) softcap_row<D>(zbuf, 1, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr, &cap_full);
       } else if (capped) {
-        softcap_row<D>(z, j.z.cs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr);
+        softcap_row<D>(z, j.z.cs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr, &cap_full);
         z = zbuf;
       } else if (!z_contig || (rereads_z && out == z)) {
         gather(z, j.z.cs, C, zbuf);

@@ -157,29 +157,48 @@ inline typename D::V log1p_unit(typename D::V u) {
 }
 
 // tanh(x) (see the contract above); if sech2, also *sech2 = 1 - tanh(x)^2.
-// Small |x|: the odd Taylor polynomial. Otherwise tanh|x| = (1 - e) / (1 + e) with
-// e = exp(-2|x|) from exp_nonpos (e -> 0 for large |x|: exactly 1), sign restored.
+// tanh for |x| < tanh_small (tanh_small_v below): the odd Taylor polynomial, and
+// sech^2 = 1 - t*t (t <= tanh(0.55) = 0.5: no cancellation).
 template <class D>
-inline typename D::V tanh_v(typename D::V x, typename D::V* sech2 = nullptr) {
+inline typename D::V tanh_small_v(typename D::V x, typename D::V* sech2 = nullptr) {
   using K = MathConst<typename D::T>;
-  using T = typename D::T;
   using V = typename D::V;
-  const V one = D::set1(T(1));
-  const V ax = D::abs(x);
-  const V e = exp_nonpos<D>(D::mul(ax, D::set1(T(-2))));
-  const V den = D::add(one, e);
-  const V tl = D::div(D::sub(one, e), den);
   const V s = D::mul(x, x);
   V q = D::set1(K::tanh_c[K::tanh_terms - 1]);
   for (int k = K::tanh_terms - 2; k >= 0; --k) q = D::fma(q, s, D::set1(K::tanh_c[k]));
-  const V ts = D::select(D::eq(x, D::zero()), x, D::fma(D::mul(x, s), q, x));  // keeps -0
-  const auto small = D::lt(ax, D::set1(K::tanh_small));  // false for NaN: tl is NaN then
-  const V t = D::select(small, ts, D::select(D::lt(x, D::zero()), D::sub(D::zero(), tl), tl));
-  if (sech2) {
-    const V sl = D::div(D::mul(D::set1(T(4)), e), D::mul(den, den));
-    *sech2 = D::select(small, D::fnma(ts, ts, one), sl);
-  }
+  const V t = D::select(D::eq(x, D::zero()), x, D::fma(D::mul(x, s), q, x));  // keeps -0
+  if (sech2) *sech2 = D::fnma(t, t, D::set1(typename D::T(1)));
   return t;
+}
+
+// The lanes where tanh_v takes the polynomial (false for NaN).
+template <class D>
+inline typename D::M tanh_small(typename D::V x) {
+  return D::lt(D::abs(x), D::set1(MathConst<typename D::T>::tanh_small));
+}
+
+// tanh_v from tanh_small_v's results ts, s2s (sech^2, read only if sech2): where |x| is
+// not small, tanh|x| = (1 - e) / (1 + e) with e = exp(-2|x|) from exp_nonpos (e -> 0 for
+// large |x|: exactly 1), sign restored, and sech^2 = 4e / (1 + e)^2.
+template <class D>
+inline typename D::V tanh_finish(typename D::V x, typename D::V ts, typename D::V s2s, typename D::V* sech2) {
+  using T = typename D::T;
+  using V = typename D::V;
+  const V one = D::set1(T(1));
+  const V e = exp_nonpos<D>(D::mul(D::abs(x), D::set1(T(-2))));
+  const V den = D::add(one, e);
+  const V tl = D::div(D::sub(one, e), den);
+  const auto small = tanh_small<D>(x);  // NaN: tl is NaN
+  if (sech2) *sech2 = D::select(small, s2s, D::div(D::mul(D::set1(T(4)), e), D::mul(den, den)));
+  return D::select(small, ts, D::select(D::lt(x, D::zero()), D::sub(D::zero(), tl), tl));
+}
+
+// tanh(x), and sech^2(x) if sech2.
+template <class D>
+inline typename D::V tanh_v(typename D::V x, typename D::V* sech2 = nullptr) {
+  typename D::V s2s = x;
+  const typename D::V ts = tanh_small_v<D>(x, sech2 ? &s2s : nullptr);
+  return tanh_finish<D>(x, ts, s2s, sech2);
 }
 
 // e*ln2 + log(1 + f) for f in [sqrt2/2 - 1, sqrt2 - 1]: 2*atanh(s), s = f / (2 + f), with the

@@ -34,6 +34,8 @@ struct F32 {
   static M eq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
   static V select(M m, V a, V b) { return _mm256_blendv_ps(b, a, m); }  // m ? a : b
   static V zero_if(M m, V a) { return _mm256_andnot_ps(m, a); }        // m ? 0 : a
+  static bool all(M m) { return _mm256_movemask_ps(m) == 0xFF; }
+  static bool none(M m) { return _mm256_movemask_ps(m) == 0; }
   // Lane counters: acc holds integers in its bits (start from zero()); count_if adds 1 to
   // the lanes where m is set (an integer subtract of the all-ones mask); count_total sums.
   static V count_if(M m, V acc) {
@@ -145,6 +147,8 @@ struct F64 {
   static M eq(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
   static V select(M m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
   static V zero_if(M m, V a) { return _mm256_andnot_pd(m, a); }
+  static bool all(M m) { return _mm256_movemask_pd(m) == 0xF; }
+  static bool none(M m) { return _mm256_movemask_pd(m) == 0; }
   static V count_if(M m, V acc) {
     return _mm256_castsi256_pd(_mm256_sub_epi64(_mm256_castpd_si256(acc), _mm256_castpd_si256(m)));
   }

@@ -42,6 +42,8 @@ struct F32 {
   static V zero_if(M m, V a) {                                   // m ? 0 : a
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(a), m));
   }
+  static bool all(M m) { return vminvq_u32(m) != 0; }  // every lane set
+  static bool none(M m) { return vmaxvq_u32(m) == 0; }
   // Lane counters (see vec_avx2.hpp): the all-ones mask subtracted as an integer.
   static V count_if(M m, V acc) { return vreinterpretq_f32_u32(vsubq_u32(vreinterpretq_u32_f32(acc), m)); }
   static int64_t count_total(V acc) { return static_cast<int64_t>(vaddvq_u32(vreinterpretq_u32_f32(acc))); }
@@ -133,6 +135,8 @@ struct F64 {
   static V zero_if(M m, V a) {
     return vreinterpretq_f64_u64(vbicq_u64(vreinterpretq_u64_f64(a), m));
   }
+  static bool all(M m) { return vminvq_u32(vreinterpretq_u32_u64(m)) != 0; }
+  static bool none(M m) { return vmaxvq_u32(vreinterpretq_u32_u64(m)) == 0; }
   static V count_if(M m, V acc) { return vreinterpretq_f64_u64(vsubq_u64(vreinterpretq_u64_f64(acc), m)); }
   static int64_t count_total(V acc) { return static_cast<int64_t>(vaddvq_u64(vreinterpretq_u64_f64(acc))); }
   static V pow2_from_biased(V vn) {

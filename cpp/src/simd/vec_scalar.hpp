@@ -37,6 +37,8 @@ struct ScalarLane {
   static M eq(V a, V b) { return a == b; }
   static V select(M m, V a, V b) { return m ? a : b; }
   static V zero_if(M m, V a) { return m ? T(0) : a; }
+  static bool all(M m) { return m; }
+  static bool none(M m) { return !m; }
   // Lane counters (see vec_avx2.hpp); the one lane counts in the value itself.
   static V count_if(M m, V acc) { return m ? acc + T(1) : acc; }
   static int64_t count_total(V acc) { return static_cast<int64_t>(acc); }
