@@ -211,3 +211,32 @@ def test_zloss_with_subnormal_class_weight_and_huge_sample_weight():
     lse = float(np.logaddexp.reduce(z))
     want = 0.925 * (lse - z[3]) + 1e-4 * lse**2 / w[3]
     assert np.isfinite(want) and loss == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["plain", "pos_weight", "weight", "focal"])
+@pytest.mark.parametrize("red", ["mean", "sum"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_sigmoid_float32_terms_whose_sum_overflows_float32(kind, red, layout):
+    # Each element loss is finite in float32 (~3e38), their sum is not: the float32 partial
+    # sums (kSumLane terms per lane) once overflowed to +inf, while a strided call, summed
+    # another way, gave the finite float64 total (found by CI's fuzz step as a grad_out=logits
+    # call differing from a fresh-buffer one). The reduction is the float64 sum of the
+    # per-element losses, on every layout.
+    n = 300
+    z = np.full(n, -3e38, np.float32)
+    z[::7] = 1.5  # some ordinary terms among them
+    t = np.ones(n, np.float32)
+    if layout == "strided":
+        z = np.repeat(z, 2)[::2]
+        t = np.repeat(t, 2)[::2]
+    kw = {"plain": {}, "pos_weight": dict(pos_weight=np.float32(1.0)), "weight": dict(sample_weight=np.ones(n)),
+          "focal": {}}[kind]
+    fn = xent.sigmoid_focal_loss if kind == "focal" else xent.sigmoid_cross_entropy
+    if kind == "focal":
+        kw = dict(gamma=0.0)  # the focal kernel, its loss the cross-entropy's
+    per = fn(z, t, reduction="none", **kw)
+    assert np.isfinite(per).all()
+    want = per.astype(np.float64).sum() / (n if red == "mean" else 1)
+    got = fn(z, t, reduction=red, **kw)
+    assert np.isfinite(got)
+    assert got == pytest.approx(want, rel=1e-6)

@@ -53,7 +53,7 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
     int64_t i = b0;
     for (; i + W <= end; i += W) {
       const SigmoidStep<D> s = SigmoidStep<D>::run(D::load(z + i), D::load(t + i), want_grad);
-      acc = D::add(acc, s.loss);
+      acc = LossAcc<D>::add(acc, s.loss);
       if (loss_elem) D::store(loss_elem + i, s.loss);
       if (want_grad) D::store(grad + i, D::mul(s.grad, gs));
     }
@@ -67,7 +67,7 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
       if (loss_elem) D::store_tail(loss_elem + i, s.loss, k);
       if (want_grad) D::store_tail(grad + i, D::mul(s.grad, gs), k);
     }
-    total += static_cast<double>(D::reduce_add(acc));
+    total += LossAcc<D>::total(acc);
   }
   return total;
 }

@@ -106,7 +106,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
         g = D::mul(g, gs);
       }
       if (k == W) {
-        acc = D::add(acc, loss);
+        acc = LossAcc<D>::add(acc, loss);
         if (loss_elem) D::store(loss_elem + i, loss);
         if (want_grad) D::store(grad + i, g);
       } else {
@@ -117,7 +117,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
         if (want_grad) D::store_tail(grad + i, g, k);
       }
     }
-    total += static_cast<double>(D::reduce_add(acc));
+    total += LossAcc<D>::total(acc);
   }
   return total;
 }

@@ -176,7 +176,7 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     const int64_t end = n - b0 < kSumLane * W ? n : b0 + kSumLane * W;
     V acc = D::zero();
     int64_t i = b0;
-    for (; i + W <= end; i += W) acc = D::add(acc, step(i, W));
+    for (; i + W <= end; i += W) acc = LossAcc<D>::add(acc, step(i, W));
     if (i < end) {
       const int64_t k = end - i;
       const V l = step(i, k);
@@ -184,7 +184,7 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
       D::store(lanes, l);
       for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);  // padded lanes left out
     }
-    total += static_cast<double>(D::reduce_add(acc));
+    total += LossAcc<D>::total(acc);
   }
   return total;
 }

@@ -35,6 +35,23 @@ constexpr int64_t kBlock = 2048;
 // equal terms drifted to 1.6e-5 relative with the scalar ISA's W = 1, 2.4e-6 with AVX2's 8.)
 constexpr int64_t kSumLane = 16;
 
+// Such a partial sum of (elementwise, sigmoid) loss terms, each finite up to T's largest
+// value, must not overflow where the double total does not: in float32 each term enters
+// scaled by 2**-8 inside an FMA (one rounding, of the sum: the bits of the unscaled sum but
+// in the subnormal range), so kSumLane terms per lane and W <= 8 lanes stay below FLT_MAX / 2,
+// and the double total is scaled back. (float64 partial sums overflow only with the total.)
+template <class D>
+struct LossAcc {
+  using T = typename D::T;
+  static constexpr bool kScaled = sizeof(T) == 4;
+  static constexpr double kScale = kScaled ? 1.0 / 256 : 1.0;
+  static_assert(D::W <= 8, "kSumLane * W scaled terms must stay below T's largest value");
+  static typename D::V add(typename D::V acc, typename D::V loss) {
+    return kScaled ? D::fma(loss, D::set1(static_cast<T>(kScale)), acc) : D::add(acc, loss);
+  }
+  static double total(typename D::V acc) { return static_cast<double>(D::reduce_add(acc)) / kScale; }
+};
+
 inline int64_t n_blocks(int64_t C) { return (C + kBlock - 1) / kBlock; }
 
 // The forward pass is written over the storage type S of the logits: T itself, or a half
