@@ -489,3 +489,140 @@ def test_bad_buffers_raise_the_same_errors(monkeypatch):
         return dict(logits=z0.copy(), labels=y, return_grad=True, grad_out=base.view(np.float32).reshape(6, 5))
 
     _raises_alike(monkeypatch, sm, softmax_grad_over_targets_memory, ValueError, "overlaps")
+
+
+# ---- the weighting options on the fast path (weight, sample_weight, ignore_index) ----
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 6), (5,)])
+def test_weighted_same_bits(monkeypatch, rng, dtype, wtype, reduction, shape):
+    z = _logits(rng, shape, dtype, extremes=False)
+    rows, C = shape[:-1], shape[-1]
+    y = rng.integers(0, C, rows)
+    y_ign = np.where(rng.random(rows) < 0.3, -100, y)
+    w = (rng.random(C) * 3).astype(wtype)
+    w[0] = 0.0  # a class of weight 0
+    sw = rng.random(rows).astype(wtype) if rows else np.asarray(rng.random(), dtype=wtype)
+    for kw, labels in [
+        (dict(weight=w), y),
+        (dict(sample_weight=sw), y),
+        (dict(ignore_index=-100), y_ign),
+        (dict(weight=w, sample_weight=sw, ignore_index=-100), y_ign),
+        (dict(weight=w, ignore_index=3), y),  # ignore_index a valid class
+    ]:
+        for rg in (False, True):
+            got = _both(monkeypatch, xent.softmax_cross_entropy, z, labels, reduction=reduction, return_grad=rg, **kw)
+            if reduction == "mean":
+                assert np.isfinite(got[0] if rg else got)
+
+
+def test_weighted_against_a_float64_reference(monkeypatch, rng):
+    # the fast path's weighted mean against the formula (PyTorch's): sum(w[y] sw l) / sum(w[y] sw)
+    z = rng.standard_normal((50, 9)) * 3
+    y = rng.integers(0, 9, 50)
+    y[::7] = -1
+    w, sw = rng.random(9) + 0.1, rng.random(50)
+    with monkeypatch.context() as m:
+        spy = Spy(m)
+        loss, grad = xent.softmax_cross_entropy(z, y, weight=w, sample_weight=sw, ignore_index=-1, return_grad=True)
+        assert spy.last()
+    keep = y != -1
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    yy = np.where(keep, y, 0)
+    rw = np.where(keep, w[yy] * sw, 0.0)
+    rl = lse - z[np.arange(50), yy]
+    np.testing.assert_allclose(loss, (rw * rl).sum() / rw.sum(), rtol=1e-13)
+    p = np.exp(z - lse[:, None])
+    p[np.arange(50), yy] -= 1
+    np.testing.assert_allclose(grad, p * (rw / rw.sum())[:, None], rtol=1e-12, atol=1e-16)
+
+
+def test_weighted_edge_cases_same_bits(monkeypatch, rng):
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 0, 1])
+    # every row ignored, or of weight 0: a "mean" of 0.0 and a zero gradient, on both paths
+    for kw, labels in [(dict(ignore_index=7), np.full(6, 7)), (dict(sample_weight=np.zeros(6, np.float32)), y),
+                       (dict(weight=np.zeros(4)), y)]:
+        loss, grad = _both(monkeypatch, xent.softmax_cross_entropy, z, labels, return_grad=True, **kw)
+        assert loss == 0.0 and not grad.any()
+    # subnormal float32 weights (their sum's inverse overflows float32) and huge ones: the
+    # general path rescales them, the fast path declines
+    for w in (np.full(4, 1e-45, np.float32), np.full(4, 1e38, np.float32), np.full(4, 3e38)):
+        _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, return_grad=True, expect_fast=False)
+        _both(monkeypatch, xent.softmax_cross_entropy, z, y, sample_weight=w[[0, 1, 2, 3, 0, 1]], return_grad=True,
+              expect_fast=False)
+    # huge weights without a mean need no rescaling: taken
+    _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=np.full(4, 1e38, np.float32), reduction="sum",
+          return_grad=True)
+    # a float64 weight that is tiny in float32 but not 0 there either
+    _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=np.array([1e-40, 1.0, 2.0, 0.5]), return_grad=True)
+
+
+def test_declined_weights_take_the_general_path(monkeypatch, rng):
+    z = rng.standard_normal((6, 4))
+    y = np.array([0, 1, 2, 3, 0, 1])
+    w = rng.random(4) + 0.5
+    sw = rng.random(6) + 0.5
+    declined = [
+        dict(weight=w.tolist()), dict(weight=np.array([1, 2, 3, 4])), dict(weight=w.astype(np.float16)),
+        dict(weight=w.astype(">f8")), dict(weight=np.repeat(w, 2)[::2]), dict(sample_weight=sw.tolist()),
+        dict(sample_weight=np.repeat(sw, 2)[::2]), dict(sample_weight=sw.astype(np.int8)),
+        dict(ignore_index=np.int64(3)), dict(ignore_index=True), dict(weight=w, z_loss=0.1),
+    ]
+    for kw in declined:
+        _both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, expect_fast=False, **kw)
+
+
+def test_bad_weights_raise_the_same_errors(monkeypatch):
+    z = np.zeros((4, 3), np.float32)
+    y = np.array([0, 1, 2, 0])
+    bad = [
+        (dict(weight=np.array([1.0, -1.0, 1.0])), ValueError, r"weight\[1\] = -1.0: weights must be finite and >= 0"),
+        (dict(weight=np.array([1.0, np.nan, 1.0])), ValueError, r"weight\[1\] = nan"),
+        (dict(weight=np.array([1.0, 1e300, 1.0])), ValueError, r"weight\[1\] = inf"),  # inf in float32
+        (dict(weight=np.ones(4)), ValueError, "weight has shape"),
+        (dict(sample_weight=np.array([1.0, 1.0, np.inf, 1.0])), ValueError, r"sample_weight\[2\] = inf"),
+        (dict(sample_weight=np.ones((4, 1))), ValueError, "sample_weight has shape"),
+        (dict(ignore_index=2**63), ValueError, "ignore_index must fit in int64"),
+        (dict(ignore_index=1.0), TypeError, "ignore_index must be an integer"),
+    ]
+    for kw, exc, what in bad:
+        for decline in (False, True):
+            with monkeypatch.context() as m:
+                spy = Spy(m, decline=decline)
+                with pytest.raises(exc, match=what):
+                    xent.softmax_cross_entropy(z, y, **kw)
+                assert not any(spy.taken)
+    # a label out of range (other than ignore_index) is still the general path's error
+    with pytest.raises(ValueError, match=r"labels\[3\] = 5 is out of range"):
+        xent.softmax_cross_entropy(z, np.array([0, -100, 2, 5]), ignore_index=-100, weight=np.ones(3))
+
+
+def test_weighted_buffers(monkeypatch, rng):
+    z = rng.standard_normal((8, 5))
+    y = rng.integers(0, 5, 8)
+    w = rng.random(5) + 0.5
+    sw = rng.random(8) + 0.5
+    g = np.empty_like(z)
+    _, got = _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, sample_weight=sw, return_grad=True,
+                   grad_out=g)
+    assert got is g or got.tobytes() == g.tobytes()
+    # a buffer over a weight or a sample weight: declined, and the general path's error
+    buf = np.empty(5 + 8 * 5)
+    wb = buf[:5]
+    wb[:] = w
+    for kw in (dict(weight=wb), dict(sample_weight=np.empty(48)[:8])):
+        if "sample_weight" in kw:
+            kw["sample_weight"][:] = sw
+        gbuf = (buf if "weight" in kw else kw["sample_weight"].base)[:40].reshape(8, 5)
+        with monkeypatch.context() as m:
+            spy = Spy(m)
+            with pytest.raises(ValueError, match="grad_out overlaps"):
+                xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=gbuf, **kw)
+            assert spy.taken == [False]
+    rows = np.empty(8)
+    out = _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, reduction="none", out=rows)
+    assert out.tobytes() == rows.tobytes()

@@ -1,14 +1,22 @@
-// Lean entries for small calls without options (python/xent/_fast.py gates them). Each
-// takes the common case only: exact numpy.ndarray inputs, aligned, native byte order,
-// float32/float64 (int32/int64 labels), the class axis last; out= / grad_out= buffers
-// that are C-order, writeable and apart from the inputs (or exactly an input they may be).
-// For anything else, or an out-of-range label, it returns None and the caller takes the
-// general path, which raises the errors. The drivers and their arguments are the general
-// path's, so are the bits. No pybind11 conversions: seven handles in, the public result
-// (or None) out.
+// Lean entries for small calls (python/xent/_fast.py gates them). Each takes the common
+// case only: exact numpy.ndarray inputs, aligned, native byte order, float32/float64
+// (int32/int64 labels), the class axis last; out= / grad_out= buffers that are C-order,
+// writeable and apart from the inputs (or exactly an input they may be). Softmax
+// cross-entropy also takes its weighting options: class and sample weights as float32/float64
+// C-order arrays whose values are finite and >= 0, an int ignore_index, and a weighted mean
+// whose weights need no rescaling (docs/losses.md "Huge weights"). For anything else, or an
+// out-of-range label, it returns None and the caller takes the general path, which raises
+// the errors. The drivers and their arguments are the general path's, so are the bits
+// (the weighted mean's denominator included: both call xent::label_weight_sum). No pybind11
+// conversions: handles in, the public result (or None) out.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <memory>
+#include <type_traits>
+#include <vector>
 
 #include "common.hpp"
 #include "threadpool.hpp"
@@ -124,7 +132,7 @@ Take take(py::handle h, View& v, const View& like, int nd, std::initializer_list
     if (v.shape[k] != like.shape[k]) return Take::kDecline;
   const Extent e(v);
   for (const View* a : inputs) {
-    if (e.apart(Extent(*a))) continue;
+    if (!a || e.apart(Extent(*a))) continue;  // (null: an operand not given)
     bool ok = false;
     for (const View* m : may_be) ok = ok || (m == a && same_array(v, *a));
     if (!ok) return Take::kDecline;
@@ -162,16 +170,133 @@ double run(const View& z, Fn&& fn) {
   return fn();
 }
 
-// The public return value from the kernel's sum over `n` terms (finish() in _validate.py).
-py::object result(int red, double total, int64_t n, const Out* rows, const Out* grad) {
-  py::object loss = red == 0 ? py::object(rows->a) : py::float_(red == 2 ? total / static_cast<double>(n) : total);
+// The public return value from the kernel's sum over `n` terms, or total weight n (finish()
+// in _validate.py: a "mean" over nothing is 0.0).
+py::object result(int red, double total, double n, const Out* rows, const Out* grad) {
+  py::object loss = red == 0 ? py::object(rows->a) : py::float_(red == 2 ? (n != 0.0 ? total / n : 0.0) : total);
   if (!grad) return loss;
   return py::make_tuple(loss, grad->a);
 }
 
+// A weight operand the fast path takes: None, or an exact, aligned, native, C-order ndarray
+// of float32/float64 of exactly shape[0..nd), whose values in T (converted when its dtype
+// differs, as np.require(dtype=T) converts them) are finite and >= 0. Anything else declines
+// (the general path raises the errors, or converts other types).
+template <class T>
+struct Weights {
+  View v;                // the caller's array (its bytes, for the overlap tests)
+  std::vector<T> conv;   // its values in T when its dtype is not T's
+  int64_t strides[xent::kMaxDims];
+  xent::ArrayRef ref;    // what the kernel reads
+  bool given = false;
+  int top = 0;           // binary exponent of the largest value (frexp; 0 when all are 0)
+  const View* view_or_null() const { return given ? &v : nullptr; }
+  const xent::ArrayRef* ref_or_null() const { return given ? &ref : nullptr; }
+  const T* data() const { return given ? static_cast<const T*>(ref.data) : nullptr; }
+
+  bool take(py::handle h, int nd, const int64_t* shape) {
+    if (h.is_none()) return true;
+    if (!view(h, v, true) || (v.type != Api::NPY_FLOAT_ && v.type != Api::NPY_DOUBLE_) || v.ref.ndim != nd)
+      return false;
+    for (int k = 0; k < nd; ++k)
+      if (v.shape[k] != shape[k]) return false;
+    const bool same = (v.type == Api::NPY_FLOAT_) == std::is_same<T, float>::value;
+    const T* p = static_cast<const T*>(v.ref.data);
+    int64_t step = v.ref.itemsize;
+    if (!same) {
+      conv.resize(static_cast<size_t>(v.size));
+      if (v.type == Api::NPY_FLOAT_)
+        for (int64_t i = 0; i < v.size; ++i) conv[i] = static_cast<T>(static_cast<const float*>(v.ref.data)[i]);
+      else
+        for (int64_t i = 0; i < v.size; ++i) conv[i] = static_cast<T>(static_cast<const double*>(v.ref.data)[i]);
+      p = conv.data();
+      step = sizeof(T);
+    }
+    T top_value = 0;
+    for (int64_t i = 0; i < v.size; ++i) {
+      if (!(p[i] >= 0 && p[i] <= std::numeric_limits<T>::max())) return false;  // NaN, inf or < 0
+      top_value = p[i] > top_value ? p[i] : top_value;
+    }
+    if (top_value > 0) std::frexp(static_cast<double>(top_value), &top);
+    for (int k = nd - 1; k >= 0; --k) {  // C order (the view's own strides when not converted)
+      strides[k] = same ? v.strides[k] : step;
+      step *= v.shape[k];
+    }
+    ref = {const_cast<T*>(p), nd, v.shape, strides, static_cast<int64_t>(sizeof(T))};
+    given = true;
+    return true;
+  }
+};
+
+// ignore_index: None, or an exact int that fits int64 (has_ignore set); false declines.
+bool ignore_arg(py::handle h, bool& has_ignore, int64_t& ignore) {
+  has_ignore = !h.is_none();
+  if (!has_ignore) return true;
+  if (!PyLong_CheckExact(h.ptr())) return false;
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  ignore = static_cast<int64_t>(v);
+  return true;
+}
+
+// The denominator of a weighted "mean" (label_row_weight_sum), or 0 where the general path
+// would rescale the weights first (shrink_huge_weights, rescale_tiny_weights: their
+// products or sum near T's range, or 1/n beyond it): the caller declines then.
+template <class T>
+bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, bool has_ignore, int64_t ignore,
+                     double& n) {
+  n = xent::label_weight_sum<T>(yv.ref, w.data(), sw.ref_or_null(), has_ignore, ignore);
+  if (!w.given && !sw.given) return true;  // (ignore_index alone: a count)
+  const int limit = std::numeric_limits<T>::max_exponent - 32;
+  if (!(n < std::ldexp(1.0, limit)) || std::max(w.top, 0) + std::max(sw.top, 0) >= limit) return false;
+  const double big = static_cast<double>(std::numeric_limits<T>::max());
+  return n == 0.0 || (n > 1.0 / big && 1.0 / n <= big);
+}
+
+template <class T>
+py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_grad, int nt, py::handle out,
+                          py::handle grad_out, py::handle weight, py::handle sample_weight, py::handle ignore_index) {
+  const int64_t C = zv.shape[zv.ref.ndim - 1];
+  Weights<T> w, sw;
+  xent::XentOptions opt;
+  if (!w.take(weight, 1, &C) || !sw.take(sample_weight, yv.ref.ndim, yv.shape) ||
+      !ignore_arg(ignore_index, opt.has_ignore, opt.ignore_index))
+    return py::none();
+  int64_t bad_value = 0;
+  if (xent::find_bad_label(yv.ref, C, opt.has_ignore, opt.ignore_index, &bad_value) >= 0) return py::none();
+  const bool weighted = w.given || sw.given || opt.has_ignore;
+  double n = static_cast<double>(zv.size / C);
+  if (weighted && red == 2 && !weighted_mean_n(yv, w, sw, opt.has_ignore, opt.ignore_index, n)) return py::none();
+  // grad_out may be the logits (overwritten by the gradient, as on the general path), no
+  // buffer any other input (labels, weights: the general path raises)
+  View ov, gv;
+  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &yv, w.view_or_null(), sw.view_or_null()}, {&zv});
+  const Take to = tg == Take::kDecline
+                      ? Take::kDecline
+                      : take(out, ov, zv, zv.ref.ndim - 1, {&zv, &yv, w.view_or_null(), sw.view_or_null()}, {});
+  if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
+  std::unique_ptr<Out> rows, grad;
+  if (red == 0) rows = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim - 1);
+  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
+  const double gscale = (red == 2 && n != 0.0) ? 1.0 / n : 1.0;  // grad_scale() in _validate.py
+  opt.class_w = w.ref_or_null();
+  opt.sw = sw.ref_or_null();
+  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
+  const xent::ArrayRef* r = rows ? &rows->v.ref : nullptr;
+  const double total = run(zv, [&] {
+    return xent::run_softmax<T>(xent::SoftmaxOp::kXentLabel, zv.ref, nullptr, &yv.ref, g, r, gscale, nt, opt);
+  });
+  return result(red, total, n, rows.get(), grad.get());
+}
+
 py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
-                        py::handle n_threads, py::handle out, py::handle grad_out) {
-  View zv, yv, ov, gv;
+                        py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
+                        py::handle sample_weight, py::handle ignore_index) {
+  View zv, yv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
       !view(y, yv, false) || yv.kind != 'i' || (yv.ref.itemsize != 4 && yv.ref.itemsize != 8) ||
@@ -180,27 +305,11 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
   for (int k = 0; k < yv.ref.ndim; ++k)
     if (yv.shape[k] != zv.shape[k]) return py::none();
   const int nt = threads(n_threads);
-  const int64_t C = zv.shape[zv.ref.ndim - 1], n = zv.size / C;
-  int64_t bad_value = 0;
   if (nt < 0) return py::none();
-  // grad_out may be the logits (overwritten by the gradient, as on the general path)
-  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &yv}, {&zv});
-  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim - 1, {&zv, &yv}, {});
   const bool want_grad = return_grad.ptr() == Py_True;
-  if (!buffers_ok(to, tg, red, want_grad, ov, gv) || xent::find_bad_label(yv.ref, C, false, 0, &bad_value) >= 0)
-    return py::none();
-  std::unique_ptr<Out> rows, grad;
-  if (red == 0) rows = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim - 1);
-  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
-  const double gscale = red == 2 ? 1.0 / static_cast<double>(n) : 1.0;
-  const auto op = xent::SoftmaxOp::kXentLabel;
-  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
-  const xent::ArrayRef* r = rows ? &rows->v.ref : nullptr;
-  const double total = run(zv, [&] {
-    return zv.type == Api::NPY_FLOAT_ ? xent::run_softmax<float>(op, zv.ref, nullptr, &yv.ref, g, r, gscale, nt)
-                                      : xent::run_softmax<double>(op, zv.ref, nullptr, &yv.ref, g, r, gscale, nt);
-  });
-  return result(red, total, n, rows.get(), grad.get());
+  return zv.type == Api::NPY_FLOAT_
+             ? softmax_xent_t<float>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, ignore_index)
+             : softmax_xent_t<double>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, ignore_index);
 }
 
 py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
@@ -229,7 +338,7 @@ py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::ha
     return zv.type == Api::NPY_FLOAT_ ? xent::run_sigmoid<float>(zv.ref, tv.ref, g, l, true, gscale, nt)
                                       : xent::run_sigmoid<double>(zv.ref, tv.ref, g, l, true, gscale, nt);
   });
-  return result(red, total, zv.size, loss.get(), grad.get());
+  return result(red, total, static_cast<double>(zv.size), loss.get(), grad.get());
 }
 
 // logsumexp (a NumPy scalar for 1-d input, as the general path's res[()]), softmax, log_softmax.
@@ -255,9 +364,10 @@ py::object softmax_norm(xent::SoftmaxOp sop, py::handle x, py::handle n_threads)
 
 void bind_fast(py::module_& m) {
   m.def("softmax_xent_fast", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("reduction"),
-        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
-        "softmax_cross_entropy without options (out= and grad_out= buffers taken), or None where the general path "
-        "must run.");
+        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"), py::arg("weight"),
+        py::arg("sample_weight"), py::arg("ignore_index"),
+        "softmax_cross_entropy with integer labels and at most the weighting options (out= and grad_out= buffers "
+        "taken), or None where the general path must run.");
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
         py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
         "sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the "

@@ -64,6 +64,33 @@ py::object find_bad_label(const py::array& y, int64_t n_classes, const py::objec
   return py::make_tuple(at, value);
 }
 
+// label_weight_sum over validated operands: weight (one per class) and sample_weight
+// (labels' shape) None or of one float dtype; labels in range (else ValueError).
+double label_weight_sum(const py::array& y, const py::object& weight, const py::object& sample_weight,
+                        const py::object& ignore_index) {
+  if (!is_index(y)) throw py::type_error("labels must be int32 or int64 here");
+  Ref yr(y, false, "labels");
+  int kind = 8;
+  if (!weight.is_none()) kind = float_kind(py::reinterpret_borrow<py::array>(weight), "weight");
+  else if (!sample_weight.is_none()) kind = float_kind(py::reinterpret_borrow<py::array>(sample_weight), "sample_weight");
+  auto wr = opt_ref(weight, false, "weight", kind);
+  if (wr && (wr->ref.ndim != 1 || wr->ref.strides[0] != wr->ref.itemsize))
+    throw py::value_error("weight must be a contiguous array of one weight per class");
+  auto sr = opt_ref(sample_weight, false, "sample_weight", kind);
+  if (sr && sr->shape != yr.shape) throw py::value_error("sample_weight must have the labels' shape");
+  const bool has_ignore = !ignore_index.is_none();
+  const int64_t ignore = has_ignore ? ignore_index.cast<int64_t>() : 0;
+  int64_t value = 0;
+  if (wr && xent::find_bad_label(yr.ref, wr->ref.shape[0], has_ignore, ignore, &value) >= 0)
+    throw py::value_error("labels must be in [0, len(weight)) or be ignore_index, got " + std::to_string(value));
+  py::gil_scoped_release release;
+  if (kind == 4)
+    return xent::label_weight_sum<float>(yr.ref, wr ? static_cast<const float*>(wr->ref.data) : nullptr, ptr(sr),
+                                         has_ignore, ignore);
+  return xent::label_weight_sum<double>(yr.ref, wr ? static_cast<const double*>(wr->ref.data) : nullptr, ptr(sr),
+                                        has_ignore, ignore);
+}
+
 }  // namespace
 
 void bind_softmax(py::module_& m) {
@@ -75,6 +102,10 @@ void bind_softmax(py::module_& m) {
   m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
         py::arg("ignore_index") = py::none(),
         "(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None.");
+  m.def("label_weight_sum", &label_weight_sum, py::arg("labels"), py::arg("weight"), py::arg("sample_weight"),
+        py::arg("ignore_index"),
+        "Sum over rows of weight[y] * sample_weight (float64 terms, compensated), ignored rows left out: the "
+        "denominator of a weighted mean.");
   py::enum_<xent::SoftmaxOp>(m, "SoftmaxOp")
       .value("logsumexp", xent::SoftmaxOp::kLogsumexp)
       .value("softmax", xent::SoftmaxOp::kSoftmax)

@@ -1,6 +1,7 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "dispatch.hpp"
@@ -281,6 +282,37 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
 }
 
 template <class T>
+double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore) {
+  int64_t n = 1;
+  for (int d = 0; d < y.ndim; ++d) n *= y.shape[d];
+  std::vector<int64_t> idx(static_cast<size_t>(y.ndim), 0);
+  const char* yb = static_cast<const char*>(y.data);
+  const char* wb = sw ? static_cast<const char*>(sw->data) : nullptr;
+  int64_t yo = 0, wo = 0;  // byte offsets of the current row
+  double s = 0.0, c = 0.0;
+  for (int64_t flat = 0; flat < n; ++flat) {
+    const int64_t v = y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(yb + yo)
+                                      : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yb + yo));
+    if (!(has_ignore && v == ignore)) {
+      const double t = (class_w ? static_cast<double>(class_w[v]) : 1.0) *
+                       (wb ? static_cast<double>(*reinterpret_cast<const T*>(wb + wo)) : 1.0);
+      const double u = s + t;
+      c += std::fabs(s) >= std::fabs(t) ? (s - u) + t : (t - u) + s;
+      s = u;
+    }
+    for (int d = y.ndim - 1; d >= 0; --d) {  // the next row in C order
+      yo += y.strides[d];
+      if (sw) wo += sw->strides[d];
+      if (++idx[static_cast<size_t>(d)] < y.shape[d]) break;
+      yo -= y.shape[d] * y.strides[d];
+      if (sw) wo -= y.shape[d] * sw->strides[d];
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return std::isfinite(s) ? s + c : s;  // (c is NaN once s overflowed)
+}
+
+template <class T>
 void vector_math(bool log1p, const T* x, T* y, int64_t n) {
   const KernelTable<T>* kt = nullptr;
   if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
@@ -367,6 +399,8 @@ template double run_proba<float>(const ArrayRef&, const ProbaArgs&, int);
 template double run_proba<double>(const ArrayRef&, const ProbaArgs&, int);
 template void vector_log<float>(bool, const float*, float*, int64_t);
 template void vector_log<double>(bool, const double*, double*, int64_t);
+template double label_weight_sum<float>(const ArrayRef&, const float*, const ArrayRef*, bool, int64_t);
+template double label_weight_sum<double>(const ArrayRef&, const double*, const ArrayRef*, bool, int64_t);
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,

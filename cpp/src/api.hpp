@@ -88,6 +88,14 @@ double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads);
 // not the ignored label (when has_ignore), or -1.
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value);
 
+// The denominator of a weighted mean with integer labels (PyTorch's, scikit-learn's): the
+// sum over rows of class_w[y] * sw (each term in double; a factor absent is 1), the rows
+// labelled ignore left out (when has_ignore). sw has y's shape (any strides); labels must
+// be valid (find_bad_label). The terms are >= 0, summed with Neumaier's compensation in
+// C order; +inf when a term or the sum overflows.
+template <class T>
+double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore);
+
 // Vector math of the active ISA (for the accuracy tests of its contract).
 template <class T>
 void vector_math(bool log1p, const T* x, T* y, int64_t n);

@@ -80,6 +80,12 @@ def softmax_op(
 def find_bad_label(labels: np.ndarray, n_classes: int, ignore_index: int | None = None) -> tuple[int, int] | None:
     """(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None."""
 
+def label_weight_sum(
+    labels: np.ndarray, weight: np.ndarray | None, sample_weight: np.ndarray | None, ignore_index: int | None
+) -> float:
+    """Sum over rows of weight[y] * sample_weight (float64 terms, compensated), ignored rows left out: the
+    denominator of a weighted mean."""
+
 def sigmoid_op(
     z: np.ndarray,
     t: np.ndarray,
@@ -140,9 +146,12 @@ def softmax_xent_fast(
     n_threads: object,
     out: object,
     grad_out: object,
+    weight: object,
+    sample_weight: object,
+    ignore_index: object,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """softmax_cross_entropy without options (out= and grad_out= buffers taken), or None where the general
-    path must run."""
+    """softmax_cross_entropy with integer labels and at most the weighting options (out= and grad_out= buffers
+    taken), or None where the general path must run."""
 
 def sigmoid_xent_fast(
     logits: object,

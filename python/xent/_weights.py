@@ -7,6 +7,8 @@ import operator
 
 import numpy as np
 
+from . import _core
+
 
 def _first_bad(a: np.ndarray, name: str) -> None:
     ok = np.isfinite(a) & (a >= 0)
@@ -115,6 +117,7 @@ def inrow_shift(cw, dtype) -> int:
 
 
 _INT64 = np.iinfo(np.int64)
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))  # native byte order
 
 
 def ignore_arg(ignore_index) -> int | None:
@@ -154,19 +157,17 @@ def smoothing_arg(eps) -> float:
 
 def label_row_weight_sum(y, weight, sample_weight, ignore_index) -> float:
     """Sum over rows of class_weight[y] * sample_weight, ignored rows excluded: the
-    denominator of a weighted mean with integer labels (PyTorch's, and scikit-learn's)."""
-    keep = None if ignore_index is None else (y != ignore_index)
+    denominator of a weighted mean with integer labels (PyTorch's, and scikit-learn's).
+    Computed by the core (float64 terms, compensated sum; +inf when huge weights overflow
+    it, rescaled by the caller: shrink_huge_weights), as the fast path of small calls does."""
+    y = np.asarray(y)
+    if y.dtype not in _INDEX_DTYPES or not y.flags.aligned:
+        y = y.astype(np.int64)  # (labels of another integer type: a dask block, say)
     if weight is not None:
-        yy = y if keep is None else np.where(keep, y, 0)
-        w = weight[yy].astype(np.float64)
-    else:
-        w = np.ones(y.shape, dtype=np.float64)
-    with np.errstate(over="ignore"):  # +inf: huge weights, rescaled by the caller (shrink_huge_weights)
-        if sample_weight is not None:
-            w = w * sample_weight
-        if keep is not None:
-            w = np.where(keep, w, 0.0)
-        return float(w.sum())
+        weight = np.require(weight, requirements=["C", "A"])
+    if sample_weight is not None:
+        sample_weight = np.require(sample_weight, requirements=["A"])  # (a dask block may be misaligned)
+    return _core.label_weight_sum(y, weight, sample_weight, ignore_index)
 
 
 def softcap_arg(softcap) -> float:
