@@ -1,6 +1,8 @@
 """The cost of one small call, the whole Python call included (issue 4): 64 x 10 float32
 logits with int64 labels (or 0/1 targets), default options, reduction "mean"; the
-loss + gradient rows also with ``grad_out=`` (a preallocated gradient).
+loss + gradient rows also with ``grad_out=`` (a preallocated gradient), and softmax
+cross-entropy with class weights (float64, as users pass them), and with class weights,
+sample weights and ``ignore_index`` together.
 
     python bench/small_calls.py [--repeats 200] [--number 500] [--no-torch]
 
@@ -54,7 +56,7 @@ def general_path(f, repeats: int, number: int) -> float:
             setattr(_core, name, fn)
 
 
-def torch_calls(z, y, t):
+def torch_calls(z, y, t, w):
     try:
         import torch
         import torch.nn.functional as F
@@ -63,6 +65,7 @@ def torch_calls(z, y, t):
     torch.set_num_threads(1)
     zt = torch.from_numpy(z).requires_grad_(True)
     yt, tt = torch.from_numpy(y), torch.from_numpy(t)
+    wt = torch.from_numpy(w.astype(np.float32))
 
     def softmax():
         zt.grad = None
@@ -74,7 +77,13 @@ def torch_calls(z, y, t):
         F.binary_cross_entropy_with_logits(zt, tt).backward()
         return zt.grad
 
-    return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid}
+    def weighted():
+        zt.grad = None
+        F.cross_entropy(zt, yt, weight=wt).backward()
+        return zt.grad
+
+    return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid,
+            "softmax_cross_entropy weight=": weighted}
 
 
 def main() -> None:
@@ -88,16 +97,22 @@ def main() -> None:
     y = rng.integers(0, 10, 64)
     t = (rng.random((64, 10)) < 0.1).astype(np.float32)
     g = np.empty_like(z)
+    w = rng.random(10) + 0.5
+    sw = (rng.random(64) + 0.5).astype(np.float32)
+    y_ign = np.where(rng.random(64) < 0.1, -100, y)
     cases = {
         "softmax_cross_entropy loss+grad": lambda: xent.softmax_cross_entropy(z, y, return_grad=True),
         "softmax_cross_entropy grad_out=": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=g),
         "softmax_cross_entropy loss": lambda: xent.softmax_cross_entropy(z, y),
+        "softmax_cross_entropy weight=": lambda: xent.softmax_cross_entropy(z, y, weight=w, return_grad=True),
+        "softmax_cross_entropy w, sw, ignore": lambda: xent.softmax_cross_entropy(
+            z, y_ign, weight=w, sample_weight=sw, ignore_index=-100, return_grad=True),
         "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
         "sigmoid_cross_entropy grad_out=": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g),
         "logsumexp": lambda: xent.logsumexp(z),
         "log_softmax": lambda: xent.log_softmax(z),
     }
-    peers = {} if args.no_torch else torch_calls(z, y, t)
+    peers = {} if args.no_torch else torch_calls(z, y, t, w)
     print(f"64 x 10 float32, us per call (best of {args.repeats} x {args.number}), isa {_core.config()['isa']}")
     print(f"{'call':34s} {'fast':>7s} {'general':>8s} {'pytorch':>8s} {'pytorch/fast':>13s}")
     for name, f in cases.items():

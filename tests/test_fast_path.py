@@ -204,8 +204,10 @@ def test_options_equal_to_the_defaults_give_the_same_bits(monkeypatch, rng):
     z = rng.standard_normal((8, 4))
     y = rng.integers(0, 4, 8)
     fast = xent.softmax_cross_entropy(z, y, return_grad=True)
-    for kw in ({"axis": 1}, {"z_loss": 0}, {"label_smoothing": float("0")}, {"check_finite": 0}):
+    for kw in ({"axis": 1}, {"check_finite": 0}):
         _same(_both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, expect_fast=False, **kw), fast)
+    for kw in ({"z_loss": 0}, {"label_smoothing": float("0")}, {"softcap": None}):  # (options the fast path takes)
+        _same(_both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, **kw), fast)
     _same(xent.softmax_cross_entropy(z, y, return_grad=1), fast)
     t = (z > 0).astype(np.float64)
     _same(xent.sigmoid_cross_entropy(z, t, label_smoothing=0), xent.sigmoid_cross_entropy(z, t))
@@ -570,7 +572,9 @@ def test_declined_weights_take_the_general_path(monkeypatch, rng):
         dict(weight=w.tolist()), dict(weight=np.array([1, 2, 3, 4])), dict(weight=w.astype(np.float16)),
         dict(weight=w.astype(">f8")), dict(weight=np.repeat(w, 2)[::2]), dict(sample_weight=sw.tolist()),
         dict(sample_weight=np.repeat(sw, 2)[::2]), dict(sample_weight=sw.astype(np.int8)),
-        dict(ignore_index=np.int64(3)), dict(ignore_index=True), dict(weight=w, z_loss=0.1),
+        dict(ignore_index=np.int64(3)), dict(ignore_index=True), dict(weight=w, axis=1), dict(z_loss=np.float32(0.1)),
+        dict(label_smoothing=np.float32(0.1)), dict(softcap=np.float32(3.0)), dict(softcap=True),
+        dict(weight=w, check_finite=True),
     ]
     for kw in declined:
         _both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, expect_fast=False, **kw)
@@ -626,3 +630,59 @@ def test_weighted_buffers(monkeypatch, rng):
     rows = np.empty(8)
     out = _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, reduction="none", out=rows)
     assert out.tobytes() == rows.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C", [3, 10, 40])
+def test_scalar_options_same_bits(monkeypatch, rng, dtype, C):
+    # z_loss, label_smoothing and softcap (floats, ints, np.float64) alone and with the weights
+    z = _logits(rng, (12, C), dtype, extremes=True)
+    y = rng.integers(0, C, 12)
+    y[3] = -100
+    w = rng.random(C) + 0.25
+    sw = rng.random(12).astype(dtype)
+    scalars = [dict(z_loss=1e-3), dict(z_loss=2), dict(label_smoothing=0.1), dict(label_smoothing=1),
+               dict(label_smoothing=np.float64(0.3)), dict(softcap=5.0), dict(softcap=30),
+               dict(z_loss=1e-4, label_smoothing=0.2, softcap=4.0)]
+    for sc in scalars:
+        for extra in ({}, dict(weight=w, sample_weight=sw, ignore_index=-100)):
+            labels = y if extra else np.where(y < 0, 0, y)
+            for red in ("mean", "none"):
+                _both(monkeypatch, xent.softmax_cross_entropy, z, labels, reduction=red, return_grad=True,
+                      **sc, **extra)
+
+
+def test_scalar_options_bad_values_raise_the_same_errors(monkeypatch):
+    z = np.zeros((4, 3), np.float32)
+    y = np.array([0, 1, 2, 0])
+    bad = [
+        (dict(z_loss=-1.0), ValueError, "z_loss must be finite and >= 0"),
+        (dict(z_loss=float("nan")), ValueError, "z_loss"),
+        (dict(z_loss=float("inf")), ValueError, "z_loss"),
+        (dict(z_loss="0.1"), TypeError, "z_loss must be a real number"),
+        (dict(label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\]"),
+        (dict(label_smoothing=-0.1), ValueError, "label_smoothing"),
+        (dict(label_smoothing=None), TypeError, "label_smoothing must be a real number"),
+        (dict(softcap=0.0), ValueError, "softcap must be None or a finite number > 0"),
+        (dict(softcap=-3), ValueError, "softcap"),
+        (dict(softcap=float("inf")), ValueError, "softcap"),
+    ]
+    for kw, exc, what in bad:
+        for decline in (False, True):
+            with monkeypatch.context() as m:
+                spy = Spy(m, decline=decline)
+                with pytest.raises(exc, match=what):
+                    xent.softmax_cross_entropy(z, y, **kw)
+                assert not any(spy.taken)
+
+
+def test_smoothing_with_huge_class_weights_declines(monkeypatch, rng):
+    # class weights acting inside rows whose sum nears float32's range are divided by a power
+    # of two on the general path first (inrow_shift): the fast path leaves them to it
+    z = rng.standard_normal((5, 6)).astype(np.float32)
+    y = rng.integers(0, 6, 5)
+    w = np.full(6, 1e37, np.float32)
+    for red in ("sum", "none"):
+        _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, label_smoothing=0.1, reduction=red,
+              return_grad=True, expect_fast=False)
+        _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, reduction=red, return_grad=True)

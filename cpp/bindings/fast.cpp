@@ -2,9 +2,10 @@
 // case only: exact numpy.ndarray inputs, aligned, native byte order, float32/float64
 // (int32/int64 labels), the class axis last; out= / grad_out= buffers that are C-order,
 // writeable and apart from the inputs (or exactly an input they may be). Softmax
-// cross-entropy also takes its weighting options: class and sample weights as float32/float64
-// C-order arrays whose values are finite and >= 0, an int ignore_index, and a weighted mean
-// whose weights need no rescaling (docs/losses.md "Huge weights"). For anything else, or an
+// cross-entropy with integer labels also takes its options: class and sample weights as
+// float32/float64 C-order arrays whose values are finite and >= 0, an int ignore_index,
+// z_loss / label_smoothing / softcap as valid floats or ints, and weights that need no
+// rescaling (docs/losses.md "Huge weights"). For anything else, or an
 // out-of-range label, it returns None and the caller takes the general path, which raises
 // the errors. The drivers and their arguments are the general path's, so are the bits
 // (the weighted mean's denominator included: both call xent::label_weight_sum). No pybind11
@@ -243,6 +244,26 @@ bool ignore_arg(py::handle h, bool& has_ignore, int64_t& ignore) {
   return true;
 }
 
+// A float option (z_loss, label_smoothing, softcap): a Python float (np.float64 too) or an
+// exact int, finite and in [lo, hi] (above lo when open_lo); false declines (the general
+// path raises, or converts other types).
+bool real_arg(py::handle h, double lo, double hi, bool open_lo, double& v) {
+  if (PyFloat_Check(h.ptr())) {
+    v = PyFloat_AS_DOUBLE(h.ptr());
+  } else if (PyLong_CheckExact(h.ptr())) {
+    int overflow = 0;
+    const long x = PyLong_AsLongAndOverflow(h.ptr(), &overflow);
+    if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return false;
+    }
+    v = static_cast<double>(x);
+  } else {
+    return false;
+  }
+  return std::isfinite(v) && (open_lo ? v > lo : v >= lo) && v <= hi;
+}
+
 // The denominator of a weighted "mean" (label_row_weight_sum), or 0 where the general path
 // would rescale the weights first (shrink_huge_weights, rescale_tiny_weights: their
 // products or sum near T's range, or 1/n beyond it): the caller declines then.
@@ -257,15 +278,30 @@ bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, 
   return n == 0.0 || (n > 1.0 / big && 1.0 / n <= big);
 }
 
+// The options of softmax_cross_entropy the fast path takes besides the weights.
+struct Scalars {
+  py::handle ignore_index, z_loss, smoothing, softcap;
+};
+
 template <class T>
 py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_grad, int nt, py::handle out,
-                          py::handle grad_out, py::handle weight, py::handle sample_weight, py::handle ignore_index) {
+                          py::handle grad_out, py::handle weight, py::handle sample_weight, const Scalars& sc) {
   const int64_t C = zv.shape[zv.ref.ndim - 1];
   Weights<T> w, sw;
   xent::XentOptions opt;
+  const double inf = std::numeric_limits<double>::infinity();
   if (!w.take(weight, 1, &C) || !sw.take(sample_weight, yv.ref.ndim, yv.shape) ||
-      !ignore_arg(ignore_index, opt.has_ignore, opt.ignore_index))
+      !ignore_arg(sc.ignore_index, opt.has_ignore, opt.ignore_index) || !real_arg(sc.z_loss, 0.0, inf, false, opt.z_loss) ||
+      !real_arg(sc.smoothing, 0.0, 1.0, false, opt.smoothing) ||
+      !(sc.softcap.is_none() || real_arg(sc.softcap, 0.0, inf, true, opt.softcap)))
     return py::none();
+  // class weights acting inside rows (label smoothing) whose sum could near T's range: the
+  // general path divides them by a power of two first (inrow_shift in _weights.py)
+  if (opt.smoothing != 0.0 && w.given && w.top != 0) {
+    int bits = 0;
+    for (int64_t c = C; c > 0; c >>= 1) ++bits;
+    if (w.top + bits - (std::numeric_limits<T>::max_exponent - 24) > 0) return py::none();
+  }
   int64_t bad_value = 0;
   if (xent::find_bad_label(yv.ref, C, opt.has_ignore, opt.ignore_index, &bad_value) >= 0) return py::none();
   const bool weighted = w.given || sw.given || opt.has_ignore;
@@ -295,7 +331,8 @@ py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_gra
 
 py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
                         py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
-                        py::handle sample_weight, py::handle ignore_index) {
+                        py::handle sample_weight, py::handle ignore_index, py::handle z_loss,
+                        py::handle label_smoothing, py::handle softcap) {
   View zv, yv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
@@ -307,9 +344,10 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
   const int nt = threads(n_threads);
   if (nt < 0) return py::none();
   const bool want_grad = return_grad.ptr() == Py_True;
+  const Scalars sc{ignore_index, z_loss, label_smoothing, softcap};
   return zv.type == Api::NPY_FLOAT_
-             ? softmax_xent_t<float>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, ignore_index)
-             : softmax_xent_t<double>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, ignore_index);
+             ? softmax_xent_t<float>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, sc)
+             : softmax_xent_t<double>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, sc);
 }
 
 py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
@@ -365,9 +403,10 @@ py::object softmax_norm(xent::SoftmaxOp sop, py::handle x, py::handle n_threads)
 void bind_fast(py::module_& m) {
   m.def("softmax_xent_fast", &softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("reduction"),
         py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"), py::arg("weight"),
-        py::arg("sample_weight"), py::arg("ignore_index"),
-        "softmax_cross_entropy with integer labels and at most the weighting options (out= and grad_out= buffers "
-        "taken), or None where the general path must run.");
+        py::arg("sample_weight"), py::arg("ignore_index"), py::arg("z_loss"), py::arg("label_smoothing"),
+        py::arg("softcap"),
+        "softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out= "
+        "buffers taken), or None where the general path must run.");
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
         py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
         "sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the "

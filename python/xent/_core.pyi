@@ -149,9 +149,12 @@ def softmax_xent_fast(
     weight: object,
     sample_weight: object,
     ignore_index: object,
+    z_loss: object,
+    label_smoothing: object,
+    softcap: object,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """softmax_cross_entropy with integer labels and at most the weighting options (out= and grad_out= buffers
-    taken), or None where the general path must run."""
+    """softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out=
+    buffers taken), or None where the general path must run."""
 
 def sigmoid_xent_fast(
     logits: object,

@@ -157,9 +157,10 @@ def softmax_cross_entropy(
     TypeError). ``grad_out`` may be ``logits`` itself (the gradient overwrites the logits,
     a buffer a training loop reuses); it may not overlap the labels, the targets or the weights.
     """
-    if axis is LAST and z_loss is ZERO and label_smoothing is ZERO and softcap is None and check_finite is False:
+    if axis is LAST and check_finite is False:
         r = _core.softmax_xent_fast(
-            logits, labels, reduction, return_grad, n_threads, out, grad_out, weight, sample_weight, ignore_index
+            logits, labels, reduction, return_grad, n_threads, out, grad_out, weight, sample_weight, ignore_index,
+            z_loss, label_smoothing, softcap,
         )
         if r is not None:
             return r
