@@ -4,8 +4,10 @@ cross-entropy (loss + gradient, mean reduction, one thread, grad_out reused).
     python bench/sigmoid_options.py [--n 262144] [--repeats 60]
 
 Prints, per dtype, the best time over the repeats (short calls, so a shared machine's
-preemptions fall out of the minimum) and the ratio to the plain loss. Not a test: no
-assertion, nothing written.
+preemptions fall out of the minimum) and the ratio to the plain loss. The cases are timed
+interleaved, one call of each per round (this machine's speed changes by up to 30% for
+seconds at a time: timed one after the other, a case could miss the fast spells). Not a
+test: no assertion, nothing written.
 """
 from __future__ import annotations
 
@@ -17,14 +19,18 @@ import numpy as np
 import xent
 
 
-def best_ms(f, repeats: int) -> float:
-    f()
-    b = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def best_ms(calls: dict, repeats: int) -> dict:
+    """The best time in ms of each call of ``calls`` (name -> function) over ``repeats``
+    rounds, each round calling every one once."""
+    for f in calls.values():
         f()
-        b = min(b, time.perf_counter() - t0)
-    return b * 1e3
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeats):
+        for name, f in calls.items():
+            t0 = time.perf_counter()
+            f()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: b * 1e3 for name, b in best.items()}
 
 
 def main() -> None:
@@ -49,14 +55,11 @@ def main() -> None:
             "focal gamma=0": (xent.sigmoid_focal_loss, dict(gamma=0.0)),
             "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0)),
         }
-        base = None
-        for name, (f, kw) in cases.items():
-            def call(f=f, kw=kw, z=z, t=t, g=g):
-                return f(z, t, return_grad=True, grad_out=g, n_threads=1, **kw)
-
-            ms = best_ms(call, args.repeats)
-            base = base or ms
-            print(f"{np.dtype(dt).name:8s} {name:16s} {ms:7.3f} ms  x{ms / base:.2f}")
+        calls = {name: (lambda f=f, kw=kw, z=z, t=t, g=g: f(z, t, return_grad=True, grad_out=g, n_threads=1, **kw))
+                 for name, (f, kw) in cases.items()}
+        ms = best_ms(calls, args.repeats)
+        for name, m in ms.items():
+            print(f"{np.dtype(dt).name:8s} {name:16s} {m:7.3f} ms  x{m / ms['plain']:.2f}")
 
 
 if __name__ == "__main__":

@@ -580,6 +580,18 @@ def test_declined_weights_take_the_general_path(monkeypatch, rng):
         _both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, expect_fast=False, **kw)
 
 
+def _raise_on_both_paths(monkeypatch, z, y, bad):
+    """Each (kwargs, exception, message) of ``bad`` raises the same error whether the fast
+    binding is there or declines, and no call returns a result from it."""
+    for kw, exc, what in bad:
+        for decline in (False, True):
+            with monkeypatch.context() as m:
+                spy = Spy(m, decline=decline)
+                with pytest.raises(exc, match=what):
+                    xent.softmax_cross_entropy(z, y, **kw)
+                assert not any(spy.taken)
+
+
 def test_bad_weights_raise_the_same_errors(monkeypatch):
     z = np.zeros((4, 3), np.float32)
     y = np.array([0, 1, 2, 0])
@@ -593,13 +605,7 @@ def test_bad_weights_raise_the_same_errors(monkeypatch):
         (dict(ignore_index=2**63), ValueError, "ignore_index must fit in int64"),
         (dict(ignore_index=1.0), TypeError, "ignore_index must be an integer"),
     ]
-    for kw, exc, what in bad:
-        for decline in (False, True):
-            with monkeypatch.context() as m:
-                spy = Spy(m, decline=decline)
-                with pytest.raises(exc, match=what):
-                    xent.softmax_cross_entropy(z, y, **kw)
-                assert not any(spy.taken)
+    _raise_on_both_paths(monkeypatch, z, y, bad)
     # a label out of range (other than ignore_index) is still the general path's error
     with pytest.raises(ValueError, match=r"labels\[3\] = 5 is out of range"):
         xent.softmax_cross_entropy(z, np.array([0, -100, 2, 5]), ignore_index=-100, weight=np.ones(3))
@@ -667,13 +673,7 @@ def test_scalar_options_bad_values_raise_the_same_errors(monkeypatch):
         (dict(softcap=-3), ValueError, "softcap"),
         (dict(softcap=float("inf")), ValueError, "softcap"),
     ]
-    for kw, exc, what in bad:
-        for decline in (False, True):
-            with monkeypatch.context() as m:
-                spy = Spy(m, decline=decline)
-                with pytest.raises(exc, match=what):
-                    xent.softmax_cross_entropy(z, y, **kw)
-                assert not any(spy.taken)
+    _raise_on_both_paths(monkeypatch, z, y, bad)
 
 
 def test_smoothing_with_huge_class_weights_declines(monkeypatch, rng):
