@@ -206,10 +206,18 @@ struct Weights {
     int64_t step = v.ref.itemsize;
     if (!same) {
       conv.resize(static_cast<size_t>(v.size));
-      if (v.type == Api::NPY_FLOAT_)
+      if (v.type == Api::NPY_FLOAT_) {
         for (int64_t i = 0; i < v.size; ++i) conv[i] = static_cast<T>(static_cast<const float*>(v.ref.data)[i]);
-      else
-        for (int64_t i = 0; i < v.size; ++i) conv[i] = static_cast<T>(static_cast<const double*>(v.ref.data)[i]);
+      } else {
+        // a double beyond float's range (its cast undefined; inf in NumPy, an error of the
+        // general path) or NaN declines here
+        const double lim = static_cast<double>(std::numeric_limits<T>::max());
+        for (int64_t i = 0; i < v.size; ++i) {
+          const double d = static_cast<const double*>(v.ref.data)[i];
+          if (!(std::fabs(d) <= lim)) return false;
+          conv[i] = static_cast<T>(d);
+        }
+      }
       p = conv.data();
       step = sizeof(T);
     }
@@ -264,8 +272,8 @@ bool real_arg(py::handle h, double lo, double hi, bool open_lo, double& v) {
   return std::isfinite(v) && (open_lo ? v > lo : v >= lo) && v <= hi;
 }
 
-// The denominator of a weighted "mean" (label_row_weight_sum), or 0 where the general path
-// would rescale the weights first (shrink_huge_weights, rescale_tiny_weights: their
+// The denominator n of a weighted "mean" (label_row_weight_sum); false where the general
+// path would rescale the weights first (shrink_huge_weights, rescale_tiny_weights: their
 // products or sum near T's range, or 1/n beyond it): the caller declines then.
 template <class T>
 bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, bool has_ignore, int64_t ignore,
@@ -291,8 +299,8 @@ py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_gra
   xent::XentOptions opt;
   const double inf = std::numeric_limits<double>::infinity();
   if (!w.take(weight, 1, &C) || !sw.take(sample_weight, yv.ref.ndim, yv.shape) ||
-      !ignore_arg(sc.ignore_index, opt.has_ignore, opt.ignore_index) || !real_arg(sc.z_loss, 0.0, inf, false, opt.z_loss) ||
-      !real_arg(sc.smoothing, 0.0, 1.0, false, opt.smoothing) ||
+      !ignore_arg(sc.ignore_index, opt.has_ignore, opt.ignore_index) ||
+      !real_arg(sc.z_loss, 0.0, inf, false, opt.z_loss) || !real_arg(sc.smoothing, 0.0, 1.0, false, opt.smoothing) ||
       !(sc.softcap.is_none() || real_arg(sc.softcap, 0.0, inf, true, opt.softcap)))
     return py::none();
   // class weights acting inside rows (label smoothing) whose sum could near T's range: the

@@ -72,7 +72,8 @@ double label_weight_sum(const py::array& y, const py::object& weight, const py::
   Ref yr(y, false, "labels");
   int kind = 8;
   if (!weight.is_none()) kind = float_kind(py::reinterpret_borrow<py::array>(weight), "weight");
-  else if (!sample_weight.is_none()) kind = float_kind(py::reinterpret_borrow<py::array>(sample_weight), "sample_weight");
+  else if (!sample_weight.is_none())
+    kind = float_kind(py::reinterpret_borrow<py::array>(sample_weight), "sample_weight");
   auto wr = opt_ref(weight, false, "weight", kind);
   if (wr && (wr->ref.ndim != 1 || wr->ref.strides[0] != wr->ref.itemsize))
     throw py::value_error("weight must be a contiguous array of one weight per class");
