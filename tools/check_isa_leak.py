@@ -2,9 +2,10 @@
 CMake build tree (the linked module is stripped, so its code cannot be attributed to
 functions; objects keep their symbols):
 
-- no object but isa_avx2.cpp's holds an AVX instruction (VEX-encoded, or on ymm/zmm
-  registers): a host-tuning or global ISA flag leaked into the build otherwise;
-- isa_avx2.cpp's object, compiled with -mavx2 -mfma -mf16c, defines no external symbol outside the
+- no object but the avx2 kernel set's (isa_avx2.cpp's and isa_avx2_sigopt.cpp's) holds an AVX
+  instruction (VEX-encoded, or on ymm/zmm registers): a host-tuning or global ISA flag
+  leaked into the build otherwise;
+- those objects, compiled with -mavx2 -mfma -mf16c, define no external symbol outside the
   namespace xent::avx2 but xent::isa_avx2() (which dispatch.cpp calls only after checking
   the CPU): an inline function or template instantiated there could be picked by the linker
   for every caller (the ODR trap of per-file ISA flags), and crash older CPUs with SIGILL.
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-AVX2_OBJECT = "isa_avx2.cpp.o"
+AVX2_OBJECTS = ("isa_avx2.cpp.o", "isa_avx2_sigopt.cpp.o")
 ALLOWED_EXPORT = re.compile(r"(^|\s)xent::avx2::|^xent::isa_avx2\(\)$")  # after a return type, if any
 FUNC = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 INSN = re.compile(r"^\s+[0-9a-f]+:\t(\S+)\s*(.*)$")
@@ -60,13 +61,13 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     objects = sorted(Path(argv[1]).rglob("*.o"))
-    avx2 = [o for o in objects if o.name == AVX2_OBJECT]
-    if not avx2:
-        print(f"{argv[1]}: no {AVX2_OBJECT} (is this an x86-64 CMake build tree of xent?)", file=sys.stderr)
+    missing = [name for name in AVX2_OBJECTS if not any(o.name == name for o in objects)]
+    if missing:
+        print(f"{argv[1]}: no {', '.join(missing)} (is this an x86-64 CMake build tree of xent?)", file=sys.stderr)
         return 1
     bad = False
     for obj in objects:
-        if obj.name == AVX2_OBJECT:
+        if obj.name in AVX2_OBJECTS:
             if not avx_functions(obj):
                 print(f"{obj}: no AVX code in the avx2 kernel set", file=sys.stderr)
                 bad = True
@@ -85,7 +86,8 @@ def main(argv: list[str]) -> int:
                 print(f"  {n:5d}  {f}", file=sys.stderr)
     if bad:
         return 1
-    print(f"{argv[1]}: AVX code only in {AVX2_OBJECT}, which exports only xent::avx2:: and xent::isa_avx2() "
+    print(f"{argv[1]}: AVX code only in {' and '.join(AVX2_OBJECTS)}, which export only xent::avx2:: and "
+          f"xent::isa_avx2() "
           f"({len(objects)} objects checked)")
     return 0
 

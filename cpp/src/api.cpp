@@ -165,11 +165,15 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
     const T* p = static_cast<const T*>(a->data);
     if (j.len <= C) return p;
     tile.resize(static_cast<size_t>(C + j.seg));
-    for (int64_t i = 0; i < C + j.seg; ++i) tile[i] = p[i % C];
+    for (int64_t i = 0; i < C + j.seg; i += C) std::copy(p, p + std::min(C, C + j.seg - i), tile.begin() + i);
     return tile.data();
   };
   if (C > 0) {
     j.period = C;
+    if (opt.class_w) {
+      const T* w = static_cast<const T*>(opt.class_w->data);
+      j.cw_min = *std::min_element(w, w + C);
+    }
     j.cw = per_class(opt.class_w, cw_tile);
     j.pw = per_class(opt.pos_w, pw_tile);
   }
@@ -178,6 +182,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   j.gamma = opt.gamma;
   j.alpha = opt.alpha;
   j.softcap = opt.softcap;
+  j.general_loop = opt.general_loop;
   if constexpr (sizeof(T) == 4) j.storage = opt.storage;
   const int64_t n_rows = j.rows.n_rows();
   const int64_t n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
@@ -281,6 +286,28 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
   return -1;
 }
 
+namespace {
+
+// Neumaier's compensated sum of doubles; +inf once a term or the sum overflows.
+struct CompensatedSum {
+  double s = 0.0, c = 0.0;
+  void add(double t) {
+    const double u = s + t;
+    c += std::fabs(s) >= std::fabs(t) ? (s - u) + t : (t - u) + s;
+    s = u;
+  }
+  double value() const { return std::isfinite(s) ? s + c : s; }  // (c is NaN once s overflowed)
+};
+
+}  // namespace
+
+template <class T>
+double weight_sum(const T* w, int64_t n) {
+  CompensatedSum sum;
+  for (int64_t i = 0; i < n; ++i) sum.add(static_cast<double>(w[i]));
+  return sum.value();
+}
+
 template <class T>
 double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore) {
   int64_t n = 1;
@@ -289,16 +316,13 @@ double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw,
   const char* yb = static_cast<const char*>(y.data);
   const char* wb = sw ? static_cast<const char*>(sw->data) : nullptr;
   int64_t yo = 0, wo = 0;  // byte offsets of the current row
-  double s = 0.0, c = 0.0;
+  CompensatedSum sum;
   for (int64_t flat = 0; flat < n; ++flat) {
     const int64_t v = y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(yb + yo)
                                       : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yb + yo));
     if (!(has_ignore && v == ignore)) {
-      const double t = (class_w ? static_cast<double>(class_w[v]) : 1.0) *
-                       (wb ? static_cast<double>(*reinterpret_cast<const T*>(wb + wo)) : 1.0);
-      const double u = s + t;
-      c += std::fabs(s) >= std::fabs(t) ? (s - u) + t : (t - u) + s;
-      s = u;
+      sum.add((class_w ? static_cast<double>(class_w[v]) : 1.0) *
+              (wb ? static_cast<double>(*reinterpret_cast<const T*>(wb + wo)) : 1.0));
     }
     for (int d = y.ndim - 1; d >= 0; --d) {  // the next row in C order
       yo += y.strides[d];
@@ -309,7 +333,7 @@ double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw,
       idx[static_cast<size_t>(d)] = 0;
     }
   }
-  return std::isfinite(s) ? s + c : s;  // (c is NaN once s overflowed)
+  return sum.value();
 }
 
 template <class T>
@@ -401,6 +425,8 @@ template void vector_log<float>(bool, const float*, float*, int64_t);
 template void vector_log<double>(bool, const double*, double*, int64_t);
 template double label_weight_sum<float>(const ArrayRef&, const float*, const ArrayRef*, bool, int64_t);
 template double label_weight_sum<double>(const ArrayRef&, const double*, const ArrayRef*, bool, int64_t);
+template double weight_sum<float>(const float*, int64_t);
+template double weight_sum<double>(const double*, int64_t);
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,

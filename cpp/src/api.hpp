@@ -50,6 +50,9 @@ struct SigmoidOptions {
   double alpha = -1.0;  // focal balancing; < 0: none
   double softcap = 0.0;  // > 0: z -> softcap * tanh(z / softcap) first (not with focal)
   Storage storage = Storage::kNative;  // float32 calls only: z, t and grad stored as half
+  // tests: the options loop that reads every option at run time, instead of the one compiled
+  // for this option set (kernels/sigmoid_opt-inl.hpp); the results are the same bits
+  bool general_loop = false;
 };
 
 // Sigmoid cross-entropy. elementwise: z, t, grad and loss share one shape (loss per
@@ -95,6 +98,11 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
 // C order; +inf when a term or the sum overflows.
 template <class T>
 double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore);
+
+// The sum of n weights w[0..n) (>= 0), each in double, with the same compensation: the
+// denominator of the other weighted means (sample weights of the sigmoid losses, say).
+template <class T>
+double weight_sum(const T* w, int64_t n);
 
 // Vector math of the active ISA (for the accuracy tests of its contract).
 template <class T>

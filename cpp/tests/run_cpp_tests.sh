@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the C++ kernel tests (cpp/tests/test_kernels.cpp) twice:
-#   x86-64  natively: scalar + AVX2 (only isa_avx2.cpp gets -mavx2 -mfma -mf16c);
+#   x86-64  natively: scalar + AVX2 (only isa_avx2*.cpp get -mavx2 -mfma -mf16c);
 #   aarch64 with Debian's cross compiler, static, under qemu-aarch64: scalar + NEON.
 # On an aarch64 host the NEON binary is built and run natively instead, without x86-64.
 # No flag tunes for the host CPU: the kernel set is chosen at run time.
@@ -26,14 +26,18 @@ host=$(uname -m)
 build_x86_64() {
   mkdir -p "$out/x86_64" &&
     "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -mf16c -c "$repo/cpp/src/isa_avx2.cpp" -o "$out/x86_64/isa_avx2.o" &&
-    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${common[@]}" "$out/x86_64/isa_avx2.o" -pthread -o "$out/x86_64/test_kernels"
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -mf16c -c "$repo/cpp/src/isa_avx2_sigopt.cpp" \
+      -o "$out/x86_64/isa_avx2_sigopt.o" &&
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${common[@]}" "$out/x86_64/isa_avx2.o" "$out/x86_64/isa_avx2_sigopt.o" \
+      -pthread -o "$out/x86_64/test_kernels"
 }
 
 build_aarch64() {
   local cxx=$CROSS_CXX extra=(-static)
   [[ $host == aarch64 ]] && cxx=$CXX && extra=()
   mkdir -p "$out/aarch64" &&
-    "$cxx" "${flags[@]}" -DXENT_HAVE_NEON "${extra[@]}" "${common[@]}" "$repo/cpp/src/isa_neon.cpp" -pthread \
+    "$cxx" "${flags[@]}" -DXENT_HAVE_NEON "${extra[@]}" "${common[@]}" "$repo/cpp/src/isa_neon.cpp" \
+      "$repo/cpp/src/isa_neon_sigopt.cpp" -pthread \
       -o "$out/aarch64/test_kernels"
 }
 

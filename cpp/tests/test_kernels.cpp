@@ -65,6 +65,7 @@ void run_dtype(int64_t density) {
 
   // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use
   test_sigmoid_opts<T>();
+  test_sigmoid_opt_loops<T>();
   report().flush();
 
   for (const std::string& isa : isas()) {

@@ -95,14 +95,23 @@ OptData<T> make_opt_data(const SgCase<T>& k, uint64_t seed) {
 
 // Runs run_sigmoid with options; the per-row weight is an element weight of z's shape with
 // class stride 0 (as the Python layer passes it), or, elementwise with sw_elem, a full array.
+// How run_sg_opt calls: sw_full passes the per-row weights as a full array of z's layout
+// (element weights) instead of a class stride 0; general: SigmoidOptions::general_loop.
+struct SgCall {
+  bool sw_full = false, general = false, want_grad = true;
+};
+
 template <class T>
 SgRun<T> run_sg_opt(const SgCase<T>& k, const SgOpt& o, const OptData<T>& d, bool elementwise, double gscale,
-                    int threads = 1) {
+                    int threads = 1, const SgCall& how = {}) {
   const Layout& L = k.L;
   const int64_t n = L.R * L.C, s = sizeof(T);
-  Guarded<T> z(n), t(n), g(n), l(elementwise ? n : L.R), sw(L.R), cw(L.C), pw(L.C);
+  Guarded<T> z(n), t(n), g(n), l(elementwise ? n : L.R), sw(L.R), cw(L.C), pw(L.C), swf(n);
   for (int64_t r = 0; r < L.R; ++r) {
-    for (int64_t c = 0; c < L.C; ++c) z[L.off(r, c)] = k.z[r * L.C + c], t[L.off(r, c)] = k.t[r * L.C + c];
+    for (int64_t c = 0; c < L.C; ++c) {
+      z[L.off(r, c)] = k.z[r * L.C + c], t[L.off(r, c)] = k.t[r * L.C + c];
+      swf[L.off(r, c)] = d.sw[r];
+    }
     sw[L.roff(r)] = d.sw[r];
   }
   for (int64_t c = 0; c < L.C; ++c) cw[c] = d.cw[c], pw[c] = d.pw[c];
@@ -111,7 +120,7 @@ SgRun<T> run_sg_opt(const SgCase<T>& k, const SgOpt& o, const OptData<T>& d, boo
   Ref lr = elementwise ? Ref(l.data(), L.shape(), L.strides(), s) : Ref(l.data(), L.row_shape(), L.row_strides(), s);
   std::vector<int64_t> ew_strides = L.row_strides();
   ew_strides.push_back(0);
-  Ref er(sw.data(), L.shape(), ew_strides, s);
+  Ref er = how.sw_full ? Ref(swf.data(), L.shape(), L.strides(), s) : Ref(sw.data(), L.shape(), ew_strides, s);
   Ref cr(cw.data(), {L.C}, {1}, s), pr(pw.data(), {L.C}, {1}, s);
   xent::SigmoidOptions opt;
   if (o.cw) opt.class_w = &cr.ref;
@@ -121,11 +130,13 @@ SgRun<T> run_sg_opt(const SgCase<T>& k, const SgOpt& o, const OptData<T>& d, boo
   opt.focal = o.focal;
   opt.gamma = o.gamma;
   opt.alpha = o.alpha;
+  opt.general_loop = how.general;
   SgRun<T> res;
-  res.ret = xent::run_sigmoid<T>(zr.ref, tr.ref, &gr.ref, &lr.ref, elementwise, gscale, threads, opt);
+  res.ret = xent::run_sigmoid<T>(zr.ref, tr.ref, how.want_grad ? &gr.ref : nullptr, &lr.ref, elementwise, gscale,
+                                 threads, opt);
   for (int64_t r = 0; r < L.R; ++r) {
     for (int64_t c = 0; c < L.C; ++c) {
-      res.grad.push_back(g[L.off(r, c)]);
+      if (how.want_grad) res.grad.push_back(g[L.off(r, c)]);
       if (elementwise) res.loss.push_back(l[L.off(r, c)]);
     }
     if (!elementwise) res.loss.push_back(l[L.roff(r)]);
@@ -202,6 +213,65 @@ void test_sigmoid_opts() {
           test_sigmoid_opt_case(k, o, scalar_out);
         }
       }
+  }
+}
+
+// The loops compiled for one option set (every set of sigmoid_opt-inl.hpp's SigOptFixedSets)
+// give the same bits as the general loop, which reads every option at run time: with and
+// without a gradient, per element and summed, per-row and element weights, class weights
+// with zeros or so small that a product with a row weight underflows to 0 (the zero tests),
+// rows of weight 0; on random, huge (+-1e4) and masked (+-inf, NaN) logits.
+template <class T>
+void test_sigmoid_opt_loops() {
+  const T tiny_c = static_cast<T>(sizeof(T) == 4 ? 1e-30 : 1e-200);
+  const T tiny_r = static_cast<T>(sizeof(T) == 4 ? 1e-20 : 1e-150);
+  const int64_t shapes[][2] = {{6, 10}, {3, 6000}, {700, 4}};  // (C, R); R even: the strided layout
+  uint64_t seed = sizeof(T) * 9100;
+  for (const std::string& isa : isas()) {
+    if (isa == "scalar") continue;  // the scalar ISA has only the general loop
+    use_isa(isa);
+    const std::string g = isa + " " + dtype_name<T>() + " sigmoid options: fixed loops vs general";
+    for (const auto& sh : shapes)
+      for (Pattern p : {Pattern::kRandom, Pattern::kBig, Pattern::kMasked})
+        for (bool strided : {false, true}) {
+          if (strided && sh[1] > 100) continue;
+          const SgCase<T> k = make_sg_case<T>(sh[0], sh[1], p, strided, ++seed, false);
+          OptData<T> d = make_opt_data(k, seed);
+          for (int wk = 0; wk < 3; ++wk) {  // weights: with zeros; positive; tiny products
+            OptData<T> dw = d;
+            for (int64_t c = 0; c < k.L.C; ++c) {
+              if (wk == 1 && dw.cw[c] == T(0)) dw.cw[c] = T(0.5);
+              if (wk == 2 && c % 3 == 1) dw.cw[c] = tiny_c;
+            }
+            for (int64_t r = 0; r < k.L.R; ++r) {
+              if (wk == 1 && dw.sw[r] == T(0)) dw.sw[r] = T(1.5);
+              if (wk == 2 && r % 3 == 2) dw.sw[r] = tiny_r;
+              if (wk == 2 && r % 5 == 0) dw.sw[r] = T(1);  // a run weight of 1 is no run weight
+            }
+            for (int bits = 1; bits < 16; ++bits) {
+              SgOpt o;
+              o.cw = bits & 1, o.pw = bits & 2, o.sw = bits & 4, o.eps = bits & 8 ? 0.1 : 0.0;
+              if (wk > 0 && !o.cw && !o.sw) continue;
+              for (bool sw_full : {false, true}) {
+                if (sw_full && !o.sw) continue;
+                for (bool elementwise : {true, false})
+                  for (bool want_grad : {true, false}) {
+                    SgCall how;
+                    how.sw_full = sw_full, how.want_grad = want_grad;
+                    const SgRun<T> a = run_sg_opt(k, o, dw, elementwise, 0.25, 1, how);
+                    how.general = true;
+                    const SgRun<T> b = run_sg_opt(k, o, dw, elementwise, 0.25, 1, how);
+                    const bool ok = same_bits(a.loss, b.loss) && same_bits(a.grad, b.grad) &&
+                                    std::memcmp(&a.ret, &b.ret, sizeof(double)) == 0;
+                    report().check(g, ok, 0, fmt("%s %s weights %d%s %s%s", k.name.c_str(), o.name().c_str(), wk,
+                                                 sw_full ? " sw per element" : "",
+                                                 elementwise ? "elementwise" : "summed",
+                                                 want_grad ? " + gradient" : ""));
+                  }
+              }
+            }
+          }
+        }
   }
 }
 

@@ -108,6 +108,7 @@ struct SigmoidJob {
   // i < seg (nullable). ew: an element weight over z's layout, cs 0 when one per row.
   const T* cw = nullptr;
   const T* pw = nullptr;
+  T cw_min = T(0);           // no class weight is below it (0: unknown, the kernel tests for zeros)
   int64_t period = 1;
   Operand<const T> ew;
   double smoothing = 0.0;
@@ -115,6 +116,7 @@ struct SigmoidJob {
   double gamma = 0.0, alpha = -1.0;  // focal loss; alpha < 0: no balancing
   double softcap = 0.0;              // > 0: z -> softcap * tanh(z / softcap) first (not focal)
   Storage storage = Storage::kNative;  // of z, t and grad (float32 jobs only); loss stays T
+  bool general_loop = false;           // tests (api.hpp's SigmoidOptions)
   bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };

@@ -21,6 +21,7 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -36,6 +37,8 @@ struct SigmoidRunOpts {
   bool focal = false;
   double gamma = 0.0, alpha = -1.0;
   double softcap = 0.0;   // > 0: z -> c tanh(z / c) first (not with focal)
+  T cw_min = T(0);        // no class weight is below it (0: unknown; the zero tests run)
+  bool general = false;   // tests: the kAny loop whatever the options (run_sigmoid_opt)
 };
 
 // The weights of an element's loss and gradient, applied after the unweighted values one
@@ -44,34 +47,32 @@ struct SigmoidRunOpts {
 // g * e * (gscale r) * c, with e the element (sample) weight, c the class weight (times any
 // other factor of the element), r the run's one weight. For a weighted "mean" e gscale <= 1
 // and r gscale <= 1 (Python rescales the sample weights so, _weights.py), so the gradient
-// overflows only where its exact value does; a lane with a zero factor is exactly 0.
+// overflows only where its exact value does; a lane whose factors' product is 0 is exactly 0.
 // has_e / has_c / has_r: which factors exist (an absent one is 1 and costs nothing).
+// zero_test false: the caller knows no product of the factors is 0 (then the test is the
+// identity and is skipped).
 // Forced inline: called per vector with loop-invariant flags (a call measured ~20% slower).
-#if defined(__GNUC__) || defined(__clang__)
-#define XENT_WEIGHTS_INLINE inline __attribute__((always_inline))
-#elif defined(_MSC_VER)
-#define XENT_WEIGHTS_INLINE __forceinline
-#else
-#define XENT_WEIGHTS_INLINE inline
-#endif
 template <class D>
-XENT_WEIGHTS_INLINE void apply_weights(typename D::V& loss, typename D::V& g, bool want_grad, bool has_e, typename D::V e,
-                          bool has_c, typename D::V c, bool has_r, typename D::V r, typename D::V gsr) {
+XENT_FORCE_INLINE void apply_weights(typename D::V& loss, typename D::V& g, bool want_grad, bool has_e, typename D::V e,
+                                     bool has_c, typename D::V c, bool has_r, typename D::V r, typename D::V gsr,
+                                     bool zero_test = true) {
   using V = typename D::V;
   V w = has_e ? e : c;  // the factors' product, for the zero test only
-  if (has_e && has_c) w = D::mul(w, c);
-  if (has_r) w = (has_e || has_c) ? D::mul(w, r) : r;
+  if (zero_test) {
+    if (has_e && has_c) w = D::mul(w, c);
+    if (has_r) w = (has_e || has_c) ? D::mul(w, r) : r;
+  }
   const auto w0 = D::eq(w, D::zero());
   V l = loss;
   if (has_e) l = D::mul(l, e);
   if (has_c) l = D::mul(l, c);
   if (has_r) l = D::mul(l, r);
-  loss = D::zero_if(w0, l);
+  loss = zero_test ? D::zero_if(w0, l) : l;
   if (want_grad) {
     V q = has_e ? D::mul(g, e) : g;
     q = D::mul(q, gsr);
     if (has_c) q = D::mul(q, c);
-    g = D::zero_if(w0, q);
+    g = zero_test ? D::zero_if(w0, q) : q;
   }
 }
 
@@ -89,7 +90,7 @@ struct SigmoidOptStep {
   using V = typename D::V;
   V loss, grad;
   // t: smoothed target, omt: 1 - t (each computed from the raw target), q: pos_weight.
-  static SigmoidOptStep bce(V z, V t, V omt, V q, bool has_q, bool want_grad) {
+  static XENT_FORCE_INLINE SigmoidOptStep bce(V z, V t, V omt, V q, bool has_q, bool want_grad) {
     const V one = D::set1(T(1)), zero = D::zero();
     const V e = exp_nonpos<D>(D::sub(zero, D::abs(z)));
     const auto pos = D::ge(z, zero);
@@ -116,22 +117,36 @@ struct SigmoidOptStep {
   }
 };
 
+// Which options a run has: bits of SigOpt, fixed at compile time for the common
+// combinations (the dead branches compile away: fewer live constants and tests per vector),
+// or kAny: read at run time (softcap, and the combinations not instantiated).
+// kZeroTest: some product of the weights can be 0 (apply_weights' zero_test).
+enum SigOpt : int {
+  kSmooth = 1, kPosW = 2, kElemW = 4, kClassW = 8, kRunW = 16, kZeroTest = 32, kCap = 64, kAny = 128
+};
+
 // Returns the sum of the weighted element losses (float sums of kSumLane terms per lane,
 // added in double). loss_elem (nullable) receives each element's weighted loss; grad
 // (nullable) gscale * its derivative.
-template <class D>
-inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
-                              typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
+template <class D, bool Grad, int F>
+inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
+                                typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  if (o.focal) return run_sigmoid_focal<D>(z, t, n, loss_elem, grad, gscale, o);
+  constexpr bool any = (F & kAny) != 0;
   const V gs = D::set1(static_cast<T>(gscale)), one = D::set1(T(1));
-  const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_q = o.pw != nullptr;
+  constexpr bool want_grad = Grad;
+  const bool smooth = any ? o.eps != 0.0 : (F & kSmooth) != 0;
+  const bool has_q = any ? o.pw != nullptr : (F & kPosW) != 0;
+  const bool has_e = any ? o.ew != nullptr : (F & kElemW) != 0;
+  const bool has_c = any ? o.cw != nullptr : (F & kClassW) != 0;
+  const bool has_rw = any ? o.rw != T(1) : (F & kRunW) != 0;
+  const bool capped = any ? o.softcap > 0.0 : (F & kCap) != 0;
+  const bool zero_test = any || (F & kZeroTest) != 0;
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V rw = D::set1(o.rw), gsr = D::set1(static_cast<T>(gscale * static_cast<double>(o.rw)));
-  const bool has_rw = o.rw != T(1), has_w = o.cw || o.ew || has_rw;
-  const bool capped = o.softcap > 0.0;
+  const bool has_w = has_c || has_e || has_rw;
   const V cap = D::set1(static_cast<T>(o.softcap)), inv_cap = D::set1(static_cast<T>(1.0 / o.softcap));
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0)
@@ -157,8 +172,8 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     V loss = s.loss, g = s.grad;
     if (capped && want_grad) g = D::mul(g, dcap);
     if (has_w) {
-      const V ev = o.ew ? ld(o.ew, T(0)) : one, cv = o.cw ? ld(o.cw, T(0)) : one;
-      apply_weights<D>(loss, g, want_grad, o.ew != nullptr, ev, o.cw != nullptr, cv, has_rw, rw, gsr);
+      const V ev = has_e ? ld(o.ew, T(0)) : one, cv = has_c ? ld(o.cw, T(0)) : one;
+      apply_weights<D>(loss, g, want_grad, has_e, ev, has_c, cv, has_rw, rw, gsr, zero_test);
     } else if (want_grad) {
       g = D::mul(g, gs);
     }
@@ -187,6 +202,68 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     total += LossAcc<D>::total(acc);
   }
   return total;
+}
+
+// The option sets compiled with fixed flags: every combination of smoothing, pos_weight and
+// the weights without softcap (an element weight and a run weight never come together:
+// sample_weight is one or the other; an element weight always needs the zero test, a run
+// weight alone never: run_sigmoid_opt writes a run of weight 0 as zeros).
+using SigOptFixedSets = std::integer_sequence<int,
+    0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    56, 57, 58, 59>;
+
+// The loops of the fixed sets are compiled in a translation unit of their own per vector ISA
+// (isa_<name>_sigopt.cpp, through sigopt_unit-inl.hpp): 64 loops, each inlining exp, log1p and
+// a division, spent GCC's inlining budget of the ISA's unit, which then left hot helpers of
+// other kernels as calls (the focal loss 1.2x slower). Computes the run and returns true when
+// f is one of SigOptFixedSets; false, computing nothing, otherwise.
+template <class D, bool Grad>
+bool run_sigmoid_opt_fixed(int f, const typename D::T* z, const typename D::T* t, int64_t n,
+                           typename D::T* loss_elem, typename D::T* grad, double gscale,
+                           const SigmoidRunOpts<typename D::T>& o, double* total);
+
+#ifdef XENT_SIGOPT_UNIT
+template <class D, bool Grad, int... Fs>
+bool run_sigmoid_opt_sets(int f, const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
+                          typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o, double* total,
+                          std::integer_sequence<int, Fs...>) {
+  return ((f == Fs && (*total = run_sigmoid_opt_f<D, Grad, Fs>(z, t, n, loss_elem, grad, gscale, o), true)) || ...);
+}
+
+template <class D, bool Grad>
+bool run_sigmoid_opt_fixed(int f, const typename D::T* z, const typename D::T* t, int64_t n,
+                           typename D::T* loss_elem, typename D::T* grad, double gscale,
+                           const SigmoidRunOpts<typename D::T>& o, double* total) {
+  return run_sigmoid_opt_sets<D, Grad>(f, z, t, n, loss_elem, grad, gscale, o, total, SigOptFixedSets{});
+}
+#endif
+
+template <class D>
+inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
+                              typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
+  using T = typename D::T;
+  if (o.focal) return run_sigmoid_focal<D>(z, t, n, loss_elem, grad, gscale, o);
+  if (o.rw == T(0)) {  // every factor product is 0: exactly what the zero test gives
+    for (int64_t i = 0; i < n; ++i) {
+      if (loss_elem) loss_elem[i] = T(0);
+      if (grad) grad[i] = T(0);
+    }
+    return 0.0;
+  }
+  if constexpr (D::W > 1) {  // (the scalar ISA, a fallback, keeps the general loop only)
+    // some weight product can be 0: an element weight, or a class weight times the run's
+    // (rounding is monotonic, so cw_min * rw > 0 bounds every product away from 0)
+    const bool zero_test = o.ew || (o.cw && !(static_cast<T>(o.cw_min * o.rw) > T(0)));
+    const int f = (o.eps != 0.0 ? kSmooth : 0) | (o.pw ? kPosW : 0) | (o.ew ? kElemW : 0) | (o.cw ? kClassW : 0) |
+                  (o.rw != T(1) ? kRunW : 0) | (zero_test ? kZeroTest : 0) | (o.softcap > 0.0 ? kCap : 0) |
+                  (o.general ? kAny : 0);
+    double total = 0.0;
+    if (grad ? run_sigmoid_opt_fixed<D, true>(f, z, t, n, loss_elem, grad, gscale, o, &total)
+             : run_sigmoid_opt_fixed<D, false>(f, z, t, n, loss_elem, grad, gscale, o, &total))
+      return total;
+  }
+  if (grad) return run_sigmoid_opt_f<D, true, kAny>(z, t, n, loss_elem, grad, gscale, o);
+  return run_sigmoid_opt_f<D, false, kAny>(z, t, n, loss_elem, grad, gscale, o);
 }
 
 }  // namespace XENT_ISA_NS

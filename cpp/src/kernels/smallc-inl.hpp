@@ -31,7 +31,7 @@ constexpr int64_t kLanesMaxC = 40;  // measured crossover with the row kernels (
 // log(s) for s in [1, 256) (s = ones + rest here); `rest` is used directly when
 // ones == 1 and rest < 1: log(1 + rest) = log1p(rest) without rounding 1 + rest.
 template <class D>
-inline typename D::V log_sum_ge1(typename D::V ones, typename D::V rest) {
+XENT_FORCE_INLINE typename D::V log_sum_ge1(typename D::V ones, typename D::V rest) {
   using T = typename D::T;
   using V = typename D::V;
   const V one = D::set1(T(1));

@@ -366,6 +366,8 @@ double sigmoid_units_s(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u
   o.gamma = j.gamma;
   o.alpha = j.alpha;
   o.softcap = j.softcap;
+  o.cw_min = j.cw_min;
+  o.general = j.general_loop;
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t s = u % nseg;
