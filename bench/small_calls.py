@@ -82,8 +82,13 @@ def torch_calls(z, y, t, w):
         F.cross_entropy(zt, yt, weight=wt).backward()
         return zt.grad
 
+    def sigmoid_weighted():
+        zt.grad = None
+        F.binary_cross_entropy_with_logits(zt, tt, weight=wt, pos_weight=wt).backward()
+        return zt.grad
+
     return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid,
-            "softmax_cross_entropy weight=": weighted}
+            "softmax_cross_entropy weight=": weighted, "sigmoid_cross_entropy weight, pos_w": sigmoid_weighted}
 
 
 def main() -> None:
@@ -109,6 +114,12 @@ def main() -> None:
             z, y_ign, weight=w, sample_weight=sw, ignore_index=-100, return_grad=True),
         "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
         "sigmoid_cross_entropy grad_out=": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g),
+        "sigmoid_cross_entropy weight, pos_w": lambda: xent.sigmoid_cross_entropy(
+            z, t, weight=w, pos_weight=w, return_grad=True),
+        "sigmoid_cross_entropy sample_weight": lambda: xent.sigmoid_cross_entropy(
+            z, t, sample_weight=sw, return_grad=True),
+        "sigmoid_cross_entropy smoothing": lambda: xent.sigmoid_cross_entropy(
+            z, t, label_smoothing=0.1, return_grad=True),
         "logsumexp": lambda: xent.logsumexp(z),
         "log_softmax": lambda: xent.log_softmax(z),
     }

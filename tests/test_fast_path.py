@@ -580,15 +580,16 @@ def test_declined_weights_take_the_general_path(monkeypatch, rng):
         _both(monkeypatch, xent.softmax_cross_entropy, z, y, return_grad=True, expect_fast=False, **kw)
 
 
-def _raise_on_both_paths(monkeypatch, z, y, bad):
-    """Each (kwargs, exception, message) of ``bad`` raises the same error whether the fast
-    binding is there or declines, and no call returns a result from it."""
+def _raise_on_both_paths(monkeypatch, z, y, bad, fn=xent.softmax_cross_entropy):
+    """Each (kwargs, exception, message) of ``bad`` raises the same error from ``fn(z, y,
+    **kwargs)`` whether the fast binding is there or declines, and no call returns a result
+    from it."""
     for kw, exc, what in bad:
         for decline in (False, True):
             with monkeypatch.context() as m:
                 spy = Spy(m, decline=decline)
                 with pytest.raises(exc, match=what):
-                    xent.softmax_cross_entropy(z, y, **kw)
+                    fn(z, y, **kw)
                 assert not any(spy.taken)
 
 
@@ -686,3 +687,139 @@ def test_smoothing_with_huge_class_weights_declines(monkeypatch, rng):
         _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, label_smoothing=0.1, reduction=red,
               return_grad=True, expect_fast=False)
         _both(monkeypatch, xent.softmax_cross_entropy, z, y, weight=w, reduction=red, return_grad=True)
+
+
+# ---- sigmoid_cross_entropy's options on the fast path ----
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 6), (5,), (1, 1), (130, 130)])
+def test_sigmoid_options_same_bits(monkeypatch, rng, dtype, wtype, reduction, shape):
+    z = _logits(rng, shape, dtype, extremes=True)
+    t = rng.random(shape).astype(dtype)
+    C = shape[-1]
+    w = (rng.random(C) * 3).astype(wtype)
+    w[0] = 0.0  # a class of weight 0 (its infinite and NaN losses count 0)
+    pw = (rng.random(C) * 4).astype(wtype)
+    sw_shape = shape[:-1] if len(shape) >= 2 else shape
+    sw = rng.random(sw_shape).astype(wtype)
+    sw.reshape(-1)[-1] = 0.0  # a sample of weight 0
+    for kw in [
+        dict(weight=w), dict(pos_weight=pw), dict(sample_weight=sw), dict(label_smoothing=0.1),
+        dict(label_smoothing=1), dict(label_smoothing=np.float64(0.3)), dict(softcap=5.0), dict(softcap=30),
+        dict(weight=w, pos_weight=pw), dict(weight=w, sample_weight=sw),
+        dict(weight=w, pos_weight=pw, sample_weight=sw, label_smoothing=0.2),
+        dict(weight=w, pos_weight=pw, sample_weight=sw, label_smoothing=0.05, softcap=4.0),
+    ]:
+        for rg in (False, True):
+            _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, reduction=reduction, return_grad=rg, **kw)
+
+
+def test_sigmoid_options_against_a_float64_reference(monkeypatch, rng):
+    # the fast path's weighted mean against the formula (PyTorch's BCEWithLogits weight and
+    # pos_weight, scikit-learn's sample weights): sum(sw w l) / (sum(sw) C)
+    R, C = 40, 6
+    z = rng.standard_normal((R, C)) * 3
+    t = rng.random((R, C))
+    w, pw, sw = rng.random(C) + 0.1, rng.random(C) * 3, rng.random(R)
+    eps = 0.1
+    with monkeypatch.context() as m:
+        spy = Spy(m)
+        loss, grad = xent.sigmoid_cross_entropy(z, t, weight=w, pos_weight=pw, sample_weight=sw,
+                                                label_smoothing=eps, return_grad=True)
+        assert spy.last()
+    ts = (1 - eps) * t + eps / 2
+    b = 1 + (pw - 1) * ts  # PyTorch's log_weight
+    el = (1 - ts) * z + b * np.logaddexp(0.0, -z)
+    ew = w * sw[:, None]
+    n = sw.sum() * C
+    np.testing.assert_allclose(loss, (ew * el).sum() / n, rtol=1e-13)
+    sig_neg = 1 / (1 + np.exp(z))
+    np.testing.assert_allclose(grad, ew * ((1 - ts) - b * sig_neg) / n, rtol=1e-11, atol=1e-16)
+
+
+def test_sigmoid_weighted_edge_cases_same_bits(monkeypatch, rng):
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    t = rng.random((6, 4)).astype(np.float32)
+    # total sample weight 0: a "mean" of 0.0 and a zero gradient, on both paths
+    loss, grad = _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, sample_weight=np.zeros(6, np.float32),
+                       return_grad=True)
+    assert loss == 0.0 and not grad.any()
+    # subnormal float32 sample weights (their sum's inverse overflows float32) and huge ones:
+    # the general path rescales them for a mean, the fast path declines
+    for sw in (np.full(6, 1e-45, np.float32), np.full(6, 1e38, np.float32), np.full(6, 3e38)):
+        _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, sample_weight=sw, return_grad=True, expect_fast=False)
+        _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, sample_weight=sw, reduction="sum", return_grad=True)
+    # huge class weights bound the products with the sample weights: declined for a mean
+    big = np.full(4, 1e30, np.float32)
+    _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, weight=big, sample_weight=np.full(6, 1e9, np.float32),
+          return_grad=True, expect_fast=False)
+    _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, weight=big, return_grad=True)
+    # a float64 weight that is tiny in float32 but not 0 there either
+    _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, weight=np.array([1e-40, 1.0, 2.0, 0.5]), return_grad=True)
+
+
+def test_sigmoid_declined_options_take_the_general_path(monkeypatch, rng):
+    z = rng.standard_normal((6, 4))
+    t = rng.random((6, 4))
+    w = rng.random(4) + 0.5
+    sw = rng.random(6) + 0.5
+    declined = [
+        dict(weight=w.tolist()), dict(weight=np.array([1, 2, 3, 4])), dict(weight=w.astype(np.float16)),
+        dict(weight=w.astype(">f8")), dict(weight=np.repeat(w, 2)[::2]), dict(weight=np.float64(2.0)),
+        dict(weight=np.array([2.0])), dict(pos_weight=w.tolist()), dict(pos_weight=np.array(3.0)),
+        dict(sample_weight=sw.tolist()), dict(sample_weight=np.repeat(sw, 2)[::2]),
+        dict(sample_weight=sw.astype(np.int8)), dict(weight=np.ones(6), axis=0), dict(weight=w, axis=1),
+        dict(label_smoothing=np.float32(0.1)), dict(label_smoothing=True), dict(softcap=np.float32(3.0)),
+        dict(softcap=True), dict(weight=w, check_finite=True),
+    ]
+    for kw in declined:
+        _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, return_grad=True, expect_fast=False, **kw)
+
+
+def test_sigmoid_bad_options_raise_the_same_errors(monkeypatch):
+    z = np.zeros((4, 3), np.float32)
+    t = np.full((4, 3), 0.5, np.float32)
+    bad = [
+        (dict(weight=np.array([1.0, -1.0, 1.0])), ValueError, r"weight\[1\] = -1.0: weights must be finite and >= 0"),
+        (dict(pos_weight=np.array([1.0, np.nan, 1.0])), ValueError, r"pos_weight\[1\] = nan"),
+        (dict(weight=np.array([1.0, 1e300, 1.0])), ValueError, r"weight\[1\] = inf"),  # inf in float32
+        (dict(weight=np.ones(4)), ValueError, "weight has shape"),
+        (dict(sample_weight=np.array([1.0, 1.0, np.inf, 1.0])), ValueError, r"sample_weight\[2\] = inf"),
+        (dict(sample_weight=np.ones((4, 3))), ValueError, "sample_weight has shape"),
+        (dict(label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\]"),
+        (dict(label_smoothing=None), TypeError, "label_smoothing must be a real number"),
+        (dict(softcap=0.0), ValueError, "softcap must be None or a finite number > 0"),
+        (dict(softcap=float("inf")), ValueError, "softcap"),
+    ]
+    _raise_on_both_paths(monkeypatch, z, t, bad, fn=xent.sigmoid_cross_entropy)
+
+
+def test_sigmoid_weighted_buffers(monkeypatch, rng):
+    z = rng.standard_normal((8, 5))
+    t = rng.random((8, 5))
+    w = rng.random(5) + 0.5
+    sw = rng.random(8) + 0.5
+    g = np.empty_like(z)
+    _, got = _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, weight=w, sample_weight=sw, return_grad=True,
+                   grad_out=g)
+    assert got is g or got.tobytes() == g.tobytes()
+    # the buffers may be the logits or the targets themselves
+    for key in ("logits", "targets"):
+        def make(key=key):
+            kw = dict(logits=z.copy(), targets=t.copy(), weight=w, pos_weight=w, reduction="none", return_grad=True)
+            kw["grad_out"] = kw[key]
+            return kw
+
+        _both_fresh(monkeypatch, xent.sigmoid_cross_entropy, make)
+    # a buffer over a weight: declined, and the general path's error
+    buf = np.empty(5 + 8 * 5)
+    wb = buf[:5]
+    wb[:] = w
+    with monkeypatch.context() as m:
+        spy = Spy(m)
+        with pytest.raises(ValueError, match="grad_out overlaps"):
+            xent.sigmoid_cross_entropy(z, t, weight=wb, return_grad=True, grad_out=buf[:40].reshape(8, 5))
+        assert spy.taken == [False]

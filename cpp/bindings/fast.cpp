@@ -2,14 +2,15 @@
 // case only: exact numpy.ndarray inputs, aligned, native byte order, float32/float64
 // (int32/int64 labels), the class axis last; out= / grad_out= buffers that are C-order,
 // writeable and apart from the inputs (or exactly an input they may be). Softmax
-// cross-entropy with integer labels also takes its options: class and sample weights as
-// float32/float64 C-order arrays whose values are finite and >= 0, an int ignore_index,
-// z_loss / label_smoothing / softcap as valid floats or ints, and weights that need no
-// rescaling (docs/losses.md "Huge weights"). For anything else, or an
-// out-of-range label, it returns None and the caller takes the general path, which raises
-// the errors. The drivers and their arguments are the general path's, so are the bits
-// (the weighted mean's denominator included: both call xent::label_weight_sum). No pybind11
-// conversions: handles in, the public result (or None) out.
+// cross-entropy with integer labels, and sigmoid cross-entropy with axis None, also take
+// their options: class, pos and sample weights as float32/float64 C-order arrays whose
+// values are finite and >= 0, an int ignore_index, z_loss / label_smoothing / softcap as
+// valid floats or ints, and weights that need no rescaling (docs/losses.md "Huge weights").
+// For anything else, or an out-of-range label, it returns None and the caller takes the
+// general path, which raises the errors. The drivers and their arguments are the general
+// path's, so are the bits (the weighted mean's denominator included: both call
+// xent::label_weight_sum, or xent::weight_sum). No pybind11 conversions: handles in, the
+// public result (or None) out.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -191,6 +192,7 @@ struct Weights {
   xent::ArrayRef ref;    // what the kernel reads
   bool given = false;
   int top = 0;           // binary exponent of the largest value (frexp; 0 when all are 0)
+  double top_value = 0;  // the largest value
   const View* view_or_null() const { return given ? &v : nullptr; }
   const xent::ArrayRef* ref_or_null() const { return given ? &ref : nullptr; }
   const T* data() const { return given ? static_cast<const T*>(ref.data) : nullptr; }
@@ -226,7 +228,8 @@ struct Weights {
       if (!(p[i] >= 0 && p[i] <= std::numeric_limits<T>::max())) return false;  // NaN, inf or < 0
       top_value = p[i] > top_value ? p[i] : top_value;
     }
-    if (top_value > 0) std::frexp(static_cast<double>(top_value), &top);
+    this->top_value = static_cast<double>(top_value);
+    if (top_value > 0) std::frexp(this->top_value, &top);
     for (int k = nd - 1; k >= 0; --k) {  // C order (the view's own strides when not converted)
       strides[k] = same ? v.strides[k] : step;
       step *= v.shape[k];
@@ -272,6 +275,19 @@ bool real_arg(py::handle h, double lo, double hi, bool open_lo, double& v) {
   return std::isfinite(v) && (open_lo ? v > lo : v >= lo) && v <= hi;
 }
 
+// Whether a weighted mean's denominator n needs no rescaling (rescale_tiny_weights in
+// _weights.py: 1/n beyond T's range).
+template <class T>
+bool inverse_in_range(double n) {
+  const double big = static_cast<double>(std::numeric_limits<T>::max());
+  return n == 0.0 || (n > 1.0 / big && 1.0 / n <= big);
+}
+
+// The limit of shrink_huge_weights (_weights.py): weights whose products or sum reach
+// 2**limit are rescaled first.
+template <class T>
+constexpr int huge_limit() { return std::numeric_limits<T>::max_exponent - 32; }
+
 // The denominator n of a weighted "mean" (label_row_weight_sum); false where the general
 // path would rescale the weights first (shrink_huge_weights, rescale_tiny_weights: their
 // products or sum near T's range, or 1/n beyond it): the caller declines then.
@@ -280,10 +296,9 @@ bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, 
                      double& n) {
   n = xent::label_weight_sum<T>(yv.ref, w.data(), sw.ref_or_null(), has_ignore, ignore);
   if (!w.given && !sw.given) return true;  // (ignore_index alone: a count)
-  const int limit = std::numeric_limits<T>::max_exponent - 32;
+  const int limit = huge_limit<T>();
   if (!(n < std::ldexp(1.0, limit)) || std::max(w.top, 0) + std::max(sw.top, 0) >= limit) return false;
-  const double big = static_cast<double>(std::numeric_limits<T>::max());
-  return n == 0.0 || (n > 1.0 / big && 1.0 / n <= big);
+  return inverse_in_range<T>(n);
 }
 
 // The options of softmax_cross_entropy the fast path takes besides the weights.
@@ -358,9 +373,68 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
              : softmax_xent_t<double>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, sc);
 }
 
+// The options of sigmoid_cross_entropy the fast path takes (with axis None).
+struct SigmoidArgs {
+  py::handle weight, pos_weight, sample_weight, smoothing, softcap;
+};
+
+template <class T>
+py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_grad, int nt, py::handle out,
+                          py::handle grad_out, const SigmoidArgs& a) {
+  const int nd = zv.ref.ndim;
+  const int64_t C = zv.shape[nd - 1];
+  // sample weights: one per sample, the logits' shape without the last axis (1-d: one per element)
+  const int sw_nd = nd >= 2 ? nd - 1 : nd;
+  Weights<T> w, pw, sw;
+  xent::SigmoidOptions opt;
+  const double inf = std::numeric_limits<double>::infinity();
+  if (!w.take(a.weight, 1, &C) || !pw.take(a.pos_weight, 1, &C) || !sw.take(a.sample_weight, sw_nd, zv.shape) ||
+      !real_arg(a.smoothing, 0.0, 1.0, false, opt.smoothing) ||
+      !(a.softcap.is_none() || real_arg(a.softcap, 0.0, inf, true, opt.softcap)))
+    return py::none();
+  // the mean's denominator (_sigmoid_call.run): the elements, or the summed sample weights
+  // times the elements per sample; declined where the general path rescales the weights
+  double n = static_cast<double>(zv.size);
+  if (sw.given) {
+    n = xent::weight_sum<T>(sw.data(), sw.v.size) * (nd >= 2 ? static_cast<double>(C) : 1.0);
+    const double bound = n * std::max(1.0, w.top_value) * std::max(1.0, pw.top_value);
+    const int limit = huge_limit<T>();
+    if (red == 2 && (!(bound < std::ldexp(1.0, limit)) || std::max(sw.top, 0) >= limit || !inverse_in_range<T>(n)))
+      return py::none();
+  }
+  // either buffer may be the logits or the targets (elementwise), not overlap the other
+  // buffer or a weight
+  View ov, gv;
+  const std::initializer_list<const View*> inputs{&zv, &tv, w.view_or_null(), pw.view_or_null(), sw.view_or_null()};
+  const Take tg = take(grad_out, gv, zv, nd, inputs, {&zv, &tv});
+  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, nd, inputs, {&zv, &tv});
+  if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
+  std::unique_ptr<Out> loss, grad;
+  if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, nd);
+  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, nd);
+  const double gscale = (red == 2 && n != 0.0) ? 1.0 / n : 1.0;  // grad_scale() in _validate.py
+  // the sample weight broadcast over the last axis (stride 0), or per element (1-d)
+  int64_t ew_strides[xent::kMaxDims];
+  xent::ArrayRef ew;
+  if (sw.given) {
+    for (int k = 0; k < sw_nd; ++k) ew_strides[k] = sw.ref.strides[k];
+    if (sw_nd < nd) ew_strides[nd - 1] = 0;
+    ew = {sw.ref.data, nd, zv.shape, ew_strides, static_cast<int64_t>(sizeof(T))};
+  }
+  opt.class_w = w.ref_or_null();
+  opt.pos_w = pw.ref_or_null();
+  opt.elem_w = sw.given ? &ew : nullptr;
+  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
+  const xent::ArrayRef* l = loss ? &loss->v.ref : nullptr;
+  const double total = run(zv, [&] { return xent::run_sigmoid<T>(zv.ref, tv.ref, g, l, true, gscale, nt, opt); });
+  return result(red, total, n, loss.get(), grad.get());
+}
+
 py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
-                        py::handle n_threads, py::handle out, py::handle grad_out) {
-  View zv, tv, ov, gv;
+                        py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
+                        py::handle pos_weight, py::handle sample_weight, py::handle label_smoothing,
+                        py::handle softcap) {
+  View zv, tv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
       !view(t, tv, false) || tv.type != zv.type || tv.ref.ndim != zv.ref.ndim)
@@ -369,22 +443,10 @@ py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::ha
     if (tv.shape[k] != zv.shape[k]) return py::none();
   const int nt = threads(n_threads);
   if (nt < 0) return py::none();
-  // either buffer may be the logits or the targets (elementwise), not overlap the other buffer
-  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
-  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim, {&zv, &tv}, {&zv, &tv});
   const bool want_grad = return_grad.ptr() == Py_True;
-  if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
-  std::unique_ptr<Out> loss, grad;
-  if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim);
-  if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, zv.ref.ndim);
-  const double gscale = red == 2 ? 1.0 / static_cast<double>(zv.size) : 1.0;
-  const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
-  const xent::ArrayRef* l = loss ? &loss->v.ref : nullptr;
-  const double total = run(zv, [&] {
-    return zv.type == Api::NPY_FLOAT_ ? xent::run_sigmoid<float>(zv.ref, tv.ref, g, l, true, gscale, nt)
-                                      : xent::run_sigmoid<double>(zv.ref, tv.ref, g, l, true, gscale, nt);
-  });
-  return result(red, total, static_cast<double>(zv.size), loss.get(), grad.get());
+  const SigmoidArgs a{weight, pos_weight, sample_weight, label_smoothing, softcap};
+  return zv.type == Api::NPY_FLOAT_ ? sigmoid_xent_t<float>(zv, tv, red, want_grad, nt, out, grad_out, a)
+                                    : sigmoid_xent_t<double>(zv, tv, red, want_grad, nt, out, grad_out, a);
 }
 
 // logsumexp (a NumPy scalar for 1-d input, as the general path's res[()]), softmax, log_softmax.
@@ -416,9 +478,10 @@ void bind_fast(py::module_& m) {
         "softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out= "
         "buffers taken), or None where the general path must run.");
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
-        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"),
-        "sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the "
-        "general path must run.");
+        py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("sample_weight"), py::arg("label_smoothing"), py::arg("softcap"),
+        "sigmoid_cross_entropy with axis None, its options included (out= and grad_out= buffers taken), or None "
+        "where the general path must run.");
   m.def("softmax_norm_fast", &softmax_norm, py::arg("op"), py::arg("x"), py::arg("n_threads"),
         "logsumexp, softmax or log_softmax along the last axis, or None where the general path must run.");
 }

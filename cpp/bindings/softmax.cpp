@@ -92,6 +92,18 @@ double label_weight_sum(const py::array& y, const py::object& weight, const py::
                                         has_ignore, ignore);
 }
 
+// weight_sum over a C-contiguous float32 / float64 array (weights validated by the caller).
+double weight_sum(const py::array& w) {
+  const int kind = float_kind(w, "weights");
+  if (!(w.flags() & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    throw py::value_error("weights must be C-contiguous");
+  Ref r(w, false, "weights");
+  const int64_t n = static_cast<int64_t>(w.size());
+  py::gil_scoped_release release;
+  if (kind == 4) return xent::weight_sum<float>(static_cast<const float*>(r.ref.data), n);
+  return xent::weight_sum<double>(static_cast<const double*>(r.ref.data), n);
+}
+
 }  // namespace
 
 void bind_softmax(py::module_& m) {
@@ -107,6 +119,9 @@ void bind_softmax(py::module_& m) {
         py::arg("ignore_index"),
         "Sum over rows of weight[y] * sample_weight (float64 terms, compensated), ignored rows left out: the "
         "denominator of a weighted mean.");
+  m.def("weight_sum", &weight_sum, py::arg("weights"),
+        "Sum of the weights of a C-contiguous float32/float64 array (float64 terms, compensated): the denominator "
+        "of a weighted mean.");
   py::enum_<xent::SoftmaxOp>(m, "SoftmaxOp")
       .value("logsumexp", xent::SoftmaxOp::kLogsumexp)
       .value("softmax", xent::SoftmaxOp::kSoftmax)

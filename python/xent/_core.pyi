@@ -86,6 +86,10 @@ def label_weight_sum(
     """Sum over rows of weight[y] * sample_weight (float64 terms, compensated), ignored rows left out: the
     denominator of a weighted mean."""
 
+def weight_sum(weights: np.ndarray) -> float:
+    """Sum of the weights of a C-contiguous float32/float64 array (float64 terms, compensated): the denominator
+    of a weighted mean."""
+
 def sigmoid_op(
     z: np.ndarray,
     t: np.ndarray,
@@ -164,9 +168,14 @@ def sigmoid_xent_fast(
     n_threads: object,
     out: object,
     grad_out: object,
+    weight: object,
+    pos_weight: object,
+    sample_weight: object,
+    label_smoothing: object,
+    softcap: object,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """sigmoid_cross_entropy without options (elementwise; out= and grad_out= buffers taken), or None where the
-    general path must run."""
+    """sigmoid_cross_entropy with axis None, its options included (out= and grad_out= buffers taken), or None
+    where the general path must run."""
 
 def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object) -> np.ndarray | np.floating | None:
     """logsumexp, softmax or log_softmax along the last axis, or None where the general path must run."""

@@ -88,11 +88,9 @@ def sigmoid_cross_entropy(
     check_finite: if True, a NaN or ``+inf`` logit (``-inf`` is allowed, as for the softmax
     losses), or a non-finite target, raises ValueError naming its first position.
     """
-    if (
-        axis is None and weight is None and pos_weight is None and sample_weight is None and label_smoothing is ZERO
-        and softcap is None and check_finite is False
-    ):
-        r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads, out, grad_out)
+    if axis is None and check_finite is False:
+        r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads, out, grad_out, weight,
+                                    pos_weight, sample_weight, label_smoothing, softcap)
         if r is not None:
             return r
     z, t = _call.logits_and_targets(logits, targets)

@@ -56,11 +56,16 @@ def rescale_tiny_weights(sw, n: float):
     return np.ascontiguousarray(np.ldexp(sw, k), dtype=sw.dtype).reshape(sw.shape), math.ldexp(n, k)
 
 
+_SUM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
+
+
 def weight_sum(a) -> float:
-    """``sum(a)`` in float64; +inf without a warning when huge weights overflow it (the
-    callers then rescale them: shrink_huge_weights)."""
-    with np.errstate(over="ignore"):
-        return float(a.sum(dtype=np.float64))
+    """``sum(a)`` of weights >= 0: float64 terms, compensated, by the core (the fast path of
+    small calls calls the same function, so both paths divide by the same bits); +inf when
+    huge weights overflow it (the callers then rescale them: shrink_huge_weights)."""
+    a = np.asarray(a)
+    dtype = a.dtype if a.dtype in _SUM_DTYPES else np.float64  # (other types: their values in float64)
+    return _core.weight_sum(np.require(a, dtype=dtype, requirements=["C", "A"]))
 
 
 def _pow2_shrink(a, k: int):
