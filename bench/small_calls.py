@@ -125,11 +125,11 @@ def main() -> None:
     }
     peers = {} if args.no_torch else torch_calls(z, y, t, w)
     print(f"64 x 10 float32, us per call (best of {args.repeats} x {args.number}), isa {_core.config()['isa']}")
-    print(f"{'call':34s} {'fast':>7s} {'general':>8s} {'pytorch':>8s} {'pytorch/fast':>13s}")
+    print(f"{'call':36s} {'fast':>7s} {'general':>8s} {'pytorch':>8s} {'pytorch/fast':>13s}")
     for name, f in cases.items():
         fast = best_us(f, args.repeats, args.number)
         slow = general_path(f, args.repeats, args.number)
-        line = f"{name:34s} {fast:7.2f} {slow:8.2f}"
+        line = f"{name:36s} {fast:7.2f} {slow:8.2f}"
         if name in peers:
             pt = best_us(peers[name], args.repeats, max(1, args.number // 10))
             line += f" {pt:8.2f} {pt / fast:12.1f}x"
