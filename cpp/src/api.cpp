@@ -255,6 +255,36 @@ int64_t first_bad_flat(const L* v, int64_t n, int64_t n_classes, bool has_ignore
   for (int64_t i = 0;; ++i)
     if (bad(static_cast<int64_t>(v[i]))) return *value = static_cast<int64_t>(v[i]), i;
 }
+
+// Visits the elements of an index space of `ndim` dims in C order: f(flat, off) with off[k]
+// the byte offset of the element in array k (strides[k], nullptr for an absent array: its
+// offset stays 0). Returns the first flat index for which f returns true, or -1.
+template <int K, class F>
+int64_t walk_c_order(int ndim, const int64_t* shape, const int64_t* const (&strides)[K], F&& f) {
+  int64_t n = 1;
+  for (int d = 0; d < ndim; ++d) n *= shape[d];
+  std::vector<int64_t> idx(static_cast<size_t>(ndim), 0);
+  int64_t off[K] = {};
+  for (int64_t flat = 0; flat < n; ++flat) {
+    if (f(flat, static_cast<const int64_t*>(off))) return flat;
+    for (int d = ndim - 1; d >= 0; --d) {  // the next element
+      for (int k = 0; k < K; ++k)
+        if (strides[k]) off[k] += strides[k][d];
+      if (++idx[static_cast<size_t>(d)] < shape[d]) break;
+      for (int k = 0; k < K; ++k)
+        if (strides[k]) off[k] -= shape[d] * strides[k][d];
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return -1;
+}
+
+// Label at byte offset `off` of y's data.
+inline int64_t label_at(const ArrayRef& y, int64_t off) {
+  const char* p = static_cast<const char*>(y.data) + off;
+  return y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(p)
+                         : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(p));
+}
 }  // namespace
 
 int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, int64_t ignore, int64_t* value) {
@@ -264,26 +294,16 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
     contiguous = contiguous && (y.shape[d] == 1 || y.strides[d] == n * y.itemsize);
     n *= y.shape[d];
   }
-  if (contiguous)
-    return y.itemsize == 8 ? first_bad_flat(static_cast<const int64_t*>(y.data), n, n_classes, has_ignore, ignore, value)
-                           : first_bad_flat(static_cast<const int32_t*>(y.data), n, n_classes, has_ignore, ignore, value);
-  std::vector<int64_t> idx(y.ndim, 0);
-  const char* base = static_cast<const char*>(y.data);
-  for (int64_t flat = 0; flat < n; ++flat) {
-    int64_t off = 0;
-    for (int d = 0; d < y.ndim; ++d) off += idx[d] * y.strides[d];
-    const int64_t v = y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(base + off)
-                                      : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(base + off));
-    if ((v < 0 || v >= n_classes) && !(has_ignore && v == ignore)) {
-      *value = v;
-      return flat;
-    }
-    for (int d = y.ndim - 1; d >= 0; --d) {
-      if (++idx[d] < y.shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return -1;
+  if (contiguous && y.itemsize == 8)
+    return first_bad_flat(static_cast<const int64_t*>(y.data), n, n_classes, has_ignore, ignore, value);
+  if (contiguous) return first_bad_flat(static_cast<const int32_t*>(y.data), n, n_classes, has_ignore, ignore, value);
+  const int64_t* const strides[1] = {y.strides};
+  return walk_c_order(y.ndim, y.shape, strides, [&](int64_t, const int64_t* off) {
+    const int64_t v = label_at(y, off[0]);
+    if ((v >= 0 && v < n_classes) || (has_ignore && v == ignore)) return false;
+    *value = v;
+    return true;
+  });
 }
 
 namespace {
@@ -310,29 +330,16 @@ double weight_sum(const T* w, int64_t n) {
 
 template <class T>
 double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore) {
-  int64_t n = 1;
-  for (int d = 0; d < y.ndim; ++d) n *= y.shape[d];
-  std::vector<int64_t> idx(static_cast<size_t>(y.ndim), 0);
-  const char* yb = static_cast<const char*>(y.data);
   const char* wb = sw ? static_cast<const char*>(sw->data) : nullptr;
-  int64_t yo = 0, wo = 0;  // byte offsets of the current row
+  const int64_t* const strides[2] = {y.strides, sw ? sw->strides : nullptr};
   CompensatedSum sum;
-  for (int64_t flat = 0; flat < n; ++flat) {
-    const int64_t v = y.itemsize == 8 ? *reinterpret_cast<const int64_t*>(yb + yo)
-                                      : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yb + yo));
-    if (!(has_ignore && v == ignore)) {
+  walk_c_order(y.ndim, y.shape, strides, [&](int64_t, const int64_t* off) {  // off: the row's bytes in y, sw
+    const int64_t v = label_at(y, off[0]);
+    if (!(has_ignore && v == ignore))
       sum.add((class_w ? static_cast<double>(class_w[v]) : 1.0) *
-              (wb ? static_cast<double>(*reinterpret_cast<const T*>(wb + wo)) : 1.0));
-    }
-    for (int d = y.ndim - 1; d >= 0; --d) {  // the next row in C order
-      yo += y.strides[d];
-      if (sw) wo += sw->strides[d];
-      if (++idx[static_cast<size_t>(d)] < y.shape[d]) break;
-      yo -= y.shape[d] * y.strides[d];
-      if (sw) wo -= y.shape[d] * sw->strides[d];
-      idx[static_cast<size_t>(d)] = 0;
-    }
-  }
+              (wb ? static_cast<double>(*reinterpret_cast<const T*>(wb + off[1])) : 1.0));
+    return false;
+  });
   return sum.value();
 }
 
