@@ -38,52 +38,70 @@ inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, 
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  const V vm = D::set1(m), one = D::set1(T(1)), zero = D::zero();
+  const V vm = D::set1(m), zero = D::zero();
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   SmoothStats st;
-  auto step = [&](V zv, V wv, V& k, V& sw, V& sa) {
+  V kc = zero;  // K in integer lanes (exact), summed once
+  auto step = [&](V zv, V wv, V& sw, V& sa) {
     const auto live = D::gt(zv, ninf);
-    k = D::add(k, D::select(live, one, zero));
-    sw = D::add(sw, D::select(live, wv, zero));
-    // m - z overflows to inf for finite logits of both signs near the largest value: a
-    // class of weight 0 must add 0 there, not 0 * inf = NaN (a fuzz find)
-    V term = D::mul(wv, D::sub(vm, zv));
-    if (kW) term = D::zero_if(D::eq(wv, zero), term);
+    kc = D::count_if(live, kc);
+    V term = D::sub(vm, zv);
+    if (kW) {
+      sw = D::add(sw, D::select(live, wv, zero));
+      // m - z overflows to inf for finite logits of both signs near the largest value: a
+      // class of weight 0 must add 0 there, not 0 * inf = NaN (a fuzz find)
+      term = D::zero_if(D::eq(wv, zero), D::mul(wv, term));
+    }
     sa = D::add(sa, D::select(live, term, zero));
   };
   for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
     const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
-    V k = zero, sw = zero, sa = zero;
+    V sw = zero, sa = zero;
     int64_t i = b0;
-    for (; i + W <= end; i += W) step(D::load(z + i), kW ? D::load(w + i) : one, k, sw, sa);
+    for (; i + W <= end; i += W) step(D::load(z + i), kW ? D::load(w + i) : zero, sw, sa);
     if (i < end)
       step(D::load_tail(z + i, end - i, -std::numeric_limits<T>::infinity()),
-           kW ? D::load_tail(w + i, end - i, T(0)) : one, k, sw, sa);
-    st.k += static_cast<double>(D::reduce_add(k));
-    st.sw += static_cast<double>(D::reduce_add(sw));
+           kW ? D::load_tail(w + i, end - i, T(0)) : zero, sw, sa);
+    if (kW) st.sw += static_cast<double>(D::reduce_add(sw));
     st.sa += static_cast<double>(D::reduce_add(sa));
   }
+  st.k = static_cast<double>(D::count_total(kc));
+  if (!kW) st.sw = st.k;  // every weight 1
   return st;
 }
 
-// grad_c -= coef * w_c on the unmasked classes.
+// The gradient's smoothing term with row_scale_exps's scaling, in one pass over the row:
+// e_c * f_b - coef * w_c on the unmasked classes, e_c * f_b on the masked ones (each
+// rounded, as the two passes this replaced: the same bits).
 template <class D, bool kW>
-inline void smooth_grad(typename D::T* grad, const typename D::T* z, const typename D::T* w, int64_t C, double coef) {
+inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, const typename D::T* w, int64_t C,
+                                  const typename D::T* refs, const RowLse& r, double scale, double coef) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
   const V c = D::set1(static_cast<T>(coef)), zero = D::zero();
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
-  int64_t i = 0;
-  for (; i + W <= C; i += W) {
-    const V cw = kW ? D::mul(c, D::load(w + i)) : c;
-    D::store(grad + i, D::sub(D::load(grad + i), D::select(D::gt(D::load(z + i), ninf), cw, zero)));
-  }
-  if (i < C) {
-    const int64_t k = C - i;
-    const V cw = kW ? D::mul(c, D::load_tail(w + i, k, T(0))) : c;
-    const V g = D::sub(D::load_tail(grad + i, k, T(0)), D::select(D::gt(D::load_tail(z + i, k, T(0)), ninf), cw, zero));
-    D::store_tail(grad + i, g, k);
+  // the smoothing term of the k lanes at i, subtracted from their scaled exponentials g
+  auto smooth = [&](int64_t i, int64_t k, V g) {
+    const bool full = k == W;
+    const V cw = kW ? D::mul(c, full ? D::load(w + i) : D::load_tail(w + i, k, T(0))) : c;
+    const V zv = full ? D::load(z + i) : D::load_tail(z + i, k, T(0));
+    return D::sub(g, D::select(D::gt(zv, ninf), cw, zero));
+  };
+  for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
+    const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
+    const double fb = block_factor(static_cast<double>(refs[b]), r, scale);
+    T* p = e + b0;
+    int64_t i = 0;
+    if (factor_overflows<T>(fb)) {
+      for (; i < n; ++i) p[i] = scale_wide(p[i], fb);
+      for (i = 0; i + W <= n; i += W) D::store(p + i, smooth(b0 + i, W, D::load(p + i)));
+      if (i < n) D::store_tail(p + i, smooth(b0 + i, n - i, D::load_tail(p + i, n - i, T(0))), n - i);
+      continue;
+    }
+    const V f = D::set1(static_cast<T>(fb));
+    for (; i + W <= n; i += W) D::store(p + i, smooth(b0 + i, W, D::mul(D::load(p + i), f)));
+    if (i < n) D::store_tail(p + i, smooth(b0 + i, n - i, D::mul(D::load_tail(p + i, n - i, T(0)), f)), n - i);
   }
 }
 
@@ -127,8 +145,7 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
   const double tsum = wy + eps / st.k * st.sw;
   const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
   if (grad) {
-    row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, tsum, zl));
-    smooth_grad<D, kW>(grad, z, w, C, gscale * eps / st.k);
+    row_scale_exps_smooth<D, kW>(grad, z, w, C, refs, r, gscale * p_factor(r, tsum, zl), gscale * eps / st.k);
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale * wy);
   }
   return tsum * r.log_s + a + zloss_term(r, zl);
@@ -192,8 +209,10 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, co
   const double loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a + zloss_term(r, zl);
   if (grad) {
     // grad = gscale*(T + 2 zl lse)*p - gscale*t, with p = e * exp(ref - lse)
-    row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, tsum, zl));
-    if (eps != 0.0) smooth_grad<D, kW>(grad, z, w, C, gscale * eps / st.k);
+    if (eps != 0.0)
+      row_scale_exps_smooth<D, kW>(grad, z, w, C, refs, r, gscale * p_factor(r, tsum, zl), gscale * eps / st.k);
+    else
+      row_scale_exps<D>(grad, C, refs, r, gscale * p_factor(r, tsum, zl));
     const V gs = D::set1(static_cast<T>(gscale * (1.0 - eps)));
     int64_t i = 0;
     for (; i + W <= C; i += W) D::store(grad + i, D::fnma(tload(i), gs, D::load(grad + i)));
