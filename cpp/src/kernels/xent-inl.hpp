@@ -28,7 +28,8 @@ inline double p_factor(const RowLse& r, double tsum, double zl) {
 // Label smoothing (SEMANTICS.md): the target becomes (1 - eps) t + eps / K over the K
 // classes that are not masked (z > -inf), each weighted by w_c when class weights are
 // given, so that no mass lands on a masked class. Sums over the unmasked classes:
-// K, SW = sum w_c and SA = sum w_c (m - z_c); a pass over z (in cache for rows in L2).
+// K, SW = sum w_c and SA = sum w_c (m - z_c): from the forward pass for integer labels
+// without class weights (row_lse's kLive), else a pass over z (in cache for rows in L2).
 struct SmoothStats {
   double k = 0, sw = 0, sa = 0;
 };
@@ -115,7 +116,11 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
                              S* hgrad = nullptr) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
-  const RowLse r = grad ? row_lse<D, true, S>(z, C, grad, refs) : row_lse<D, false, S>(z, C, nullptr, nullptr);
+  // smoothing without class weights takes its statistics from the forward pass
+  const bool live = !kW && eps != 0.0;
+  const RowLse r = grad ? (live ? row_lse<D, true, S, true>(z, C, grad, refs) : row_lse<D, true, S>(z, C, grad, refs))
+                        : (live ? row_lse<D, false, S, true>(z, C, nullptr, nullptr)
+                                : row_lse<D, false, S>(z, C, nullptr, nullptr));
   if (r.masked()) {
     if (hgrad) fill(hgrad, C, S{});
     else if (grad) fill(grad, C, T(0));
@@ -140,7 +145,9 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
   } else {
   // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias
   // z: the driver, units-inl.hpp, copies such a row to scratch first)
-  const SmoothStats st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
+  SmoothStats st;
+  if constexpr (kW) st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
+  else st.k = st.sw = r.live, st.sa = r.below;
   const double wy = (kW ? static_cast<double>(w[y]) : 1.0) * (1.0 - eps);
   const double tsum = wy + eps / st.k * st.sw;
   const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
