@@ -206,6 +206,32 @@ def test_label_smoothing_equals_explicit_targets(isa, rng, dtype, weighted):
         np.testing.assert_allclose(grad, rg, **GRAD_TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_label_smoothing_across_blocks(isa, rng, dtype):
+    # rows of several 2048-class blocks: the forward pass counts the unmasked classes and
+    # sums m - z per block, moving the sums when a later block raises the max
+    n, C = 6, 5000
+    x = (rng.standard_normal((n, C)) * 3).astype(dtype)
+    x[0] += np.linspace(0, 40, C).astype(dtype)  # the max in the last block
+    x[1, ::7] = -np.inf  # masks in every block
+    x[2, :2048] = -np.inf  # a fully masked first block
+    x[3, 4500] = 3e4  # a huge max late in the row
+    x[3, 10] = -3e4
+    x[4, 100] = 60.0  # the max in the first block
+    x[5, :] = x[5, ::-1]
+    y = rng.integers(0, C, n)
+    y[1], y[2] = 1, 2100  # labels on unmasked classes
+    t = _smoothed_targets(x, y, 0.1, C)
+    for rg in (False, True):
+        res = xent.softmax_cross_entropy(x, y, label_smoothing=0.1, reduction="none", return_grad=rg)
+        rl, rgrad = ref.softmax_xent_targets(x, t)
+        loss = res[0] if rg else res
+        np.testing.assert_allclose(loss, rl, **LOSS_TOL[dtype])
+        if rg:
+            np.testing.assert_allclose(res[1], rgrad, **GRAD_TOL[dtype])
+            assert not res[1][1, ::7].any()  # no smoothing mass on a masked class
+
+
 def test_label_smoothing_of_soft_targets(isa, rng):
     x = rng.standard_normal((8, 6))
     x[0, 0] = -np.inf
