@@ -195,6 +195,12 @@ def test_smoothing_zero_weight_class_at_the_far_extreme(dt, mode):
     want = Fraction(5, 8) * (Fraction(float(big)) + 3)
     assert loss[0] == pytest.approx(to_float(want), rel=RTOL[dt])
     np.testing.assert_array_equal(g[0], np.array([-0.625, 0.0, 0.0, 0.625], dt))
+    # without class weights every class gets eps / 4 (-big counts as unmasked though
+    # z - m overflows to -inf): t = [0.625, 0.125, 0.125, 0.125], gradient p - t
+    with np.errstate(over="ignore"):
+        loss, g = xent.softmax_cross_entropy(z, y, label_smoothing=0.5, reduction="none", return_grad=True)
+    np.testing.assert_array_equal(g[0], np.array([-0.625, -0.125, -0.125, 0.875], dt))
+    assert not np.isnan(loss).any()
 
 
 def test_zloss_with_subnormal_class_weight_and_huge_sample_weight():

@@ -110,7 +110,7 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
     s = D::add(s, D::zero_if(top, ex));
     c = D::count_if(top, c);
     if (kLive) {
-      const auto live = D::gt(d, ninf);
+      const auto live = D::gt(x, ninf);  // (not d: z - m overflows to -inf for z near -max)
       kl = D::count_if(live, kl);
       b = D::sub(b, D::select(live, d, zero));
     }
