@@ -36,6 +36,7 @@ def main() -> None:
             "weight": dict(weight=rng.random(C) + 0.5),
             "sample_weight": dict(sample_weight=rng.random(R) + 0.5),
             "label_smoothing": dict(label_smoothing=0.1),
+            "smoothing+weight": dict(label_smoothing=0.1, weight=rng.random(C) + 0.5),
             "z_loss": dict(z_loss=1e-4),
             "softcap": dict(softcap=30.0),
             "ignore_index": dict(ignore_index=-100),
