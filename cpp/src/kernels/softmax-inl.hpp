@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -229,29 +230,43 @@ inline T scale_wide(T e, double fb) {
   return e == T(0) ? T(0) : static_cast<T>(static_cast<double>(e) * fb);
 }
 
+// row_scale_exps' default hook: the scaled values as they are.
+struct ScaledAsIs {
+  template <class V>
+  V operator()(int64_t, int64_t, V g) const { return g; }
+};
+
 // out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms), for c
 // in block b; out is e itself (the default) or a row of storage S (a half gradient or
-// softmax written straight from here, rounded once from the float32 product).
-template <class D, class S = typename D::T>
+// softmax written straight from here, rounded once from the float32 product). A hook
+// post(i, k, g) returns what is stored for the k (<= W) scaled values g at class i (the
+// smoothing term of xent-inl.hpp; the row is e itself then).
+template <class D, class S = typename D::T, class Post = ScaledAsIs>
 inline void row_scale_exps(typename D::T* e, int64_t C, const typename D::T* refs, const RowLse& r,
-                           double scale, S* out = nullptr) {
+                           double scale, S* out = nullptr, Post post = {}) {
   using T = typename D::T;
   using L = Io<D, S>;
   constexpr int W = D::W;
+  constexpr bool as_is = std::is_same_v<Post, ScaledAsIs>;
+  static_assert(as_is || std::is_same_v<S, T>, "a hook writes the row of exponentials itself");
   S* const o = out ? out : reinterpret_cast<S*>(e);  // S is T when out is null
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
     const double fb = block_factor(static_cast<double>(refs[b]), r, scale);
     const T* p = e + b0;
     S* q = o + b0;
+    int64_t i = 0;
     if (factor_overflows<T>(fb)) {
-      for (int64_t i = 0; i < n; ++i) q[i] = L::put(scale_wide(p[i], fb));
+      for (; i < n; ++i) q[i] = L::put(scale_wide(p[i], fb));
+      if constexpr (!as_is) {  // then the hook, over the scaled row
+        for (i = 0; i + W <= n; i += W) D::store(q + i, post(b0 + i, W, D::load(q + i)));
+        if (i < n) D::store_tail(q + i, post(b0 + i, n - i, D::load_tail(q + i, n - i, T(0))), n - i);
+      }
       continue;
     }
     const auto f = D::set1(static_cast<T>(fb));
-    int64_t i = 0;
-    for (; i + W <= n; i += W) L::store(q + i, D::mul(D::load(p + i), f));
-    if (i < n) L::store_tail(q + i, D::mul(D::load_tail(p + i, n - i, T(0)), f), n - i);
+    for (; i + W <= n; i += W) L::store(q + i, post(b0 + i, W, D::mul(D::load(p + i), f)));
+    if (i < n) L::store_tail(q + i, post(b0 + i, n - i, D::mul(D::load_tail(p + i, n - i, T(0)), f)), n - i);
   }
 }
 

@@ -79,31 +79,15 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
                                   const typename D::T* refs, const RowLse& r, double scale, double coef) {
   using T = typename D::T;
   using V = typename D::V;
-  constexpr int W = D::W;
   const V c = D::set1(static_cast<T>(coef)), zero = D::zero();
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
-  // the smoothing term of the k lanes at i, subtracted from their scaled exponentials g
   auto smooth = [&](int64_t i, int64_t k, V g) {
-    const bool full = k == W;
+    const bool full = k == D::W;
     const V cw = kW ? D::mul(c, full ? D::load(w + i) : D::load_tail(w + i, k, T(0))) : c;
     const V zv = full ? D::load(z + i) : D::load_tail(z + i, k, T(0));
     return D::sub(g, D::select(D::gt(zv, ninf), cw, zero));
   };
-  for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
-    const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
-    const double fb = block_factor(static_cast<double>(refs[b]), r, scale);
-    T* p = e + b0;
-    int64_t i = 0;
-    if (factor_overflows<T>(fb)) {
-      for (; i < n; ++i) p[i] = scale_wide(p[i], fb);
-      for (i = 0; i + W <= n; i += W) D::store(p + i, smooth(b0 + i, W, D::load(p + i)));
-      if (i < n) D::store_tail(p + i, smooth(b0 + i, n - i, D::load_tail(p + i, n - i, T(0))), n - i);
-      continue;
-    }
-    const V f = D::set1(static_cast<T>(fb));
-    for (; i + W <= n; i += W) D::store(p + i, smooth(b0 + i, W, D::mul(D::load(p + i), f)));
-    if (i < n) D::store_tail(p + i, smooth(b0 + i, n - i, D::mul(D::load_tail(p + i, n - i, T(0)), f)), n - i);
-  }
+  row_scale_exps<D, T>(e, C, refs, r, scale, nullptr, smooth);
 }
 
 // Integer label y in [0, C): returns lse - z[y] (+ zl lse^2), computed as (m - z[y]) + log(s).
