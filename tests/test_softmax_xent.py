@@ -224,3 +224,43 @@ def test_targets_of_other_dtype_are_converted(isa, rng):
         xent.softmax_cross_entropy(x, t, reduction="none"),
         xent.softmax_cross_entropy(x, t.astype(np.float32), reduction="none"),
     )
+
+
+def _log_sum_rows(C):
+    """Rows whose loss at the argmax label is log(ones + rest) alone: ties (ones = 1..3) with
+    every other class d below (rest from 1e-300 to 60), rest set around the kernel's reduction
+    points (sqrt2 - 1, 1, s = 2), and random rows."""
+    rows = []
+    for d in (0.5, 1, 5, 20, 100, 300, 700):
+        for ties in (1, 2, 3):
+            z = np.full(C, -d)
+            z[:ties] = 0
+            rows.append(z)
+    for r in (1e-300, 1e-20, 1e-8, 0.3, 0.41, 0.4142, 0.42, 0.9, 0.999, 1.0, 1.001, 2.5):
+        z = np.full(C, np.log(r / (C - 1)))
+        z[0] = 0
+        rows.append(z)
+    rng = np.random.default_rng(5)
+    rows += [rng.standard_normal(C) * s for s in (0.1, 1, 3, 10, 30) for _ in range(8)]
+    return np.array(rows)
+
+
+def _log_sum_ref(z):
+    z = z.astype(np.longdouble)
+    m = z.max()
+    ones = np.longdouble((z == m).sum())
+    return np.log(ones) + np.log1p(np.exp(z[z < m] - m).sum() / ones)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [64, 5000])
+def test_row_log_of_sum_keeps_digits(isa, dtype, C):
+    """The row kernels' log(s), s = ones + rest (RowLse::log_sum: no libm): within a few
+    float64 ulp of the long double value, and log1p(rest)'s relative digits on confident rows
+    (rest ~ 1e-300 would be lost in 1 + rest)."""
+    z = _log_sum_rows(C).astype(dtype)
+    loss = xent.softmax_cross_entropy(z, z.argmax(1), reduction="none")
+    want = np.array([_log_sum_ref(r) for r in z])
+    normal = want >= np.finfo(dtype).tiny  # (float32 losses of confident rows are subnormal)
+    rel = np.abs(loss.astype(np.longdouble) - want)[normal] / want[normal] / np.finfo(dtype).eps
+    assert rel.max() <= 8, f"{rel.max():.2f} eps at row {np.flatnonzero(normal)[rel.argmax()]}"
