@@ -168,8 +168,10 @@ XENT_FORCE_INLINE typename D::V log1p_unit(typename D::V u) {
 }
 
 // tanh(x) (see the contract above); if sech2, also *sech2 = 1 - tanh(x)^2.
-// tanh for |x| < tanh_small (tanh_small_v below): the odd Taylor polynomial, and
-// sech^2 = 1 - t*t (t <= tanh(0.55) = 0.5: no cancellation).
+// tanh for |x| < tanh_small (tanh_small_v below): x (1 + s q(s)), s = x^2, and sech^2 =
+// 1 - t*t (t <= tanh(0.55) = 0.5: no cancellation). The product form keeps -0 without a
+// select (x + x^3 q needed one), two operations fewer per vector, for 1.22 ulp instead of
+// 0.77 at most on the polynomial's range.
 template <class D>
 XENT_FORCE_INLINE typename D::V tanh_small_v(typename D::V x, typename D::V* sech2 = nullptr) {
   using K = MathConst<typename D::T>;
@@ -177,7 +179,7 @@ XENT_FORCE_INLINE typename D::V tanh_small_v(typename D::V x, typename D::V* sec
   const V s = D::mul(x, x);
   V q = D::set1(K::tanh_c[K::tanh_terms - 1]);
   for (int k = K::tanh_terms - 2; k >= 0; --k) q = D::fma(q, s, D::set1(K::tanh_c[k]));
-  const V t = D::select(D::eq(x, D::zero()), x, D::fma(D::mul(x, s), q, x));  // keeps -0
+  const V t = D::mul(x, D::fma(s, q, D::set1(typename D::T(1))));  // x (1 + s q): keeps -0
   if (sech2) *sech2 = D::fnma(t, t, D::set1(typename D::T(1)));
   return t;
 }
