@@ -262,6 +262,15 @@ struct ScaledAsIs {
   V operator()(int64_t, int64_t, V g) const { return g; }
 };
 
+// A row_scale_exps hook multiplying the scaled values by a row d (the soft cap's chain rule).
+template <class D>
+struct TimesRow {
+  const typename D::T* d;
+  typename D::V operator()(int64_t i, int64_t k, typename D::V g) const {
+    return D::mul(g, k == D::W ? D::load(d + i) : D::load_tail(d + i, k, typename D::T(0)));
+  }
+};
+
 // out[c] = e[c] * exp(refs[b] - lse) * scale  (probabilities, or gradient terms), for c
 // in block b; out is e itself (the default) or a row of storage S (a half gradient or
 // softmax written straight from here, rounded once from the float32 product). A hook

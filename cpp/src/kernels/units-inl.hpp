@@ -166,6 +166,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   const bool loss_op = is_loss_op(j.op), label_op = is_label_op(j.op);
   const bool capped = j.softcap > 0.0;
   const bool grad_capped = capped && loss_op && j.out.p;
+  // the plain integer-label loss multiplies by the cap's derivatives in its rescaling pass
+  const bool cap_in_rescale = grad_capped && j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0;
   // Paths that read z again after writing the gradient: with the gradient written over
   // the logits (grad_out=logits), the row is copied to scratch first.
   const bool rereads_z = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
@@ -260,7 +262,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
                                                      hout)
                 : (j.class_w && eps != 0.0)
                     ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss)
-                    : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss);
+                    : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
+                                               cap_in_rescale ? dbuf : nullptr);
             break;
           case SoftmaxOp::kXentTarget:
             r = j.class_w ? row_xent_target<D, true>(z, load_t(), j.class_w, eps, C, out, refs, gs, j.z_loss)
@@ -289,7 +292,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
           default:
             break;
         }
-        if (grad_capped) mul_rows<D>(out, dbuf, C);
+        if (grad_capped && !cap_in_rescale) mul_rows<D>(out, dbuf, C);
         if (split && out) ldexp_row(out, 1, C, sp.e);
         if (w != 1.0) r = weigh_loss(r, w, sw, cwy);
       }

@@ -94,10 +94,12 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // If grad, writes gscale * ((1 + 2 zl lse) softmax(z) - onehot(y)) (grad may alias z).
 // z may be half storage S (no smoothing then: its statistics read z as T); with `hgrad`
 // the gradient goes to that half row, grad being the float32 buffer of the exponentials.
+// With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
+// the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
-                             S* hgrad = nullptr) {
+                             S* hgrad = nullptr, const typename D::T* dcap = nullptr) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
   // smoothing without class weights takes its statistics from the forward pass
@@ -117,6 +119,10 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
         const T gy = static_cast<T>(static_cast<double>(scaled_exp(grad, y, refs, r, f)) - gscale);
         row_scale_exps<D, S>(grad, C, refs, r, f, hgrad);
         hgrad[y] = Io<D, S>::put(gy);
+      } else if (dcap) {
+        const T gy = static_cast<T>(static_cast<double>(scaled_exp(grad, y, refs, r, f)) - gscale);
+        row_scale_exps<D>(grad, C, refs, r, f, static_cast<T*>(nullptr), TimesRow<D>{dcap});
+        grad[y] = gy * dcap[y];
       } else {
         row_scale_exps<D>(grad, C, refs, r, f);
         grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
