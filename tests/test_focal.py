@@ -57,6 +57,53 @@ def test_against_long_double_reference(isa, rng, dtype, gamma, alpha):
     np.testing.assert_allclose(s, float(rl.sum()), rtol=1e-6 if dtype == np.float32 else 1e-13)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gamma", [1.0, 2.0, 3.0, 4.0])
+@pytest.mark.parametrize("alpha", [0.25, None, 1.0])
+@pytest.mark.parametrize("variant", ["plain", "weights", "sample weights", "loss only"])
+def test_integer_gamma_against_long_double(isa, rng, dtype, gamma, alpha, variant):
+    """Integer gammas take their own kernel (the power by products, no log space): each of its
+    compiled option sets against the long-double reference, on random, large and tied logits."""
+    z = (rng.standard_normal((40, 37)) * 5).astype(dtype)
+    z[0] = np.linspace(-60, 60, 37)
+    z[1, :5] = 0
+    t = rng.random((40, 37)).astype(dtype)
+    t[::3] = np.round(t[::3])
+    t[2] = 0.5  # dm/dz = 0
+    kw, w, sw = {}, np.ones(37), np.ones(40)
+    if variant == "weights":
+        w, sw = rng.random(37) + 0.5, rng.random(40) + 0.5
+        kw = dict(weight=w, sample_weight=sw)
+    elif variant == "sample weights":
+        sw = rng.random(40) + 0.5
+        kw = dict(sample_weight=sw)
+    grad = variant != "loss only"
+    res = xent.sigmoid_focal_loss(z, t, gamma=gamma, alpha=alpha, reduction="none", return_grad=grad, **kw)
+    loss = res[0] if grad else res
+    rl, rg = sref.focal(z, t, gamma, alpha)
+    scale = w[None, :] * sw[:, None]
+    np.testing.assert_allclose(loss, (rl * scale).astype(np.float64), **LOSS_TOL[dtype])
+    if grad:
+        g = GRAD_TOL[dtype]
+        np.testing.assert_allclose(res[1], (rg * scale).astype(np.float64), rtol=g["rtol"] * 2, atol=g["atol"])
+
+
+def test_integer_gamma_zero_alpha_weight_and_infinite_logits(isa):
+    """alpha = 1 (0) makes alpha_t = 0 where t = 0 (1): such an element is exactly 0, even with an
+    infinite logit (0 * inf would be NaN); the others keep their infinite loss."""
+    inf = np.inf
+    z = np.array([inf, -inf, inf, -inf, 3.0])
+    t = np.array([0.0, 0.0, 1.0, 1.0, 0.0])
+    for gamma in (1.0, 2.0, 4.0):
+        loss, grad = xent.sigmoid_focal_loss(z, t, gamma=gamma, alpha=1.0, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(loss, [0, 0, 0, inf, 0])
+        np.testing.assert_array_equal(grad[[0, 1, 2, 4]], 0)
+        assert grad[3] == -1
+        loss, grad = xent.sigmoid_focal_loss(-z, 1 - t, gamma=gamma, alpha=0.0, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(loss, [0, 0, 0, inf, 0])
+        assert not np.isnan(grad).any()
+
+
 def test_gamma_zero_is_alpha_weighted_cross_entropy(isa, rng):
     z = rng.standard_normal((30, 4)) * 6
     t = rng.random((30, 4))

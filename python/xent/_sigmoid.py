@@ -141,7 +141,10 @@ def sigmoid_focal_loss(
 
     Accuracy: as the cross-entropy, except that the factor ``(1 - p_t)**gamma`` carries the
     rounding of ``gamma*log(1 - p_t)`` (a relative error of a few ulp times
-    ``|gamma*log(1 - p_t)|``, where the loss is already tiny for hard targets).
+    ``|gamma*log(1 - p_t)|``, where the loss is already tiny for hard targets). An integer
+    ``gamma`` from 0 to 4 (2, the usual one) skips the log space: ``1 - p_t`` is computed
+    directly (without cancellation, from ``exp(-|z|)``) and raised by products, a few ulp per
+    factor, and the loss with its gradient costs 1.5-1.7x the plain cross-entropy instead of 2.3-2.6x.
     """
     z, t = _call.logits_and_targets(logits, targets)
     if check_finite:
