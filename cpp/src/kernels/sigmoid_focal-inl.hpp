@@ -91,6 +91,8 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
   const V gs = D::set1(static_cast<T>(gscale));
   const bool alpha_zero = static_cast<T>(o.alpha) == T(0) || static_cast<T>(1.0 - o.alpha) == T(0);
   double total = 0.0;
+  alignas(64) T eb[kB], lb[kB];  // e and log1p(e) of a block's full vectors, staged
+  int64_t b0 = 0;
   auto step = [&](int64_t i, int64_t k, V& acc) {
     auto ld = [&](const T* p) { return k == W ? D::load(p + i) : D::load_tail(p + i, k, T(0)); };
     const V zv = ld(z), tv = ld(t);
@@ -100,11 +102,11 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
       omt = D::fma(omt, c1, c0);
     }
     // the cross-entropy and its gradient, as stage 1 of the log space's path
-    const V az = D::abs(zv);
-    const V e = exp_nonpos<D>(D::sub(zero, az));
+    const bool staged = k == W;
+    const V e = staged ? D::load(eb + (i - b0)) : exp_nonpos<D>(D::sub(zero, D::abs(zv)));
     const auto pos = D::ge(zv, zero);
     const V a = D::select(pos, omt, D::sub(zero, tt));
-    const V ce = D::add(D::zero_if(D::eq(a, zero), D::mul(zv, a)), log1p_unit<D>(e));
+    const V ce = D::add(D::zero_if(D::eq(a, zero), D::mul(zv, a)), staged ? D::load(lb + (i - b0)) : log1p_unit<D>(e));
     const V qe = D::div(e, D::add(one, e));
     V loss = ce, g = want_grad ? D::select(pos, D::sub(omt, qe), D::sub(qe, tt)) : zero;
     if constexpr (kG > 0) {
@@ -146,10 +148,11 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
       focal_emit<D>(loss, g, k, i, wv, acc, total, o, loss_elem, grad, gscale);
     }
   };
-  for (int64_t b0 = 0; b0 < n; b0 += kB) {
+  for (; b0 < n; b0 += kB) {
     const int64_t end = n - b0 < kB ? n : b0 + kB;
     V acc = zero;
     int64_t i = b0;
+    sigmoid_exp_log_stages<D>(z + b0, (end - b0) / W * W, eb, lb);
     for (; i + W <= end; i += W) step(i, W, acc);
     if (i < end) step(i, end - i, acc);
     total += LossAcc<D>::total(acc);

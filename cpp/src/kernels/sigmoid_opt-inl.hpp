@@ -91,13 +91,16 @@ struct SigmoidOptStep {
   V loss, grad;
   // t: smoothed target, omt: 1 - t (each computed from the raw target), q: pos_weight.
   static XENT_FORCE_INLINE SigmoidOptStep bce(V z, V t, V omt, V q, bool has_q, bool want_grad) {
+    const V e = exp_nonpos<D>(D::sub(D::zero(), D::abs(z)));
+    return bce_from(z, t, omt, q, has_q, want_grad, e, log1p_unit<D>(e));
+  }
+  // the rest, from e = exp(-|z|) and l1p = log1p(e) (sigmoid_exp_log_stages)
+  static XENT_FORCE_INLINE SigmoidOptStep bce_from(V z, V t, V omt, V q, bool has_q, bool want_grad, V e, V l1p) {
     const V one = D::set1(T(1)), zero = D::zero();
-    const V e = exp_nonpos<D>(D::sub(zero, D::abs(z)));
     const auto pos = D::ge(z, zero);
     const V qt = has_q ? D::mul(q, t) : t;
     const V a = D::select(pos, omt, D::sub(zero, qt));
     const V lin = D::zero_if(D::eq(a, zero), D::mul(z, a));
-    const V l1p = log1p_unit<D>(e);
     SigmoidOptStep r;
     if (has_q) {
       const V b = D::add(omt, qt);
@@ -149,8 +152,14 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   const bool has_w = has_c || has_e || has_rw;
   const V cap = D::set1(static_cast<T>(o.softcap)), inv_cap = D::set1(static_cast<T>(1.0 / o.softcap));
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
-  // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0)
-  auto step = [&](int64_t i, int64_t k) -> V {
+  // e = exp(-|z|) and log1p(e) of a block's full vectors, staged (not with the cap: they
+  // are of the capped logits there)
+  constexpr int64_t kB = kSumLane * W;
+  alignas(64) T eb[kB], lb[kB];
+  int64_t b0 = 0;
+  // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
+  // staged: e and log1p(e) from eb and lb
+  auto step = [&](int64_t i, int64_t k, bool staged) -> V {
     const bool full = k == W;
     auto ld = [&](const T* p, T fill) { return full ? D::load(p + i) : D::load_tail(p + i, k, fill); };
     V zv = ld(z, T(0));
@@ -168,7 +177,11 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
       tt = D::fma(tv, c1, c0);
       omt = D::fma(omt, c1, c0);
     }
-    const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce(zv, tt, omt, has_q ? ld(o.pw, T(0)) : one, has_q, want_grad);
+    const V q = has_q ? ld(o.pw, T(0)) : one;
+    const SigmoidOptStep<D> s =
+        staged ? SigmoidOptStep<D>::bce_from(zv, tt, omt, q, has_q, want_grad, D::load(eb + (i - b0)),
+                                             D::load(lb + (i - b0)))
+               : SigmoidOptStep<D>::bce(zv, tt, omt, q, has_q, want_grad);
     V loss = s.loss, g = s.grad;
     if (capped && want_grad) g = D::mul(g, dcap);
     if (has_w) {
@@ -187,14 +200,15 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     return loss;
   };
   double total = 0.0;
-  for (int64_t b0 = 0; b0 < n; b0 += kSumLane * W) {
-    const int64_t end = n - b0 < kSumLane * W ? n : b0 + kSumLane * W;
+  for (; b0 < n; b0 += kB) {
+    const int64_t end = n - b0 < kB ? n : b0 + kB;
     V acc = D::zero();
     int64_t i = b0;
-    for (; i + W <= end; i += W) acc = LossAcc<D>::add(acc, step(i, W));
+    if (!capped) sigmoid_exp_log_stages<D>(z + b0, (end - b0) / W * W, eb, lb);
+    for (; i + W <= end; i += W) acc = LossAcc<D>::add(acc, step(i, W, !capped));
     if (i < end) {
       const int64_t k = end - i;
-      const V l = step(i, k);
+      const V l = step(i, k, false);
       T lanes[W];
       D::store(lanes, l);
       for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);  // padded lanes left out
