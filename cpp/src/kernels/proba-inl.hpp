@@ -201,15 +201,20 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
   const V half = D::set1(static_cast<T>(ls / 2));
   const V gs = D::set1(static_cast<T>(gscale));
   const V nan = D::set1(std::numeric_limits<T>::quiet_NaN());
-  auto step = [&](V pv, V tv, V& l, V& g) {
+  // log p and log(1 - p) where p is in range (the others are replaced in step)
+  auto log_p = [&](V pv) { return log_unit<D>(D::max(pv, cl.eps)); };
+  auto log_q = [&](V pv) { return log_1m<D>(D::min(pv, D::sub(one, cl.eps))); };
+  // the logs of a block's full vectors are a stage of their own, before the rest (as
+  // sigmoid_exp_log_stages: 2048 x 256 float32 loss + grad 0.67 -> 0.58 ms)
+  alignas(64) T lpb[kSumLane * W], lqb[kSumLane * W];
+  auto step = [&](V pv, V tv, V log_pv, V log_qv, V& l, V& g) {
     const V c = D::sub(one, pv);
     const auto lo = D::lt(pv, cl.eps);
     const auto hi = D::lt(c, cl.eps);
     const V tt = D::fma(onem, tv, half);
     const V ut = D::sub(one, tt);
-    // the logs of in-range lanes; the others are replaced below
-    const V lp = D::select(lo, cl.l_eps, D::select(hi, cl.l_1m_eps, log_unit<D>(D::max(pv, cl.eps))));
-    const V lq = D::select(hi, cl.l_eps, D::select(lo, cl.l_1m_eps, log_1m<D>(D::min(pv, D::sub(one, cl.eps)))));
+    const V lp = D::select(lo, cl.l_eps, D::select(hi, cl.l_1m_eps, log_pv));
+    const V lq = D::select(hi, cl.l_eps, D::select(lo, cl.l_1m_eps, log_qv));
     const V a = D::zero_if(D::eq(tt, D::zero()), D::mul(tt, lp));
     const V b = D::zero_if(D::eq(ut, D::zero()), D::mul(ut, lq));
     l = D::select(outside_unit<D>(pv), nan, D::sub(D::zero(), D::add(a, b)));
@@ -224,9 +229,14 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
     const int64_t end = n - b0 < kSumLane * W ? n : b0 + kSumLane * W;
     V acc = D::zero();
     int64_t i = b0;
+    for (int64_t j = b0; j + W <= end; j += W) {
+      const V pv = D::load(p + j);
+      D::store(lpb + (j - b0), log_p(pv));
+      D::store(lqb + (j - b0), log_q(pv));
+    }
     for (; i + W <= end; i += W) {
       V l, g;
-      step(D::load(p + i), D::load(t + i), l, g);
+      step(D::load(p + i), D::load(t + i), D::load(lpb + (i - b0)), D::load(lqb + (i - b0)), l, g);
       acc = D::add(acc, l);
       if (loss_elem) D::store(loss_elem + i, l);
       if (grad) D::store(grad + i, g);
@@ -234,7 +244,8 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
     if (i < end) {
       const int64_t k = end - i;
       V l, g;
-      step(D::load_tail(p + i, k, T(0.5)), D::load_tail(t + i, k, T(0)), l, g);
+      const V pv = D::load_tail(p + i, k, T(0.5));
+      step(pv, D::load_tail(t + i, k, T(0)), log_p(pv), log_q(pv), l, g);
       T lanes[W];
       D::store(lanes, l);
       for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);
