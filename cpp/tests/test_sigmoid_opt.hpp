@@ -15,12 +15,14 @@ struct SgOpt {
   double eps = 0;
   bool focal = false;
   double gamma = 0, alpha = -1;
+  double cap = 0;  // softcap
   std::string name() const {
     std::string s = focal ? fmt("focal g=%g a=%g", gamma, alpha) : "bce";
     if (cw) s += " cw";
     if (pw) s += " pw";
     if (sw) s += " sw";
     if (eps != 0) s += fmt(" eps=%g", eps);
+    if (cap != 0) s += fmt(" cap=%g", cap);
     return s;
   }
 };
@@ -127,6 +129,7 @@ SgRun<T> run_sg_opt(const SgCase<T>& k, const SgOpt& o, const OptData<T>& d, boo
   if (o.pw) opt.pos_w = &pr.ref;
   if (o.sw) opt.elem_w = &er.ref;
   opt.smoothing = o.eps;
+  opt.softcap = o.cap;
   opt.focal = o.focal;
   opt.gamma = o.gamma;
   opt.alpha = o.alpha;
@@ -248,9 +251,10 @@ void test_sigmoid_opt_loops() {
               if (wk == 2 && r % 3 == 2) dw.sw[r] = tiny_r;
               if (wk == 2 && r % 5 == 0) dw.sw[r] = T(1);  // a run weight of 1 is no run weight
             }
-            for (int bits = 1; bits < 16; ++bits) {
+            for (int bits = 1; bits < 17; ++bits) {  // 16: the softcap alone
               SgOpt o;
               o.cw = bits & 1, o.pw = bits & 2, o.sw = bits & 4, o.eps = bits & 8 ? 0.1 : 0.0;
+              o.cap = bits == 16 ? 3.0 : 0.0;
               if (wk > 0 && !o.cw && !o.sw) continue;
               for (bool sw_full : {false, true}) {
                 if (sw_full && !o.sw) continue;
