@@ -52,6 +52,7 @@ def main() -> None:
             "pos_weight": (xent.sigmoid_cross_entropy, dict(pos_weight=w)),
             "sample_weight": (xent.sigmoid_cross_entropy, dict(sample_weight=sw)),
             "label_smoothing": (xent.sigmoid_cross_entropy, dict(label_smoothing=0.1)),
+            "softcap": (xent.sigmoid_cross_entropy, dict(softcap=30.0)),
             "focal gamma=0": (xent.sigmoid_focal_loss, dict(gamma=0.0)),
             "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0)),
         }
