@@ -235,7 +235,7 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
       D::store(lqb + (j - b0), log_q(pv));
     }
     for (; i + W <= end; i += W) {
-      V l, g;
+      V l, g = D::zero();
       step(D::load(p + i), D::load(t + i), D::load(lpb + (i - b0)), D::load(lqb + (i - b0)), l, g);
       acc = D::add(acc, l);
       if (loss_elem) D::store(loss_elem + i, l);
@@ -243,7 +243,7 @@ double run_proba_binary(const typename D::T* p, const typename D::T* t, int64_t 
     }
     if (i < end) {
       const int64_t k = end - i;
-      V l, g;
+      V l, g = D::zero();
       const V pv = D::load_tail(p + i, k, T(0.5));
       step(pv, D::load_tail(t + i, k, T(0)), log_p(pv), log_q(pv), l, g);
       T lanes[W];

@@ -39,6 +39,26 @@ inline int focal_int_gamma(double gamma) {
   return -1;
 }
 
+// The outputs and the sum of a vector of (weighted) losses and gradient terms, k lanes at i
+// (want_grad: grad is not null).
+template <class D>
+XENT_FORCE_INLINE void focal_store(typename D::V loss, typename D::V g, int64_t k, int64_t i, typename D::V& acc,
+                                   double& total, typename D::T* loss_elem, typename D::T* grad, bool want_grad) {
+  using T = typename D::T;
+  constexpr int W = D::W;
+  if (k == W) {
+    acc = LossAcc<D>::add(acc, loss);
+    if (loss_elem) D::store(loss_elem + i, loss);
+    if (want_grad) D::store(grad + i, g);
+  } else {
+    T lanes[W];
+    D::store(lanes, loss);
+    for (int64_t q = 0; q < k; ++q) total += static_cast<double>(lanes[q]);  // padded lanes left out
+    if (loss_elem) D::store_tail(loss_elem + i, loss, k);
+    if (want_grad) D::store_tail(grad + i, g, k);
+  }
+}
+
 // The weights, the outputs and the sum of a vector of losses and gradient terms (k lanes at i),
 // as the focal loss's paths share them: wv is the element weight (times alpha_t).
 template <class D>
@@ -56,17 +76,7 @@ XENT_FORCE_INLINE void focal_emit(typename D::V loss, typename D::V g, int64_t k
   } else if (want_grad) {
     g = D::mul(g, D::set1(static_cast<T>(gscale)));
   }
-  if (k == W) {
-    acc = LossAcc<D>::add(acc, loss);
-    if (loss_elem) D::store(loss_elem + i, loss);
-    if (want_grad) D::store(grad + i, g);
-  } else {
-    T lanes[W];
-    D::store(lanes, loss);
-    for (int64_t q = 0; q < k; ++q) total += static_cast<double>(lanes[q]);  // padded lanes left out
-    if (loss_elem) D::store_tail(loss_elem + i, loss, k);
-    if (want_grad) D::store_tail(grad + i, g, k);
-  }
+  focal_store<D>(loss, g, k, i, acc, total, loss_elem, grad, want_grad);
 }
 
 // The integer-gamma path (see the top): one step per vector, the power unrolled. Compiled
@@ -133,17 +143,7 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
       // alpha_t >= min(alpha, 1 - alpha) for t in [0, 1]: 0 only where alpha is 0 or 1
       if (kAlpha) apply_weights<D>(loss, g, kGrad, true, wv, false, one, false, one, gs, alpha_zero);
       else if (kGrad) g = D::mul(g, gs);
-      if (k == W) {
-        acc = LossAcc<D>::add(acc, loss);
-        if (loss_elem) D::store(loss_elem + i, loss);
-        if (kGrad) D::store(grad + i, g);
-      } else {
-        T lanes[W];
-        D::store(lanes, loss);
-        for (int64_t q = 0; q < k; ++q) total += static_cast<double>(lanes[q]);  // padded lanes left out
-        if (loss_elem) D::store_tail(loss_elem + i, loss, k);
-        if (kGrad) D::store_tail(grad + i, g, k);
-      }
+      focal_store<D>(loss, g, k, i, acc, total, loss_elem, grad, kGrad);
     } else {
       focal_emit<D>(loss, g, k, i, wv, acc, total, o, loss_elem, grad, gscale);
     }
@@ -187,13 +187,11 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
   constexpr int64_t kB = kSumLane * W;
   alignas(64) T ce_b[kB], g0_b[kB], gr_b[kB], x_b[kB], base_b[kB], w_b[kB];
   const V one = D::set1(T(1)), zero = D::zero(), inf = D::set1(std::numeric_limits<T>::infinity());
-  const V gs = D::set1(static_cast<T>(gscale)), vg = D::set1(static_cast<T>(o.gamma));
-  const V rw = D::set1(o.rw), gsr = D::set1(static_cast<T>(gscale * static_cast<double>(o.rw)));
+  const V vg = D::set1(static_cast<T>(o.gamma));
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_alpha = o.alpha >= 0.0;
   const bool has_gamma = static_cast<T>(o.gamma) != T(0);
-  const bool has_rw = o.rw != T(1), has_w = o.cw || o.ew || has_rw || has_alpha;
   double total = 0.0;
   switch (focal_int_gamma(static_cast<double>(static_cast<T>(o.gamma)))) {
     case 0: return run_focal_int_g<D, 0>(z, t, n, loss_elem, grad, gscale, o);
