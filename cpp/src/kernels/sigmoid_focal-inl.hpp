@@ -191,7 +191,6 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_alpha = o.alpha >= 0.0;
-  const bool has_gamma = static_cast<T>(o.gamma) != T(0);
   double total = 0.0;
   switch (focal_int_gamma(static_cast<double>(static_cast<T>(o.gamma)))) {
     case 0: return run_focal_int_g<D, 0>(z, t, n, loss_elem, grad, gscale, o);
@@ -201,6 +200,7 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
     case 4: return run_focal_int_g<D, 4>(z, t, n, loss_elem, grad, gscale, o);
     default: break;
   }
+  // log space: gamma is not an integer from 0 to 4 here (so not 0)
   for (int64_t b0 = 0; b0 < n; b0 += kB) {
     const int64_t m = n - b0 < kB ? n - b0 : kB;
     // stage 1: the cross-entropy, its gradient, the argument of the log, the weights
@@ -225,16 +225,14 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
         const V qe = D::div(e, ope);
         D::store(g0_b + j, D::select(pos, D::sub(omt, qe), D::sub(qe, tt)));
       }
-      if (has_gamma) {
-        const V A = D::select(pos, omt, tt), B = D::select(pos, tt, omt);
-        const auto a0 = D::eq(A, zero);
-        const V xs = D::select(a0, one, D::fma(e, B, A));  // A + e B, or 1 (log 0) where A = 0
-        D::store(x_b + j, xs);
-        D::store(base_b + j, D::sub(D::select(a0, D::sub(zero, az), zero), l1p));
-        if (want_grad) {
-          const V num = D::mul(D::fnma(D::set1(T(2)), tt, one), D::select(a0, one, e));  // (1 - 2t) e
-          D::store(gr_b + j, D::mul(vg, D::div(num, D::mul(ope, xs))));
-        }
+      const V A = D::select(pos, omt, tt), B = D::select(pos, tt, omt);
+      const auto a0 = D::eq(A, zero);
+      const V xs = D::select(a0, one, D::fma(e, B, A));  // A + e B, or 1 (log 0) where A = 0
+      D::store(x_b + j, xs);
+      D::store(base_b + j, D::sub(D::select(a0, D::sub(zero, az), zero), l1p));
+      if (want_grad) {
+        const V num = D::mul(D::fnma(D::set1(T(2)), tt, one), D::select(a0, one, e));  // (1 - 2t) e
+        D::store(gr_b + j, D::mul(vg, D::div(num, D::mul(ope, xs))));
       }
       if (o.ew || has_alpha) {  // the element's weight without the class and run weights: <= its sample weight
         V w = o.ew ? ld(o.ew) : one;
@@ -243,23 +241,19 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
       }
     }
     // stage 2: gamma log m, in place over x_b
-    if (has_gamma)
-      for (int64_t j = 0; j < m; j += W)
-        D::store(x_b + j, D::mul(vg, D::add(log_unit<D>(D::load(x_b + j)), D::load(base_b + j))));
+    for (int64_t j = 0; j < m; j += W)
+      D::store(x_b + j, D::mul(vg, D::add(log_unit<D>(D::load(x_b + j)), D::load(base_b + j))));
     // stage 3: the focal factor, loss, gradient, weights; outputs and the block's sum
     V acc = zero;
     for (int64_t j = 0; j < m; j += W) {
       const int64_t k = m - j < W ? m - j : W, i = b0 + j;
       const V ce = D::load(ce_b + j);
-      const V f = has_gamma ? exp_nonpos<D>(D::load(x_b + j)) : one;
-      V loss = has_gamma ? D::select(D::eq(ce, inf), inf, D::mul(f, ce)) : ce;
+      const V f = exp_nonpos<D>(D::load(x_b + j));
+      V loss = D::select(D::eq(ce, inf), inf, D::mul(f, ce));
       V g = zero;
       if (want_grad) {
-        g = D::load(g0_b + j);
-        if (has_gamma) {
-          const V gr = D::load(gr_b + j);
-          g = D::mul(f, D::add(D::zero_if(D::eq(gr, zero), D::mul(gr, ce)), g));
-        }
+        const V gr = D::load(gr_b + j);
+        g = D::mul(f, D::add(D::zero_if(D::eq(gr, zero), D::mul(gr, ce)), D::load(g0_b + j)));
       }
       focal_emit<D>(loss, g, k, i, (o.ew || has_alpha) ? D::load(w_b + j) : one, acc, total, o, loss_elem, grad, gscale);
     }
