@@ -111,14 +111,15 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
       tt = D::fma(tv, c1, c0);
       omt = D::fma(omt, c1, c0);
     }
-    // the cross-entropy and its gradient, as stage 1 of the log space's path
+    // the cross-entropy and its gradient
     const bool staged = k == W;
     const V e = staged ? D::load(eb + (i - b0)) : exp_nonpos<D>(D::sub(zero, D::abs(zv)));
     const auto pos = D::ge(zv, zero);
-    const V a = D::select(pos, omt, D::sub(zero, tt));
-    const V ce = D::add(D::zero_if(D::eq(a, zero), D::mul(zv, a)), staged ? D::load(lb + (i - b0)) : log1p_unit<D>(e));
-    const V qe = D::div(e, D::add(one, e));
-    V loss = ce, g = want_grad ? D::select(pos, D::sub(omt, qe), D::sub(qe, tt)) : zero;
+    const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce_from(zv, tt, omt, one, false, want_grad, e,
+                                                            staged ? D::load(lb + (i - b0)) : log1p_unit<D>(e));
+    const V ce = s.loss;
+    V loss = ce, g = want_grad ? s.grad : zero;
+    const V qe = D::div(e, D::add(one, e));  // (the one of s.grad)
     if constexpr (kG > 0) {
       const V rec = D::sub(one, qe);  // 1 / (1 + e)
       const V A = D::select(pos, omt, tt), B = D::select(pos, tt, omt);
@@ -216,15 +217,11 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
       const V az = D::abs(zv);
       const V e = exp_nonpos<D>(D::sub(zero, az));
       const auto pos = D::ge(zv, zero);
-      const V a = D::select(pos, omt, D::sub(zero, tt));
       const V l1p = log1p_unit<D>(e);
-      const V ce = D::add(D::zero_if(D::eq(a, zero), D::mul(zv, a)), l1p);
+      const SigmoidOptStep<D> s = SigmoidOptStep<D>::bce_from(zv, tt, omt, one, false, want_grad, e, l1p);
       const V ope = D::add(one, e);
-      D::store(ce_b + j, ce);
-      if (want_grad) {
-        const V qe = D::div(e, ope);
-        D::store(g0_b + j, D::select(pos, D::sub(omt, qe), D::sub(qe, tt)));
-      }
+      D::store(ce_b + j, s.loss);
+      if (want_grad) D::store(g0_b + j, s.grad);
       const V A = D::select(pos, omt, tt), B = D::select(pos, tt, omt);
       const auto a0 = D::eq(A, zero);
       const V xs = D::select(a0, one, D::fma(e, B, A));  // A + e B, or 1 (log 0) where A = 0

@@ -77,14 +77,6 @@ XENT_FORCE_INLINE void apply_weights(typename D::V& loss, typename D::V& g, bool
   }
 }
 
-}  // namespace XENT_ISA_NS
-}  // namespace xent
-
-#include "kernels/sigmoid_focal-inl.hpp"
-
-namespace xent {
-namespace XENT_ISA_NS {
-
 template <class D>
 struct SigmoidOptStep {
   using T = typename D::T;
@@ -120,6 +112,14 @@ struct SigmoidOptStep {
     return r;
   }
 };
+
+}  // namespace XENT_ISA_NS
+}  // namespace xent
+
+#include "kernels/sigmoid_focal-inl.hpp"
+
+namespace xent {
+namespace XENT_ISA_NS {
 
 // Which options a run has: bits of SigOpt, fixed at compile time for the common
 // combinations (the dead branches compile away: fewer live constants and tests per vector),
@@ -162,8 +162,8 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   bool cap_full = false;  // softcap_row's mode, kept from block to block
   int64_t b0 = 0;
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
-  // staged: e and log1p(e) from eb and lb
-  auto step = [&](int64_t i, int64_t k, bool staged) -> V {
+  // a full vector takes e and log1p(e) from eb and lb
+  auto step = [&](int64_t i, int64_t k) -> V {
     const bool full = k == W;
     auto ld = [&](const T* p, T fill) { return full ? D::load(p + i) : D::load_tail(p + i, k, fill); };
     V zv = ld(z, T(0));
@@ -180,7 +180,7 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     }
     const V q = has_q ? ld(o.pw, T(0)) : one;
     const SigmoidOptStep<D> s =
-        staged ? SigmoidOptStep<D>::bce_from(zv, tt, omt, q, has_q, want_grad, D::load(eb + (i - b0)),
+        full ? SigmoidOptStep<D>::bce_from(zv, tt, omt, q, has_q, want_grad, D::load(eb + (i - b0)),
                                              D::load(lb + (i - b0)))
                : SigmoidOptStep<D>::bce(zv, tt, omt, q, has_q, want_grad);
     V loss = s.loss, g = s.grad;
@@ -212,10 +212,10 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     } else {
       sigmoid_exp_log_stages<D>(z + b0, nfull, eb, lb);
     }
-    for (; i + W <= end; i += W) acc = LossAcc<D>::add(acc, step(i, W, true));
+    for (; i + W <= end; i += W) acc = LossAcc<D>::add(acc, step(i, W));
     if (i < end) {
       const int64_t k = end - i;
-      const V l = step(i, k, false);
+      const V l = step(i, k);
       T lanes[W];
       D::store(lanes, l);
       for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);  // padded lanes left out
