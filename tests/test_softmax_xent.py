@@ -245,11 +245,46 @@ def _log_sum_rows(C):
     return np.array(rows)
 
 
+def _late_max_rows(C):
+    """Rows whose max (one, or ties far apart) is past the first chunks and blocks of the
+    row, every other class d below: the kernels keep exp(0) = 1 out of their float sums only
+    where a chunk holds the max."""
+    rows = []
+    spots = [[C - 1], [C // 3], [C // 3, C - 1], [1, C // 2, C - 2]]
+    for where in spots:
+        for d in (3, 20, 100, 300):
+            z = np.full(C, -float(d))
+            z[where] = 1.5
+            z[C // 4] = 1.5 - d / 2  # a term between, in another chunk
+            rows.append(z)
+    return np.array(rows)
+
+
 def _log_sum_ref(z):
     z = z.astype(np.longdouble)
     m = z.max()
     ones = np.longdouble((z == m).sum())
     return np.log(ones) + np.log1p(np.exp(z[z < m] - m).sum() / ones)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [1000, 5000])
+def test_max_in_a_later_chunk_keeps_digits(isa, dtype, C):
+    """A confident row's loss log(1 + rest) (or log(ties + rest)) keeps rest's relative
+    digits wherever the max is: in the last chunk of a row, in a later block, or tied across
+    chunks. The gradient p - onehot is within a few eps (p - 1 at the max cancels: absolute)."""
+    z = _late_max_rows(C).astype(dtype)
+    y = z.argmax(1)
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    want = np.array([_log_sum_ref(r) for r in z])
+    normal = want >= np.finfo(dtype).tiny
+    rel = np.abs(loss.astype(np.longdouble) - want)[normal] / want[normal] / np.finfo(dtype).eps
+    assert rel.max() <= 8, f"{rel.max():.2f} eps at row {np.flatnonzero(normal)[rel.argmax()]}"
+    lse = np.array([r.astype(np.longdouble).max() + _log_sum_ref(r) for r in z])
+    p = np.exp(z.astype(np.longdouble) - lse[:, None])
+    p[np.arange(len(z)), y] -= 1
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(grad, p.astype(np.float64), rtol=16 * eps, atol=2 * eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

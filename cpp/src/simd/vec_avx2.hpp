@@ -63,6 +63,21 @@ struct F32 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // Sums of float lanes in double lanes: wide_add widens exactly, wide_total reduces once.
+  struct Wide {
+    __m256d lo, hi;
+  };
+  static Wide wide_zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static Wide wide_add(Wide w, V v) {
+    return {_mm256_add_pd(w.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v))),
+            _mm256_add_pd(w.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)))};
+  }
+  static double wide_total(Wide w) {
+    const __m256d s = _mm256_add_pd(w.lo, w.hi);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+  }
   static T reduce_max(V v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
@@ -175,6 +190,10 @@ struct F64 {
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
   }
+  using Wide = V;  // (see F32)
+  static Wide wide_zero() { return zero(); }
+  static Wide wide_add(Wide w, V v) { return add(w, v); }
+  static double wide_total(Wide w) { return reduce_add(w); }
   static T reduce_max(V v) {
     __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));

@@ -61,6 +61,15 @@ struct F32 {
     return vreinterpretq_f32_u32(vorrq_u32(m, vdupq_n_u32(0x3f800000u)));
   }
   static T reduce_add(V v) { return vaddvq_f32(v); }  // fixed pairwise order
+  // Sums of float lanes in double lanes: wide_add widens exactly, wide_total reduces once.
+  struct Wide {
+    float64x2_t lo, hi;
+  };
+  static Wide wide_zero() { return {vdupq_n_f64(0.0), vdupq_n_f64(0.0)}; }
+  static Wide wide_add(Wide w, V v) {
+    return {vaddq_f64(w.lo, vcvt_f64_f32(vget_low_f32(v))), vaddq_f64(w.hi, vcvt_high_f64_f32(v))};
+  }
+  static double wide_total(Wide w) { return vaddvq_f64(vaddq_f64(w.lo, w.hi)); }
   static T reduce_max(V v) { return vmaxvq_f32(v); }
   // Loads lanes [0, n) and fills the rest with `fill`; never touches memory past p[n-1].
   static V load_tail(const T* p, int64_t n, T fill) {
@@ -151,6 +160,10 @@ struct F64 {
     return vreinterpretq_f64_u64(vorrq_u64(m, vdupq_n_u64(0x3ff0000000000000ull)));
   }
   static T reduce_add(V v) { return vaddvq_f64(v); }
+  using Wide = V;  // (see F32)
+  static Wide wide_zero() { return zero(); }
+  static Wide wide_add(Wide w, V v) { return add(w, v); }
+  static double wide_total(Wide w) { return reduce_add(w); }
   static T reduce_max(V v) { return vmaxvq_f64(v); }
   static V load_tail(const T* p, int64_t n, T fill) {
     T buf[W] = {fill, fill};

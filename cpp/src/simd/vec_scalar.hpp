@@ -67,6 +67,11 @@ struct ScalarLane {
     return r;
   }
   static T reduce_add(V v) { return v; }
+  // Sums of lanes in double (see vec_avx2.hpp).
+  using Wide = double;
+  static Wide wide_zero() { return 0.0; }
+  static Wide wide_add(Wide w, V v) { return w + static_cast<double>(v); }
+  static double wide_total(Wide w) { return w; }
   static T reduce_max(V v) { return v; }
   static V load_tail(const T* p, int64_t, T) { return *p; }
   static void store_tail(T* p, V v, int64_t) { *p = v; }
