@@ -102,9 +102,10 @@ inline typename D::T block_max(const S* z, int64_t n, typename D::T* cmax) {
 // block below the row max. The others add all their terms to `rest` (4096 x 1000 float32
 // logsumexp 1.92 -> 1.81 ms on one thread, 256 x 50304 float64 loss + gradient 18.8 -> 16.7).
 // The float accumulators go into double lanes (D::wide_add) every 2 * kSumLane * W terms
-// (each lane adds at most kSumLane of them), as every other sum here: with one lane (the
-// scalar ISA) a whole block of equal terms once drifted past the accuracy contract (found by
-// the property tests). The double lanes are summed once per block.
+// in two accumulators, or kSumLane * W in one (the split loop), so each lane adds at most
+// kSumLane of them, as every other sum here: with one lane (the scalar ISA) a whole block
+// of equal terms once drifted past the accuracy contract (found by the property tests).
+// The double lanes are summed once per block.
 // With kLive (label smoothing), also `live`, the count of the logits > -inf, and `below`,
 // the sum of m - z over them (each term >= 0, rounded in T as z - m is here).
 struct ExpSum {
@@ -150,23 +151,42 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
   typename D::Wide rest = D::wide_zero(), below = D::wide_zero();
   for (int64_t c0 = 0, k = 0; c0 < n; c0 += kChunk, ++k) {
     const int64_t end = n - c0 < kChunk ? n : c0 + kChunk;
-    V s0 = zero, s1 = zero, b0 = zero, b1 = zero;
-    auto run = [&](auto kind) {  // split or plain
-      int64_t i = c0;
-      for (; i + 2 * W <= end; i += 2 * W) {
-        // the next block, a line per iteration (2W elements: 64 bytes with AVX2), while this
-        // one computes: block_max then finds it in cache instead of waiting on memory
-        // (2048 x 50304 float32 forward: 67.7 -> 51 ms on one thread)
-        __builtin_prefetch(z + i + kBlock);
-        step(kind, L::load(z + i), s0, b0, e + (kStore ? i : 0), W);
-        step(kind, L::load(z + i + W), s1, b1, e + (kStore ? i + W : 0), W);
+    if (cmax[k] == m) {
+      // the split, one vector per iteration into one accumulator per half chunk (each lane
+      // still adds at most kSumLane terms): with two vectors per iteration, two accumulators
+      // and the count, GCC ran one register short and kept an accumulator on the stack, a
+      // store-to-load chain per iteration (with the table exp, 2048 x 256 float32 loss +
+      // grad, rows of one chunk: 0.85-0.88x the time on 1 thread)
+      for (int64_t h = c0; h < end; h += kChunk / 2) {
+        const int64_t hend = end - h < kChunk / 2 ? end : h + kChunk / 2;
+        V s = zero, b = zero;
+        int64_t i = h;
+        for (; i + W <= hend; i += W) {
+          __builtin_prefetch(z + i + kBlock);
+          step(split, L::load(z + i), s, b, e + (kStore ? i : 0), W);
+        }
+        if (i < hend)
+          step(split, load_tail_fill<D>(z + i, hend - i, -std::numeric_limits<T>::infinity()), s, b,
+               e + (kStore ? i : 0), hend - i);
+        rest = D::wide_add(rest, s);
+        if (kLive) below = D::wide_add(below, b);
       }
-      for (; i + W <= end; i += W) step(kind, L::load(z + i), s0, b0, e + (kStore ? i : 0), W);
-      if (i < end)
-        step(kind, load_tail_fill<D>(z + i, end - i, -std::numeric_limits<T>::infinity()), s1, b1,
-             e + (kStore ? i : 0), end - i);
-    };
-    if (cmax[k] == m) run(split); else run(plain);
+      continue;
+    }
+    V s0 = zero, s1 = zero, b0 = zero, b1 = zero;
+    int64_t i = c0;
+    for (; i + 2 * W <= end; i += 2 * W) {
+      // the next block, a line per iteration (2W elements: 64 bytes with AVX2), while this
+      // one computes: block_max then finds it in cache instead of waiting on memory
+      // (2048 x 50304 float32 forward: 67.7 -> 51 ms on one thread)
+      __builtin_prefetch(z + i + kBlock);
+      step(plain, L::load(z + i), s0, b0, e + (kStore ? i : 0), W);
+      step(plain, L::load(z + i + W), s1, b1, e + (kStore ? i + W : 0), W);
+    }
+    for (; i + W <= end; i += W) step(plain, L::load(z + i), s0, b0, e + (kStore ? i : 0), W);
+    if (i < end)
+      step(plain, load_tail_fill<D>(z + i, end - i, -std::numeric_limits<T>::infinity()), s1, b1,
+           e + (kStore ? i : 0), end - i);
     rest = D::wide_add(rest, D::add(s0, s1));
     if (kLive) below = D::wide_add(below, D::add(b0, b1));
   }
