@@ -4,7 +4,7 @@ Each function is a fixed part plus a polynomial q in a reduced variable v on [lo
   tanh(x) = x (1 + s q(s)),           s = x**2 in [0, 0.55**2]          (|x| < 0.55)
   log1p(x) = 2 atanh(u) = 2u + 2u z q(z), u = x / (2 + x), z = u**2 in [0, ((sqrt2 - 1) / (sqrt2 + 1))**2]
   exp(r) = 1 + r q(r),                r in [-ln2 / 2, ln2 / 2]          (float64; float32's
-                                      degree-6 fit is tools/fit_exp_coefficients.py)
+                                      table form is tools/fit_exp_coefficients.py)
 Each q is analytic on its interval, and its Chebyshev interpolant (mpmath.chebyfit: close to
 the minimax polynomial) converges much faster than the Taylor series used before: tanh 5
 terms in float32 where Taylor needed 8, 11 in float64 where it needed 18; log 3 and 7 where

@@ -48,24 +48,40 @@ struct MathConst;
 
 template <>
 struct MathConst<float> {
-  static constexpr float log2e = 1.44269502f;
-  // 1.5 * 2**23 + 127: adding it rounds to an integer n kept in the low mantissa bits,
-  // already carrying the exponent bias, so a shift by 23 gives 2**n.
-  static constexpr float magic = 12583039.0f;
-  // ln2 = ln2_hi + ln2_lo (Cody-Waite; the FMA makes x - n*ln2_hi a single rounding).
+  // exp(x) = 2**(k/8) p(r), k = round(8 x / ln2) = 8n + j, r = x - k ln2/8 in [-ln2/16, ln2/16]
+  // (tools/fit_exp_coefficients.py). Adding `magic` = 1.5 * 2**23 + 8 * 127 rounds 8 x / ln2
+  // to k with the bias of 2**n, 8 * 127, in its low mantissa bits: j is their low 3 bits.
+  static constexpr bool exp_table = true;
+  static constexpr float log2e8 = 11.541560173034668f;  // 8 / ln2
+  static constexpr float magic8 = 12583928.0f;
+  // ln2 = ln2_hi + ln2_lo (Cody-Waite; k ln2_hi / 8 has 34 significant bits and
+  // x - k ln2_hi / 8 is exact: the FMA rounds once, a value whose 24 bits reach its last)
   static constexpr float ln2_hi = 0.693147182464599609375f;
   static constexpr float ln2_lo = -1.904654323148236e-09f;
+  static constexpr float ln2_hi8 = ln2_hi / 8;
+  static constexpr float ln2_lo8 = ln2_lo / 8;
+  // 2**(j/8): float32's nearest, as bits less the bias and j << 20 (so that adding k's
+  // biased bits << 20 gives 2**n 2**(j/8)), and its relative rounding error, added to the
+  // polynomial's part: the table costs no accuracy.
+  static constexpr uint32_t exp_tab_bits[8] = {0x00000000u, 0xfffb95c2u, 0xfff837f0u, 0xfff5fed7u,
+                                               0xfff504f3u, 0xfff5672au, 0xfff744fdu, 0xfffac0c7u};
+  static constexpr float exp_tab_corr[8] = {0.0f,
+                                            -1.199215748926008e-08f,
+                                            3.1934181521364735e-08f,
+                                            -3.0990719324108795e-08f,
+                                            1.7114270889351246e-08f,
+                                            5.233334210430485e-09f,
+                                            -1.4719605090363075e-08f,
+                                            -6.128259677495862e-09f};
+  // p(r) = 1 + r + c2 r^2 + c3 r^3, minimax relative error 2.6e-8 on the interval; an
+  // exhaustive float32 sweep measured 1.10 ulp (the former degree-6 polynomial over
+  // [-ln2/2, ln2/2] with one 2**n, 1.05, and 5 dependent FMAs where this has 2).
+  static constexpr float exp_c2 = 0.500064492225647f;
+  static constexpr float exp_c3 = 0.1666685789823532f;
   static constexpr float exp_cutoff = -87.33654475f;  // ln(FLT_MIN)
-  // exp_nonpos clamps its argument here: x * log2e rounds to n = -127, so 2**n built from
-  // the biased exponent is +0 and the result exactly 0 (one max instead of compare + mask).
+  // exp_nonpos clamps its argument here: k = -1016, n = -127, j = 0, so 2**(k/8) built
+  // from the biased exponent is +0 and the result exactly 0 (one max instead of compare + mask).
   static constexpr float exp_floor = -88.0f;
-  // Minimax (relative error) degree-6 polynomial for e^r on [-ln2/2, ln2/2] with p(0) = 1;
-  // from tools/fit_exp_coefficients.py; max relative error 1.7e-8 before rounding. (Degree 5
-  // is not enough: its 9.5e-8, up to 1.6 ulp where the result's mantissa is near 2, plus
-  // the roundings gave 2.014 ulp at x = -59.912388f, against the 2 ulp contract.)
-  static constexpr int exp_degree = 6;
-  static constexpr float exp_c[6] = {1.0f, 0.4999999403953552f, 0.16666431725025177f,
-                                     0.04166800156235695f, 0.00837415549904108f, 0.0013843647902831435f};
   // 2*atanh(s) = 2s + 2s*z*q(z), z = s*s <= 0.0295, q = 1/3 + z/5 + ...: q's Chebyshev
   // interpolant (tools/fit_chebyshev_coefficients.py; relative error 2.5e-9, where the Taylor
   // series needed 4 terms for 2e-9).
@@ -88,6 +104,7 @@ struct MathConst<float> {
 
 template <>
 struct MathConst<double> {
+  static constexpr bool exp_table = false;
   static constexpr double log2e = 1.4426950408889634;
   static constexpr double magic = 6755399441056767.0;  // 1.5 * 2**52 + 1023
   static constexpr double ln2_hi = 0.6931471805599453;  // round(ln2)
@@ -129,40 +146,60 @@ struct MathConst<double> {
   static constexpr double sub_shift = 54.0;
 };
 
-// e**x for x <= 0 (see the contract above). exp(x) = 2**n * p(r), r = x - n*ln2.
+// e**x for x <= 0 (see the contract above).
+// float32: exp(x) = 2**(k/8) p(r), r = x - k ln2/8, 2**(k/8) from the biased exponent and a
+// table of eight (D::pow2_frac8, D::lookup8; tools/fit_exp_coefficients.py). The chain from
+// x to the result is 7 dependent operations instead of 11, 2 fewer on the FMA pipes, the
+// same accuracy (1.10 ulp measured over every float32 input). A sum loop of it alone took
+// 0.85-0.90x the cycles per vector; in the kernels less (with block_expsum's split loop
+// of one vector per iteration, 1 thread: 4096 x 1000 loss + grad 0.93-0.96x the time,
+// 2048 x 256 0.88x, logsumexp 0.98x; bench/README.md).
+// float64: exp(x) = 2**n p(r), r = x - n ln2, p of degree 11.
 template <class D>
 XENT_FORCE_INLINE typename D::V exp_nonpos(typename D::V x) {
   using K = MathConst<typename D::T>;
   using V = typename D::V;
   // max returns its second operand when either is NaN (every ISA's D::max): NaN stays NaN
   x = D::max(D::set1(K::exp_floor), x);
-  const V magic = D::set1(K::magic);
-  V n = D::fma(x, D::set1(K::log2e), magic);
-  const V s = D::pow2_from_biased(n);
-  n = D::sub(n, magic);
-  V r = D::fnma(n, D::set1(K::ln2_hi), x);
-  r = D::fnma(n, D::set1(K::ln2_lo), r);
-  // p(r) = 1 + r*q(r): q by Horner in float32 (6 terms; shorter chains measured slower
-  // there), in float64 (11 terms) as c0 + r Q(r) with Q's even and odd terms two chains
-  // side by side, for the latency: 2048 x 256 softmax loss + grad 0.93 -> 0.87 ms, logsumexp
-  // 0.78 -> 0.71, the same accuracy (0.93 ulp measured; Estrin's scheme over all of q,
-  // as fast, measured 1.28)
-  V q;
-  if constexpr (K::exp_degree <= 6) {
-    q = D::set1(K::exp_c[K::exp_degree - 1]);
-    for (int k = K::exp_degree - 2; k >= 0; --k) q = D::fma(q, r, D::set1(K::exp_c[k]));
+  if constexpr (K::exp_table) {
+    const V magic = D::set1(K::magic8);
+    V k = D::fma(x, D::set1(K::log2e8), magic);
+    // 2**(k/8) rounded to float32, from k <= magic (x <= 0): a NaN k takes magic (D::min's
+    // NaN rule), so that s is not built from a NaN's bits and the NaN that comes out is x's
+    // own, whatever the ISA's rule for which NaN operand an FMA returns (off the chain: s
+    // is needed last)
+    const V s = D::pow2_frac8(D::min(k, magic), K::exp_tab_bits);
+    const V c = D::lookup8(K::exp_tab_corr, k);  // its relative rounding error (finite for any k)
+    k = D::sub(k, magic);
+    const V r = D::fnma(k, D::set1(K::ln2_hi8), x);  // exact
+    // the low part of k ln2/8 joins c, off the chain (r's r^2 and r^3 terms miss it:
+    // below 1e-8 relative). As c + k (-lo), not c - k lo: NEON's fused multiply-subtract
+    // flips a NaN's sign, and w's NaN and r's must be the same for r + w to give the same
+    // bits in either operand order
+    const V w = D::fma(k, D::set1(-K::ln2_lo8), c);
+    const V q = D::fma(D::set1(K::exp_c3), r, D::set1(K::exp_c2));
+    const V u = D::fma(D::mul(r, r), q, D::add(r, w));  // p(r) - 1 + c
+    return D::fma(s, u, s);
   } else {
-    // q = c0 + r Q(r), Q's even and odd terms as two Horner chains in r^2 (c0 = 1 is added
-    // last, in one rounding, as Horner's last step)
+    const V magic = D::set1(K::magic);
+    V n = D::fma(x, D::set1(K::log2e), magic);
+    const V s = D::pow2_from_biased(n);
+    n = D::sub(n, magic);
+    V r = D::fnma(n, D::set1(K::ln2_hi), x);
+    r = D::fnma(n, D::set1(K::ln2_lo), r);
+    // p(r) = 1 + r q(r), q = c0 + r Q(r) with Q's even and odd terms as two Horner chains
+    // in r^2 side by side, for the latency (2048 x 256 softmax loss + grad 0.93 -> 0.87 ms,
+    // logsumexp 0.78 -> 0.71; the same accuracy, 0.93 ulp measured; Estrin's scheme over
+    // all of q, as fast, measured 1.28). c0 = 1 is added last, in one rounding.
     constexpr int N = K::exp_degree;
     const V r2 = D::mul(r, r);
     constexpr int ta = (N - 1) / 2 * 2, tb = (N - 2) / 2 * 2 + 1;  // highest even / odd index
     V a = D::set1(K::exp_c[ta]), b = D::set1(K::exp_c[tb]);         // Q = b(r^2) + r a(r^2)
     for (int k = ta - 2; k >= 2; k -= 2) a = D::fma(a, r2, D::set1(K::exp_c[k]));
     for (int k = tb - 2; k >= 1; k -= 2) b = D::fma(b, r2, D::set1(K::exp_c[k]));
-    q = D::fma(D::fma(a, r, b), r, D::set1(K::exp_c[0]));
+    const V q = D::fma(D::fma(a, r, b), r, D::set1(K::exp_c[0]));
+    return D::fma(D::mul(r, s), q, s);  // s + s*r*q
   }
-  return D::fma(D::mul(r, s), q, s);  // s + s*r*q
 }
 
 // log(1 + u) for u in [0, 1] (see the contract above). Reduce to x in [sqrt2/2 - 1, sqrt2 - 1]:

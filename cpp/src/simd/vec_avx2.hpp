@@ -48,6 +48,16 @@ struct F32 {
   static V pow2_from_biased(V vn) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(vn), 23));
   }
+  // exp's table step (math-inl.hpp): lookup8 gives each lane tab[j], j the low 3 bits of
+  // idx's bits (one permute); pow2_frac8 adds k's bits << 20 to the integer entry tab[j].
+  static V lookup8(const T* tab, V idx) {
+    return _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), _mm256_castps_si256(idx));
+  }
+  static V pow2_frac8(V k, const uint32_t* tab) {
+    const __m256i kb = _mm256_castps_si256(k);
+    const __m256i t = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tab)), kb);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(kb, 20), t));
+  }
   // x > 0 normal: its unbiased exponent (as a float) and its mantissa scaled into [1, 2).
   static V exponent(V x) {
     const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(x), 23);

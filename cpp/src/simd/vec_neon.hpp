@@ -51,6 +51,20 @@ struct F32 {
   static V pow2_from_biased(V vn) {
     return vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(vn), 23));
   }
+  // exp's table step (see vec_avx2.hpp): a byte lookup in the table's 32 bytes, lane i
+  // taking bytes 4j .. 4j + 3, j the low 3 bits of idx's bits.
+  static uint32x4_t lookup8_bits(const void* tab, V idx) {
+    const uint8_t* b = static_cast<const uint8_t*>(tab);
+    const uint8x16x2_t t = {{vld1q_u8(b), vld1q_u8(b + 16)}};
+    const uint32x4_t j = vandq_u32(vreinterpretq_u32_f32(idx), vdupq_n_u32(7));
+    const uint32x4_t bytes = vmlaq_n_u32(vdupq_n_u32(0x03020100u), j, 0x04040404u);
+    return vreinterpretq_u32_u8(vqtbl2q_u8(t, vreinterpretq_u8_u32(bytes)));
+  }
+  static V lookup8(const T* tab, V idx) { return vreinterpretq_f32_u32(lookup8_bits(tab, idx)); }
+  static V pow2_frac8(V k, const uint32_t* tab) {
+    const uint32x4_t kb = vshlq_n_u32(vreinterpretq_u32_f32(k), 20);
+    return vreinterpretq_f32_u32(vaddq_u32(kb, lookup8_bits(tab, k)));
+  }
   // x > 0 normal: its unbiased exponent (as a float) and its mantissa scaled into [1, 2).
   static V exponent(V x) {
     const uint32x4_t e = vshrq_n_u32(vreinterpretq_u32_f32(x), 23);

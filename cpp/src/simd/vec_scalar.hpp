@@ -50,6 +50,21 @@ struct ScalarLane {
     std::memcpy(&r, &b, sizeof r);
     return r;
   }
+  // exp's table step (see vec_avx2.hpp; used by float32 only): tab[j], j the low 3 bits of
+  // idx's bits; pow2_frac8 adds k's bits << (MantBits - 3) to the integer entry tab[j].
+  static V lookup8(const T* tab, V idx) {
+    Bits b;
+    std::memcpy(&b, &idx, sizeof b);
+    return tab[b & 7];
+  }
+  static V pow2_frac8(V k, const uint32_t* tab) {
+    Bits b;
+    std::memcpy(&b, &k, sizeof b);
+    b = static_cast<Bits>(static_cast<Bits>(b << (MantBits - 3)) + tab[b & 7]);
+    V r;
+    std::memcpy(&r, &b, sizeof r);
+    return r;
+  }
   // x > 0 normal: its unbiased exponent and its mantissa scaled into [1, 2).
   static V exponent(V x) {
     Bits b;
