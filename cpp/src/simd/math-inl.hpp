@@ -54,8 +54,8 @@ struct MathConst<float> {
   static constexpr bool exp_table = true;
   static constexpr float log2e8 = 11.541560173034668f;  // 8 / ln2
   static constexpr float magic8 = 12583928.0f;
-  // ln2 = ln2_hi + ln2_lo (Cody-Waite; k ln2_hi / 8 has 34 significant bits and
-  // x - k ln2_hi / 8 is exact: the FMA rounds once, a value whose 24 bits reach its last)
+  // ln2 = ln2_hi + ln2_lo (Cody-Waite). x - k ln2_hi / 8 is exact: for k != 0, x and
+  // k ln2_hi / 8 are multiples of 2**-28 and |r| < 2**-4, so r fits in 24 bits.
   static constexpr float ln2_hi = 0.693147182464599609375f;
   static constexpr float ln2_lo = -1.904654323148236e-09f;
   static constexpr float ln2_hi8 = ln2_hi / 8;
