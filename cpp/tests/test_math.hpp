@@ -135,7 +135,7 @@ void test_exp(int64_t density) {
     for (int j = 0; j < 7; ++j, b = std::nextafter(b, ninf)) x.push_back(b);
   }
   // float32 inputs where the former degree-5 polynomial exceeded 2 ulp (exhaustive sweep),
-  // and the table form's worst (1.10 ulp; exhaustive sweeps against float64 and long double)
+  // and the table form's worst (1.10 ulp; exhaustive sweeps against float64)
   if (sizeof(T) == 4)
     for (float v : {-0x1.b54966p+4f, -0x1.868f9ap+5f, -0x1.df497p+5f, -0x1.df4c92p+5f, -0x1.193c86p+6f,
                     -0x1.4596dcp+6f, -0x1.234b8p+6f, -0x1.5533a2p+6f})
