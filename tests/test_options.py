@@ -207,9 +207,11 @@ def test_label_smoothing_equals_explicit_targets(isa, rng, dtype, weighted):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_label_smoothing_across_blocks(isa, rng, dtype):
-    # rows of several 2048-class blocks: the forward pass counts the unmasked classes and
-    # sums m - z per block, moving the sums when a later block raises the max
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothing_across_blocks(isa, rng, dtype, weighted):
+    # rows of several 2048-class blocks: the forward pass counts the unmasked classes per
+    # block; rows without a masked class take the weights' sum and sum m - z in a pass of
+    # two accumulators (blocks of 2 * 16 vectors), the others take their statistics there
     n, C = 6, 5000
     x = (rng.standard_normal((n, C)) * 3).astype(dtype)
     x[0] += np.linspace(0, 40, C).astype(dtype)  # the max in the last block
@@ -222,8 +224,13 @@ def test_label_smoothing_across_blocks(isa, rng, dtype):
     y = rng.integers(0, C, n)
     y[1], y[2] = 1, 2100  # labels on unmasked classes
     t = _smoothed_targets(x, y, 0.1, C)
+    w = None
+    if weighted:
+        w = (rng.random(C) + 0.2).astype(dtype)
+        w[::11] = 0.0  # classes of weight 0 (their share is 0)
+        t = t * w  # t_c w_c, as PyTorch weighs smoothed targets
     for rg in (False, True):
-        res = xent.softmax_cross_entropy(x, y, label_smoothing=0.1, reduction="none", return_grad=rg)
+        res = xent.softmax_cross_entropy(x, y, weight=w, label_smoothing=0.1, reduction="none", return_grad=rg)
         rl, rgrad = ref.softmax_xent_targets(x, t)
         loss = res[0] if rg else res
         np.testing.assert_allclose(loss, rl, **LOSS_TOL[dtype])

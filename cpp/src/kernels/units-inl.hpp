@@ -197,6 +197,9 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inrow_w[c]);
     inrow = s > 1.0 ? s : 1.0;
   }
+  // SW of the smoothed rows with class weights and no masked class
+  const double wsum = j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0 && j.class_w
+                          ? class_weight_sum<D>(j.class_w, C) : 0.0;
   double total = 0.0;
   bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
@@ -261,7 +264,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
             r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss,
                                                      hout)
                 : (j.class_w && eps != 0.0)
-                    ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss)
+                    ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
+                                             nullptr, wsum)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
                                                cap_in_rescale ? dbuf : nullptr);
             break;

@@ -28,13 +28,18 @@ inline double p_factor(const RowLse& r, double tsum, double zl) {
 // Label smoothing (SEMANTICS.md): the target becomes (1 - eps) t + eps / K over the K
 // classes that are not masked (z > -inf), each weighted by w_c when class weights are
 // given, so that no mass lands on a masked class. Sums over the unmasked classes:
-// K, SW = sum w_c and SA = sum w_c (m - z_c): from the forward pass for integer labels
-// without class weights (row_lse's kLive), else a pass over z (in cache for rows in L2).
+// K, SW = sum w_c and SA = sum w_c (m - z_c). For integer labels the forward pass counts K
+// (row_lse's kLive), and when K = C (no class masked: kAllLive below) SW is the weights'
+// sum, once per call (class_weight_sum), so only SA takes a pass over z (in cache for rows
+// in L2); target rows take all three from that pass.
 struct SmoothStats {
   double k = 0, sw = 0, sa = 0;
 };
 
-template <class D, bool kW>
+// The pass sums in two accumulators of each kind, alternating vectors (a single one was a
+// chain of dependent additions, 3 cycles per vector on AVX2), each lane adding at most
+// kSumLane terms before they go into the double totals.
+template <class D, bool kW, bool kAllLive = false>
 inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, int64_t C, typename D::T m) {
   using T = typename D::T;
   using V = typename D::V;
@@ -44,37 +49,64 @@ inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, 
   SmoothStats st;
   V kc = zero;  // K in integer lanes (exact), summed once
   auto step = [&](V zv, V wv, V& sw, V& sa) {
-    const auto live = D::gt(zv, ninf);
-    kc = D::count_if(live, kc);
     V term = D::sub(vm, zv);
-    if (kW) {
-      sw = D::add(sw, D::select(live, wv, zero));
-      // m - z overflows to inf for finite logits of both signs near the largest value: a
-      // class of weight 0 must add 0 there, not 0 * inf = NaN (a fuzz find)
-      term = D::zero_if(D::eq(wv, zero), D::mul(wv, term));
+    // m - z overflows to inf for finite logits of both signs near the largest value: a
+    // class of weight 0 must add 0 there, not 0 * inf = NaN (a fuzz find)
+    if (kW) term = D::zero_if(D::eq(wv, zero), D::mul(wv, term));
+    if constexpr (kAllLive) {
+      sa = D::add(sa, term);
+    } else {
+      const auto live = D::gt(zv, ninf);
+      kc = D::count_if(live, kc);
+      if (kW) sw = D::add(sw, D::select(live, wv, zero));
+      sa = D::add(sa, D::select(live, term, zero));
     }
-    sa = D::add(sa, D::select(live, term, zero));
   };
-  for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
-    const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
-    V sw = zero, sa = zero;
+  auto wload = [&](int64_t i) { return kW ? D::load(w + i) : zero; };
+  for (int64_t b0 = 0; b0 < C; b0 += 2 * kSumLane * W) {
+    const int64_t end = C - b0 < 2 * kSumLane * W ? C : b0 + 2 * kSumLane * W;
+    V sw0 = zero, sa0 = zero, sw1 = zero, sa1 = zero;
     int64_t i = b0;
-    for (; i + W <= end; i += W) step(D::load(z + i), kW ? D::load(w + i) : zero, sw, sa);
+    for (; i + 2 * W <= end; i += 2 * W) {
+      step(D::load(z + i), wload(i), sw0, sa0);
+      step(D::load(z + i + W), wload(i + W), sw1, sa1);
+    }
+    if (i + W <= end) step(D::load(z + i), wload(i), sw0, sa0), i += W;
     if (i < end)
-      step(D::load_tail(z + i, end - i, -std::numeric_limits<T>::infinity()),
-           kW ? D::load_tail(w + i, end - i, T(0)) : zero, sw, sa);
-    if (kW) st.sw += static_cast<double>(D::reduce_add(sw));
-    st.sa += static_cast<double>(D::reduce_add(sa));
+      step(D::load_tail(z + i, end - i, kAllLive ? m : -std::numeric_limits<T>::infinity()),  // lanes adding 0
+           kW ? D::load_tail(w + i, end - i, T(0)) : zero, sw1, sa1);
+    if (kW && !kAllLive) st.sw += static_cast<double>(D::reduce_add(D::add(sw0, sw1)));
+    st.sa += static_cast<double>(D::reduce_add(D::add(sa0, sa1)));
   }
-  st.k = static_cast<double>(D::count_total(kc));
-  if (!kW) st.sw = st.k;  // every weight 1
+  if (!kAllLive) st.k = static_cast<double>(D::count_total(kc));
+  if (!kW && !kAllLive) st.sw = st.k;  // every weight 1
   return st;
 }
 
+// SW of a row with no masked class: the sum of the class weights, once per call (in T
+// lanes, into a double every kSumLane terms per lane).
+template <class D>
+inline double class_weight_sum(const typename D::T* w, int64_t C) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  double sum = 0.0;
+  for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
+    const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
+    V s = D::zero();
+    int64_t i = b0;
+    for (; i + W <= end; i += W) s = D::add(s, D::load(w + i));
+    if (i < end) s = D::add(s, D::load_tail(w + i, end - i, T(0)));
+    sum += static_cast<double>(D::reduce_add(s));
+  }
+  return sum;
+}
+
 // The gradient's smoothing term with row_scale_exps's scaling, in one pass over the row:
-// e_c * f_b - coef * w_c on the unmasked classes, e_c * f_b on the masked ones (each
-// rounded, as the two passes this replaced: the same bits).
-template <class D, bool kW>
+// e_c * f_b - coef * w_c on the unmasked classes (one FMA with class weights), e_c * f_b on
+// the masked ones. With kAllLive (no class is masked) the term needs no mask, nor z: the
+// same bits.
+template <class D, bool kW, bool kAllLive = false>
 inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, const typename D::T* w, int64_t C,
                                   const typename D::T* refs, const RowLse& r, double scale, double coef) {
   using T = typename D::T;
@@ -83,9 +115,12 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   auto smooth = [&](int64_t i, int64_t k, V g) {
     const bool full = k == D::W;
-    const V cw = kW ? D::mul(c, full ? D::load(w + i) : D::load_tail(w + i, k, T(0))) : c;
-    const V zv = full ? D::load(z + i) : D::load_tail(z + i, k, T(0));
-    return D::sub(g, D::select(D::gt(zv, ninf), cw, zero));
+    V wv = kW ? (full ? D::load(w + i) : D::load_tail(w + i, k, T(0))) : c;
+    if constexpr (!kAllLive) {
+      const V zv = full ? D::load(z + i) : D::load_tail(z + i, k, T(0));
+      wv = D::select(D::gt(zv, ninf), wv, zero);
+    }
+    return kW ? D::fnma(c, wv, g) : D::sub(g, wv);
   };
   row_scale_exps<D, T>(e, C, refs, r, scale, nullptr, smooth);
 }
@@ -96,14 +131,15 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // the gradient goes to that half row, grad being the float32 buffer of the exponentials.
 // With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
 // the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
+// With smoothing and class weights w, `wsum` is class_weight_sum(w, C).
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
-                             S* hgrad = nullptr, const typename D::T* dcap = nullptr) {
+                             S* hgrad = nullptr, const typename D::T* dcap = nullptr, double wsum = 0.0) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
-  // smoothing without class weights takes its statistics from the forward pass
-  const bool live = !kW && eps != 0.0;
+  // smoothing takes K from the forward pass
+  const bool live = eps != 0.0;
   const RowLse r = grad ? (live ? row_lse<D, true, S, true>(z, C, grad, refs) : row_lse<D, true, S>(z, C, grad, refs))
                         : (live ? row_lse<D, false, S, true>(z, C, nullptr, nullptr)
                                 : row_lse<D, false, S>(z, C, nullptr, nullptr));
@@ -136,15 +172,22 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
   // smoothed: t = (1 - eps) w_y onehot(y) + eps/K w_c over unmasked c (grad may not alias
   // z: the driver, units-inl.hpp, copies such a row to scratch first)
   SmoothStats st;
-  if constexpr (kW) st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
-  else st.k = st.sw = r.live, st.sa = r.below;
+  const bool all_live = r.live == static_cast<double>(C);
+  if (all_live) {
+    st = smooth_stats<D, kW, true>(z, w, C, static_cast<T>(r.m));
+    st.k = r.live, st.sw = kW ? wsum : r.live;
+  } else {
+    st = smooth_stats<D, kW>(z, w, C, static_cast<T>(r.m));
+  }
   const double wy = (kW ? static_cast<double>(w[y]) : 1.0) * (1.0 - eps);
   const double tsum = wy + eps / st.k * st.sw;
-  const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
   if (grad) {
-    row_scale_exps_smooth<D, kW>(grad, z, w, C, refs, r, gscale * p_factor(r, tsum, zl), gscale * eps / st.k);
+    const double f = gscale * p_factor(r, tsum, zl), coef = gscale * eps / st.k;
+    if (all_live) row_scale_exps_smooth<D, kW, true>(grad, z, w, C, refs, r, f, coef);
+    else row_scale_exps_smooth<D, kW>(grad, z, w, C, refs, r, f, coef);
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale * wy);
   }
+  const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
   return tsum * r.log_s + a + zloss_term(r, zl);
   }
 }
