@@ -7,7 +7,7 @@ namespace {
 double softmax_op(int op, const py::array& z, const py::object& t, const py::object& y, const py::object& out,
                   const py::object& row_out, double gscale, int n_threads, const py::object& weight,
                   const py::object& sample_weight, const py::object& ignore_index, double z_loss,
-                  double label_smoothing, double softcap, double param, const py::object& class_a) {
+                  double label_smoothing, double softcap, double param, const py::object& class_a, bool inner) {
   // half logits: targets and out in the logits' dtype, the rest (weights, row_out) float32
   const ZKind zk = z_kind(z, "logits");
   const int kind = zk.kind;
@@ -44,6 +44,7 @@ double softmax_op(int op, const py::array& z, const py::object& t, const py::obj
   opt.param = param;
   opt.class_a = ptr(ar);
   opt.storage = zk.storage;
+  opt.inner = inner;
   const auto sop = static_cast<xent::SoftmaxOp>(op);
   py::gil_scoped_release release;
   if (kind == 4)
@@ -110,8 +111,10 @@ void bind_softmax(py::module_& m) {
   m.def("softmax_op", &softmax_op, py::arg("op"), py::arg("z"), py::arg("t"), py::arg("y"), py::arg("out"),
         py::arg("row_out"), py::arg("gscale"), py::arg("n_threads"), py::arg("weight") = py::none(),
         py::arg("sample_weight") = py::none(), py::arg("ignore_index") = py::none(), py::arg("z_loss") = 0.0, py::arg("label_smoothing") = 0.0,
-        py::arg("softcap") = 0.0, py::arg("param") = 0.0, py::arg("class_a") = py::none(),
-        "Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results.");
+        py::arg("softcap") = 0.0, py::arg("param") = 0.0, py::arg("class_a") = py::none(), py::arg("inner") = false,
+        "Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results. inner: the "
+        "caller's class axis was not its array's last (integer-label cross-entropy then computes rows in vector "
+        "lanes, whatever the layout).");
   m.def("find_bad_label", &find_bad_label, py::arg("labels"), py::arg("n_classes"),
         py::arg("ignore_index") = py::none(),
         "(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None.");

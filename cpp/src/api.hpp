@@ -32,6 +32,7 @@ struct XentOptions {
   // float32 calls only: z, t and out stored as float16 / bfloat16 (jobs.hpp); the other
   // operands (weights, row_out) are float32
   Storage storage = Storage::kNative;
+  bool inner = false;  // the caller's class axis is not its array's last (SoftmaxJob::inner)
 };
 
 template <class T>

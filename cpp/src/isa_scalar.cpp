@@ -9,6 +9,7 @@
 #include "kernels/xent_more-inl.hpp"
 #include "kernels/sigmoid-inl.hpp"
 #include "kernels/smallc-inl.hpp"
+#include "kernels/inner-inl.hpp"
 #include "kernels/hessian-inl.hpp"
 #include "kernels/units-inl.hpp"
 #include "kernels/proba-inl.hpp"

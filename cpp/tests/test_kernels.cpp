@@ -11,7 +11,9 @@
 //     and the focal loss, and the vector log it uses (test_sigmoid_opt);
 //   - each SIMD ISA against the scalar one, and 1, 2, 3 threads for bit-identical results;
 //   - the vector tanh's contract, and the loss options and further ops (test_options.hpp);
-//   - float16 / bfloat16 storage: conversions, losses and rounded gradients (test_half.hpp).
+//   - float16 / bfloat16 storage: conversions, losses and rounded gradients (test_half.hpp);
+//   - the rows-in-lanes kernel for a class axis that is not the last, against the row
+//     kernels (test_inner.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
 // Prints one line per check group and ends with "N passed, M failed"; exits 1 if M > 0.
 // Usage: test_kernels [--quick] [--verbose]
@@ -26,6 +28,7 @@
 #include "test_proba.hpp"
 #include "test_threads.hpp"
 #include "test_half.hpp"
+#include "test_inner.hpp"
 
 namespace {
 
@@ -75,6 +78,8 @@ void run_dtype(int64_t density) {
   }
   report().flush();
   test_options<T>();
+  report().flush();
+  test_inner<T>();
   report().flush();
 }
 

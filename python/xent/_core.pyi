@@ -74,8 +74,11 @@ def softmax_op(
     softcap: float = 0.0,
     param: float = 0.0,
     class_a: np.ndarray | None = None,
+    inner: bool = False,
 ) -> float:
-    """Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results."""
+    """Runs one softmax-family op (class axis last); returns the sum of the (weighted) row results. inner: the
+    caller's class axis was not its array's last (integer-label cross-entropy then computes rows in vector lanes,
+    whatever the layout)."""
 
 def find_bad_label(labels: np.ndarray, n_classes: int, ignore_index: int | None = None) -> tuple[int, int] | None:
     """(flat index, value) of the first label outside [0, n_classes) other than ignore_index, or None."""

@@ -219,7 +219,7 @@ def run_softmax_loss(
     row_out, grad = out_buffers(a, row_shape, reduction, return_grad, out, grad_out, read_only)
     total = _core.softmax_op(
         op, last(a, ax), t, y, None if grad is None else last(grad, ax), row_out, grad_scale(reduction, n), nt,
-        class_w, sw, ignore, z_loss, smoothing, softcap, param, class_a,
+        class_w, sw, ignore, z_loss, smoothing, softcap, param, class_a, inner=ax != a.ndim - 1,
     )
     if shift:
         total = unshift(total, row_out, grad, shift)

@@ -91,7 +91,22 @@ struct SoftmaxJob {
   // weights for targets), or the class weights of poly-1 targets
   const T* class_a = nullptr;
   Storage storage = Storage::kNative;  // of z, t and out (float32 jobs only)
+  // the caller's class axis is not its array's last: integer-label cross-entropy computes
+  // rows in vector lanes (kernels/inner-inl.hpp), adjacent rows one load per class
+  bool inner = false;
 };
+// the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8
+constexpr int64_t kInnerTileRows = 72;
+// Whether a job takes that kernel (kernels/units-inl.hpp, softmax_units_inner): the caller's
+// class axis is not its array's last, and the op is plain integer-label cross-entropy
+// (class and sample weights, ignore_index and the z-loss allowed) on float rows. The choice
+// depends on the call, not on the memory layout, so every layout of a call gives the same
+// bits.
+template <class T>
+bool inner_rows(const SoftmaxJob<T>& j) {
+  return j.inner && j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0 && j.softcap == 0.0 &&
+         j.storage == Storage::kNative && j.len >= 2 && j.len < (int64_t{1} << 24);
+}
 
 template <class T>
 struct SigmoidJob {
@@ -188,7 +203,7 @@ struct KernelTable {
 // (one copy per file): isa_avx2.cpp's copy, compiled with AVX2, must never be the one the
 // linker picks for the drivers (tools/check_isa_leak.py).
 struct SoftmaxScratch {
-  int64_t z = -1, t = -1, o = -1, d = -1, g = -1, total = 0;
+  int64_t z = -1, t = -1, o = -1, d = -1, g = -1, tile = -1, total = 0;
 };
 template <class T>
 static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
@@ -208,6 +223,7 @@ static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   take(j.out.p != nullptr && (half || j.out.cs != 1), s.o);                      // output before its scatter
   take(capped && is_loss_op(j.op) && j.out.p != nullptr, s.d);           // derivative of the soft cap
   take(j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget, s.g);  // effective targets
+  if (inner_rows(j)) s.tile = s.total, s.total += C * kInnerTileRows;  // rows in lanes
   return s;
 }
 template <class T>

@@ -197,6 +197,24 @@ inline bool row_has_nan(const S* z, int64_t C) {
   return false;
 }
 
+// log(ones + rest) per lane for ones >= 1 and rest >= 0 (RowLse::log_sum below, and the
+// rows-in-lanes kernel of inner-inl.hpp): log1p(rest) from rest itself when the sum is
+// below 2 (then ones == 1), else the log of the rounded sum.
+template <class D>
+XENT_FORCE_INLINE typename D::V log_ones_rest(typename D::V ones, typename D::V rest) {
+  using T = typename D::T;
+  using K = MathConst<T>;
+  using V = typename D::V;
+  const V s = D::add(ones, rest);
+  V e, f;
+  log_split<D>(s, e, f);
+  const auto direct = D::lt(s, D::set1(T(2)));
+  const auto big = D::gt(rest, D::set1(K::sqrt2m1));
+  f = D::select(direct, D::select(big, D::fma(rest, D::set1(T(0.5)), D::set1(T(-0.5))), rest), f);
+  e = D::select(direct, D::select(big, D::set1(T(1)), D::zero()), e);
+  return log_reduced<D>(e, f);
+}
+
 // Result of the forward pass over a row: s = sum exp(z - m) = ones + rest (see ExpSum);
 // lse = m + log(s); m == -inf means fully masked.
 struct RowLse {
@@ -217,7 +235,7 @@ struct RowLse {
     return *this;
   }
 
-  // log(ones + rest) for a count ones >= 1 and a finite rest >= 0: math-inl.hpp's vector log
+  // log(ones + rest) for a count ones >= 1 and a finite rest >= 0: log_ones_rest (the vector log)
   // on float64 lanes, once per row (glibc's log1p, called here before, took 14% of a 2048 x
   // 256 float32 loss + gradient). When ones == 1 and rest < 1 (s < 2), it is log1p(rest)
   // from rest itself, not from 1 + rest rounded, so a confident row (rest tiny) keeps rest's
@@ -226,18 +244,8 @@ struct RowLse {
   // rounding (2^-53 relative) moves log(s) >= log 2 by under half an ulp. No branch: the
   // choice is a select, as it may change from row to row.
   static double log_sum(double ones, double rest) {
-    using D = F64;
-    using V = D::V;
-    using K = MathConst<double>;
-    const V r = D::set1(rest), s = D::add(D::set1(ones), r);
-    V e, f;
-    log_split<D>(s, e, f);
-    const auto direct = D::lt(s, D::set1(2.0));
-    const auto big = D::gt(r, D::set1(K::sqrt2m1));
-    f = D::select(direct, D::select(big, D::fma(r, D::set1(0.5), D::set1(-0.5)), r), f);
-    e = D::select(direct, D::select(big, D::set1(1.0), D::zero()), e);
-    alignas(64) double l[D::W];
-    D::store(l, log_reduced<D>(e, f));
+    alignas(64) double l[F64::W];
+    F64::store(l, log_ones_rest<F64>(F64::set1(ones), F64::set1(rest)));
     return l[0];
   }
 };

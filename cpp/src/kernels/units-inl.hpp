@@ -9,6 +9,7 @@
 // bit for bit what a float32 call computes on the upcast values, then rounds the gradient
 // once; the buffers are one row, in cache, never N x C.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -34,6 +35,18 @@ struct Cursor {
       row /= rs.shape[d];
       for (int k = 0; k < kOps; ++k) off[k] += idx[d] * st[k][d];
     }
+  }
+  // k rows on along the last dim, within it (k <= its length - idx[last]): next() k times
+  void advance_last(int64_t k) {
+    const int d = rs.nd - 1;
+    if (idx[d] + k < rs.shape[d]) {
+      idx[d] += k;
+      for (int o = 0; o < kOps; ++o) off[o] += k * st[o][d];
+      return;
+    }
+    idx[d] += k - 1;
+    for (int o = 0; o < kOps; ++o) off[o] += (k - 1) * st[o][d];
+    next();
   }
   void next() {
     for (int d = rs.nd - 1; d >= 0; --d) {
@@ -264,8 +277,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
             r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss,
                                                      hout)
                 : (j.class_w && eps != 0.0)
-                    ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
-                                             nullptr, wsum)
+                    ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss,
+                                              static_cast<T*>(nullptr), nullptr, wsum)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
                                                cap_in_rescale ? dbuf : nullptr);
             break;
@@ -341,8 +354,162 @@ inline double by_storage(Storage s, F&& f) {
   return f(typename D::T{});
 }
 
+// Rows of the tile of softmax_units_inner: groups of W rows, as many as keep the tile within
+// about 128 KiB of float32 (8 groups, 64 float32 rows, up to C = 512).
+inline int inner_groups(int64_t C, int W) {
+  const int64_t g = (int64_t{32768} / C) / W;
+  return static_cast<int>(g < 1 ? 1 : g > 8 ? 8 : g);
+}
+
+// n elements from src to dst, W at a time.
+template <class D>
+inline void copy_run(const typename D::T* src, typename D::T* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + D::W <= n; i += D::W) D::store(dst + i, D::load(src + i));
+  if (i < n) D::store_tail(dst + i, D::load_tail(src + i, n - i, typename D::T(0)), n - i);
+}
+
+// Units are rows, B = inner_groups * W at a time, moved into a tile t[c * ts + row] in
+// scratch (ts = B + W: not a power of two), computed there a group of W rows at a time
+// (inner-inl.hpp), the gradient moved back. Where the logits and the gradient of adjacent
+// rows along the last row dim are adjacent in memory (PyTorch's (N, C, H, W) with axis=1,
+// C-order) the B rows are taken there and moved a vector at a time, B contiguous elements per
+// class (the classes of a row are often a power of two apart: computed in place, C such
+// lines per group fell into a few cache sets and were read from memory at each pass);
+// otherwise any B rows in order, element by element. The kernel's arithmetic is per lane,
+// so the results depend neither on the grouping nor on the threads' split. A tile holding
+// a row whose scale does not fit T (huge weights: the row kernels' split scale) is computed
+// a row at a time by softmax_units_s.
+template <class D>
+double softmax_units_inner(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+  using T = typename D::T;
+  constexpr int W = D::W;
+  constexpr int kMaxB = 8 * W;
+  static_assert(9 * W <= kInnerTileRows, "softmax_scratch's tile holds kInnerTileRows rows");
+  const int d = j.rows.nd - 1;
+  const int64_t C = j.len, B = int64_t{inner_groups(C, W)} * W, ts = B + W;
+  const int64_t L = d >= 0 ? j.rows.shape[d] : 1;
+  const bool adjacent = d >= 0 && L >= W && j.z.st[d] == 1 && (!j.out.p || j.out.st[d] == 1);
+  T* const tile = scratch + softmax_scratch(j).tile;
+  const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
+  const int64_t zcs = j.z.cs, ocs = j.out.cs;
+  const bool y64 = j.label_bytes == 8;
+  const char* const yp = static_cast<const char*>(j.y.p);
+  Cursor<6> cur(j.rows, strides, u0);
+  double total = 0.0;
+  int64_t off[6][kMaxB];
+  int64_t y[kMaxB];
+  T gw[kMaxB], loss[kMaxB];
+  double w[kMaxB], sw[kMaxB], cwy[kMaxB];
+  bool masked[kMaxB];
+  // no weights: every row's weight is 1 (0 if ignored), its scale gscale
+  const bool unweighted = !j.sw.p && !j.class_w;
+  const bool plain_fits = row_scale_fits<T>(j.gscale, 1.0);
+  for (int64_t u = u0; u < u1;) {
+    // the tile's rows and their operands' offsets
+    int64_t n = 0;
+    if (adjacent) {
+      n = std::min({B, L - cur.idx[d], u1 - u});
+      for (int o = 0; o < 6; ++o) {
+        if (o == 1) continue;  // (no targets)
+        const int64_t b = cur.off[o], sd = strides[o][d];
+        for (int64_t i = 0; i < n; ++i) off[o][i] = b + i * sd;
+      }
+      cur.advance_last(n);
+    } else {
+      for (; n < B && u + n < u1; ++n, cur.next())
+        for (int o = 0; o < 6; ++o) off[o][n] = cur.off[o];
+    }
+    bool alone = false;
+    if (unweighted && plain_fits) {
+      const T gs = static_cast<T>(j.gscale);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t yi = y64 ? reinterpret_cast<const int64_t*>(yp)[off[2][i]]
+                               : static_cast<int64_t>(reinterpret_cast<const int32_t*>(yp)[off[2][i]]);
+        const bool ignored = j.has_ignore && yi == j.ignore_index;
+        w[i] = ignored ? 0.0 : 1.0;
+        y[i] = ignored ? 0 : yi;
+        gw[i] = ignored ? T(0) : gs;
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t yi = y64 ? reinterpret_cast<const int64_t*>(yp)[off[2][i]]
+                               : static_cast<int64_t>(reinterpret_cast<const int32_t*>(yp)[off[2][i]]);
+        sw[i] = j.sw.p ? static_cast<double>(j.sw.p[off[5][i]]) : 1.0;
+        cwy[i] = 1.0;
+        w[i] = sw[i];
+        if (j.has_ignore && yi == j.ignore_index) w[i] = 0.0;
+        else if (j.class_w) w[i] *= (cwy[i] = static_cast<double>(j.class_w[yi]));
+        const bool fits = row_scale_fits<T>(j.gscale * w[i], 1.0);
+        alone = alone || (w[i] != 0.0 && !fits);
+        y[i] = w[i] != 0.0 ? yi : 0;
+        gw[i] = w[i] != 0.0 && fits ? static_cast<T>(j.gscale * w[i]) : T(0);
+      }
+    }
+    if (alone) {
+      for (int64_t i = 0; i < n; ++i) total += softmax_units_s<D, T>(j, u + i, u + i + 1, scratch);
+      u += n;
+      continue;
+    }
+    // in
+    if (adjacent) {
+      for (int64_t c = 0; c < C; ++c) copy_run<D>(j.z.p + off[0][0] + c * zcs, tile + c * ts, n);
+    } else {
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < n; ++i) tile[c * ts + i] = j.z.p[off[0][i] + c * zcs];
+    }
+    const bool grad = j.out.p != nullptr;
+    // Prefetches, one line per class in each group's class loop, spread over the compute (a
+    // burst of C B / 16 of them at once would overrun the misses in flight): the next
+    // tile's logits, then this tile's gradient (written at the end).
+    constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+    const int64_t nlines = (n + kLine - 1) / kLine;
+    for (int64_t g0 = 0, gi = 0; g0 < n; g0 += W, ++gi) {
+      const int k = static_cast<int>(std::min<int64_t>(W, n - g0));
+      bool live = false;
+      for (int i = 0; i < k; ++i) live = live || gw[g0 + i] != T(0);
+      T* const t = tile + g0;
+      const T* pf = nullptr;
+      int64_t pfcs = 0;
+      if (adjacent && gi < nlines) pf = j.z.p + off[0][0] + n + gi * kLine, pfcs = zcs;
+      else if (adjacent && grad && gi >= 4 && gi - 4 < nlines) pf = j.out.p + off[3][0] + (gi - 4) * kLine, pfcs = ocs;
+      if (live) {
+        inner_xent_label<D>(t, ts, grad ? t : nullptr, ts, k, y + g0, gw + g0, C, j.z_loss, loss + g0, masked + g0,
+                            pf, pfcs);
+      } else if (grad) {  // every row ignored: zeros
+        for (int64_t c = 0; c < C; ++c)
+          for (int i = 0; i < k; ++i) t[c * ts + i] = T(0);
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double r = 0.0;
+      if (gw[i] != T(0)) {
+        r = static_cast<double>(loss[i]);
+        if (w[i] != 1.0) r = weigh_loss(r, w[i], sw[i], cwy[i]);
+        // the label's term, from the scaled exponential, in double (as the row kernels)
+        if (grad && !masked[i]) {
+          T* const gy = tile + y[i] * ts + i;
+          *gy = static_cast<T>(static_cast<double>(*gy) - j.gscale * w[i]);
+        }
+      }
+      if (j.row_out.p) j.row_out.p[off[4][i]] = static_cast<T>(r);
+      total += r;
+    }
+    // out
+    if (grad && adjacent) {
+      for (int64_t c = 0; c < C; ++c) copy_run<D>(tile + c * ts, j.out.p + off[3][0] + c * ocs, n);
+    } else if (grad) {
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < n; ++i) j.out.p[off[3][i] + c * ocs] = tile[c * ts + i];
+    }
+    u += n;
+  }
+  return total;
+}
+
 template <class D>
 double softmax_units(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+  if (inner_rows(j)) return softmax_units_inner<D>(j, u0, u1, scratch);
   return by_storage<D>(j.storage, [&](auto s) { return softmax_units_s<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
