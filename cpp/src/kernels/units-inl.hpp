@@ -204,15 +204,13 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
                             j.op == SoftmaxOp::kFocalLabel)
                                ? j.class_a
                                : nullptr;
-  double inrow = 1.0;
+  double inrow = 1.0, wsum = 0.0;
   if (inrow_w) {
     double s = 0.0;
     for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inrow_w[c]);
     inrow = s > 1.0 ? s : 1.0;
+    wsum = s;  // with smoothing: SW of the rows without a masked class (row_xent_label)
   }
-  // SW of the smoothed rows with class weights and no masked class
-  const double wsum = j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0 && j.class_w
-                          ? class_weight_sum<D>(j.class_w, C) : 0.0;
   double total = 0.0;
   bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {

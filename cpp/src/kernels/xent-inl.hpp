@@ -30,8 +30,8 @@ inline double p_factor(const RowLse& r, double tsum, double zl) {
 // given, so that no mass lands on a masked class. Sums over the unmasked classes:
 // K, SW = sum w_c and SA = sum w_c (m - z_c). For integer labels the forward pass counts K
 // (row_lse's kLive), and when K = C (no class masked: kAllLive below) SW is the weights'
-// sum, once per call (class_weight_sum), so only SA takes a pass over z (in cache for rows
-// in L2); target rows take all three from that pass.
+// sum, once per call (the caller's), so only SA takes a pass over z (in cache for rows in
+// L2); target rows take all three from that pass.
 struct SmoothStats {
   double k = 0, sw = 0, sa = 0;
 };
@@ -83,25 +83,6 @@ inline SmoothStats smooth_stats(const typename D::T* z, const typename D::T* w, 
   return st;
 }
 
-// SW of a row with no masked class: the sum of the class weights, once per call (in T
-// lanes, into a double every kSumLane terms per lane).
-template <class D>
-inline double class_weight_sum(const typename D::T* w, int64_t C) {
-  using T = typename D::T;
-  using V = typename D::V;
-  constexpr int W = D::W;
-  double sum = 0.0;
-  for (int64_t b0 = 0; b0 < C; b0 += kSumLane * W) {
-    const int64_t end = C - b0 < kSumLane * W ? C : b0 + kSumLane * W;
-    V s = D::zero();
-    int64_t i = b0;
-    for (; i + W <= end; i += W) s = D::add(s, D::load(w + i));
-    if (i < end) s = D::add(s, D::load_tail(w + i, end - i, T(0)));
-    sum += static_cast<double>(D::reduce_add(s));
-  }
-  return sum;
-}
-
 // The gradient's smoothing term with row_scale_exps's scaling, in one pass over the row:
 // e_c * f_b - coef * w_c on the unmasked classes (one FMA with class weights), e_c * f_b on
 // the masked ones. With kAllLive (no class is masked) the term needs no mask, nor z: the
@@ -131,7 +112,7 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // the gradient goes to that half row, grad being the float32 buffer of the exponentials.
 // With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
 // the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
-// With smoothing and class weights w, `wsum` is class_weight_sum(w, C).
+// With smoothing and class weights w, `wsum` is their sum (in double).
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
