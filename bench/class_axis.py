@@ -48,9 +48,11 @@ def main() -> None:
         gl = np.empty_like(zl)
         c = np.empty_like(z)
         calls = {
-            "axis1": lambda: xent.softmax_cross_entropy(z, y, axis=1, return_grad=True, grad_out=g, n_threads=nt),
-            "last": lambda: xent.softmax_cross_entropy(zl, y, return_grad=True, grad_out=gl, n_threads=nt),
-            "copy": lambda: np.copyto(c, z),
+            "axis1": lambda z=z, y=y, g=g: xent.softmax_cross_entropy(z, y, axis=1, return_grad=True, grad_out=g,
+                                                                      n_threads=nt),
+            "last": lambda zl=zl, y=y, gl=gl: xent.softmax_cross_entropy(zl, y, return_grad=True, grad_out=gl,
+                                                                         n_threads=nt),
+            "copy": lambda c=c, z=z: np.copyto(c, z),
         }
         if torch is not None:
             zt = torch.from_numpy(z.copy()).requires_grad_()
