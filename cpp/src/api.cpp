@@ -121,12 +121,15 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   SigmoidJob<T> j;
   j.loss_elementwise = elementwise;
   j.gscale = gscale;
+  // Without a loss per row, units are cut from the rows laid end to end (jobs.hpp): the sums
+  // are then the same bits for every layout, and short rows share a kernel call.
+  j.flat = elementwise || loss == nullptr;
   const ArrayRef* ew = opt.elem_w;
   const ArrayRef* const ops[5] = {&z, &t, grad, loss, ew};
   int64_t* const dst[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   if (z.ndim == 0) {
     j.len = 1;
-  } else if (elementwise) {
+  } else if (j.flat) {
     // coalesce every dim, then the last merged dim becomes the run along which we vectorise
     build_rows<5>(z.ndim, z.shape, ops, dst, j.rows);
     if (j.rows.nd == 0) {
@@ -156,7 +159,25 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   if (loss) j.loss.p = static_cast<T*>(loss->data);
   if (ew) j.ew.p = static_cast<const T*>(ew->data);
   if (z.ndim == 0) j.ew.cs = 0;
-  j.seg = elementwise ? std::min<int64_t>(std::max<int64_t>(j.len, 1), kSigmoidSeg) : std::max<int64_t>(j.len, 1);
+  const int64_t n_elems = j.rows.n_rows() * j.len;
+  if (j.flat) {
+    j.seg = std::min<int64_t>(std::max<int64_t>(n_elems, 1), kSigmoidSeg);
+    // dense: element f of the flat order at offset f (rows.st in elements, as cs)
+    const Operand<const T>* in[5] = {&j.z, &j.t, nullptr, nullptr, &j.ew};
+    for (int k = 0; k < 5; ++k) {
+      const int64_t cs = k == 2 ? j.grad.cs : k == 3 ? j.loss.cs : in[k]->cs;
+      const int64_t* st = k == 2 ? j.grad.st : k == 3 ? j.loss.st : in[k]->st;
+      bool dense = cs == 1 || j.len == 1;
+      int64_t want = j.len;
+      for (int d = j.rows.nd - 1; d >= 0 && dense; --d) {
+        dense = st[d] == want;
+        want *= j.rows.shape[d];
+      }
+      j.dense[k] = dense;
+    }
+  } else {
+    j.seg = std::max<int64_t>(j.len, 1);
+  }
   // Per-class vectors: along a run that merged several rows, element i has class i mod C;
   // repeat the vector so that a segment starting at class c0 reads it contiguously.
   const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
@@ -164,7 +185,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   auto per_class = [&](const ArrayRef* a, std::vector<T>& tile) -> const T* {
     if (!a) return nullptr;
     const T* p = static_cast<const T*>(a->data);
-    if (j.len <= C) return p;
+    if ((j.flat ? n_elems : j.len) <= C) return p;
     tile.resize(static_cast<size_t>(C + j.seg));
     for (int64_t i = 0; i < C + j.seg; i += C) std::copy(p, p + std::min(C, C + j.seg - i), tile.begin() + i);
     return tile.data();
@@ -185,12 +206,11 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   j.softcap = opt.softcap;
   j.general_loop = opt.general_loop;
   if constexpr (sizeof(T) == 4) j.storage = opt.storage;
-  const int64_t n_rows = j.rows.n_rows();
-  const int64_t n_units = j.len == 0 ? 0 : n_rows * j.n_seg();
+  const int64_t n_units = j.n_units();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
   const KernelTable<T>* kt = nullptr;
   if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
-  return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, sigmoid_scratch_size(j),
+  return run_units<T>(n_units, per_task, n_elems, n_threads, sigmoid_scratch_size(j),
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
 

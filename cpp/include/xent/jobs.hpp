@@ -113,14 +113,22 @@ struct SigmoidJob {
   RowSpace rows;
   int64_t len = 0;           // row length along the last (or class) axis
   int64_t seg = 0;           // rows are cut into segments of this length (work units)
+  // flat: the rows are laid end to end in their logical (C) order and cut into units of seg
+  // elements, whatever the memory layout (units-inl.hpp, sigmoid_units_flat); jobs without
+  // a loss per row. Otherwise a unit is segment u % n_seg() of row u / n_seg().
+  bool flat = false;
+  // flat jobs: whether each operand (z, t, grad, loss, ew) has its elements at consecutive
+  // offsets in that order (units then read and write it in place)
+  bool dense[5] = {false, false, false, false, false};
   Operand<const T> z, t;
   Operand<T> grad;           // nullable
   Operand<T> loss;           // nullable; elementwise if loss_elementwise, else one per row
   bool loss_elementwise = true;
   double gscale = 1.0;
-  // Options (sigmoid_opt-inl.hpp). Element i of a run has class (i mod period); cw and pw
-  // hold one value per class, repeated so that cw[c0 + i] is element i's for c0 < period and
-  // i < seg (nullable). ew: an element weight over z's layout, cs 0 when one per row.
+  // Options (sigmoid_opt-inl.hpp). Element i of a row (element f of a flat job) has class
+  // i mod period (f mod period); cw and pw hold one value per class, repeated so that
+  // cw[c0 + i] is element i's for c0 < period and i < seg (nullable). ew: an element weight
+  // over z's layout, cs 0 when one per row.
   const T* cw = nullptr;
   const T* pw = nullptr;
   T cw_min = T(0);           // no class weight is below it (0: unknown, the kernel tests for zeros)
@@ -134,6 +142,10 @@ struct SigmoidJob {
   bool general_loop = false;           // tests (api.hpp's SigmoidOptions)
   bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
+  int64_t n_units() const {
+    const int64_t n = rows.n_rows() * len;
+    return len == 0 ? 0 : flat ? (n + seg - 1) / seg : rows.n_rows() * n_seg();
+  }
 };
 
 // Hessians for Newton-type solvers (kernels/hessian-inl.hpp). kSigmoid is elementwise over
@@ -240,6 +252,14 @@ static inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
     if (need) at = s.total, s.total += j.seg;
   };
   const bool half = j.storage != Storage::kNative;
+  if (j.flat) {  // a unit's elements read or written in place only where the operand is dense
+    take(half || !j.dense[0], s.z);
+    take(half || !j.dense[1], s.t);
+    take(j.grad.p != nullptr && (half || !j.dense[2]), s.g);
+    take(j.loss.p != nullptr && !j.dense[3], s.l);
+    take(j.ew.p != nullptr && !j.dense[4], s.e);  // element weights gathered, or one per row spread
+    return s;
+  }
   take(half || j.z.cs != 1, s.z);
   take(half || j.t.cs != 1, s.t);
   take(j.grad.p != nullptr && (half || j.grad.cs != 1), s.g);
