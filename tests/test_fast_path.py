@@ -6,6 +6,8 @@ bits as the general path (dtype, shape, layout and values of every result), decl
 The general path is forced by replacing the ``_core.*_fast`` bindings with functions that
 decline; a spy checks which path a call took, so a fast path that silently always
 declined would fail here."""
+import math
+
 import numpy as np
 import pytest
 
@@ -826,3 +828,45 @@ def test_sigmoid_weighted_buffers(monkeypatch, rng):
         with pytest.raises(ValueError, match="grad_out overlaps"):
             xent.sigmoid_cross_entropy(z, t, weight=wb, return_grad=True, grad_out=buf[:40].reshape(8, 5))
         assert spy.taken == [False]
+
+
+@pytest.mark.parametrize("wdtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [17, 1023, 1025, 5000])
+def test_long_weight_vectors_same_bits_and_same_errors(monkeypatch, rng, wdtype, n):
+    # weights checked, narrowed and summed in vector passes (kernels/weights-inl.hpp): long
+    # enough for full vectors and several blocks, a bad weight inside the vector body
+    z = (3 * rng.standard_normal(n)).astype(np.float32)
+    t = rng.random(n).astype(np.float32)
+    sw = (rng.random(n) + 0.1).astype(wdtype)
+    sw[n // 2] = 0.0
+    for red in ("mean", "sum", "none"):
+        _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, sample_weight=sw, reduction=red, return_grad=True)
+    zz = rng.standard_normal((n, 3))
+    _both(monkeypatch, xent.softmax_cross_entropy, zz, rng.integers(0, 3, n), sample_weight=sw, return_grad=True)
+    bad = []
+    for v, shown in ((np.nan, "nan"), (-1.0, "-1.0"), (np.inf, "inf")) + (((1e300, "inf"),) if wdtype == np.float64
+                                                                            else ()):
+        w = sw.copy()
+        w[n // 2 + 1] = v
+        bad.append((dict(sample_weight=w), ValueError, rf"sample_weight\[{n // 2 + 1}\] = {shown}"))
+    _raise_on_both_paths(monkeypatch, z, t, bad, fn=xent.sigmoid_cross_entropy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_sum_accurate_and_the_same_bits_on_every_isa(rng, isa, dtype):
+    # blocks of 1024 in 16 lanes, the blocks compensated: within (1024 / 16 + 6) eps of the
+    # exact sum, and the order of the additions the same on every ISA
+    scalar = {}
+    for n in (0, 1, 15, 16, 17, 1023, 1024, 1025, 5000, 70001):
+        w = np.exp(rng.uniform(-20, 20, n)).astype(dtype)
+        got = _core.weight_sum(w)
+        exact = math.fsum(w.astype(np.float64).tolist())
+        assert abs(got - exact) <= 70 * np.finfo(np.float64).eps * exact
+        before = _core.config()["isa"]
+        try:
+            _core.set_isa("scalar")
+            scalar[n] = _core.weight_sum(w)
+        finally:
+            _core.set_isa(before)
+        assert got == scalar[n], n
+    assert _core.weight_sum(np.full(40, 1e307)) == np.inf  # overflow: +inf, never NaN

@@ -187,12 +187,13 @@ py::object result(int red, double total, double n, const Out* rows, const Out* g
 template <class T>
 struct Weights {
   View v;                // the caller's array (its bytes, for the overlap tests)
-  std::vector<T> conv;   // its values in T when its dtype is not T's
+  std::unique_ptr<T[]> conv;  // its values in T when its dtype is not T's (not zeroed first)
   int64_t strides[xent::kMaxDims];
   xent::ArrayRef ref;    // what the kernel reads
   bool given = false;
   int top = 0;           // binary exponent of the largest value (frexp; 0 when all are 0)
   double top_value = 0;  // the largest value
+  double sum = 0;        // their sum (xent::weight_sum's bits: the general path's too)
   const View* view_or_null() const { return given ? &v : nullptr; }
   const xent::ArrayRef* ref_or_null() const { return given ? &ref : nullptr; }
   const T* data() const { return given ? static_cast<const T*>(ref.data) : nullptr; }
@@ -207,27 +208,22 @@ struct Weights {
     const T* p = static_cast<const T*>(v.ref.data);
     int64_t step = v.ref.itemsize;
     if (!same) {
-      conv.resize(static_cast<size_t>(v.size));
+      conv.reset(new T[static_cast<size_t>(v.size)]);
       if (v.type == Api::NPY_FLOAT_) {
         for (int64_t i = 0; i < v.size; ++i) conv[i] = static_cast<T>(static_cast<const float*>(v.ref.data)[i]);
       } else {
-        // a double beyond float's range (its cast undefined; inf in NumPy, an error of the
-        // general path) or NaN declines here
-        const double lim = static_cast<double>(std::numeric_limits<T>::max());
-        for (int64_t i = 0; i < v.size; ++i) {
-          const double d = static_cast<const double*>(v.ref.data)[i];
-          if (!(std::fabs(d) <= lim)) return false;
-          conv[i] = static_cast<T>(d);
-        }
+        // as np.require(dtype=T): a double beyond float's range becomes inf (an error of the
+        // general path), declined below
+        xent::weights_from_f64<T>(static_cast<const double*>(v.ref.data), conv.get(), v.size);
       }
-      p = conv.data();
+      p = conv.get();
       step = sizeof(T);
     }
+    // the check (NaN, inf or < 0 decline: top is +inf), the largest value and the sum, in
+    // one vector pass
     T top_value = 0;
-    for (int64_t i = 0; i < v.size; ++i) {
-      if (!(p[i] >= 0 && p[i] <= std::numeric_limits<T>::max())) return false;  // NaN, inf or < 0
-      top_value = p[i] > top_value ? p[i] : top_value;
-    }
+    sum = xent::weight_stats<T>(p, v.size, &top_value);
+    if (!(top_value <= std::numeric_limits<T>::max())) return false;
     this->top_value = static_cast<double>(top_value);
     if (top_value > 0) std::frexp(this->top_value, &top);
     for (int k = nd - 1; k >= 0; --k) {  // C order (the view's own strides when not converted)
@@ -396,7 +392,7 @@ py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_gra
   // times the elements per sample; declined where the general path rescales the weights
   double n = static_cast<double>(zv.size);
   if (sw.given) {
-    n = xent::weight_sum<T>(sw.data(), sw.v.size) * (nd >= 2 ? static_cast<double>(C) : 1.0);
+    n = sw.sum * (nd >= 2 ? static_cast<double>(C) : 1.0);
     const double bound = n * std::max(1.0, w.top_value) * std::max(1.0, pw.top_value);
     const int limit = huge_limit<T>();
     if (red == 2 && (!(bound < std::ldexp(1.0, limit)) || std::max(sw.top, 0) >= limit || !inverse_in_range<T>(n)))

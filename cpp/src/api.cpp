@@ -52,6 +52,12 @@ int workers_for(int64_t n_tasks, int64_t n_elems, int n_threads) {
   return static_cast<int>(std::max<int64_t>(w, 1));
 }
 
+// The kernel table of the active ISA for T.
+template <class T>
+const KernelTable<T>* active_table() {
+  if constexpr (sizeof(T) == 4) return active_isa()->f32; else return active_isa()->f64;
+}
+
 // Runs units [0, n_units) in tasks of `per_task` units; returns the ordered sum.
 template <class T, class Fn>
 double run_units(int64_t n_units, int64_t per_task, int64_t n_elems, int n_threads, int64_t scratch_len, Fn&& fn) {
@@ -109,8 +115,7 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   build_rows<6>(cd, z.shape, ops, dst, j.rows);
   const int64_t n_rows = j.rows.n_rows();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / std::max<int64_t>(j.len, 1));
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   return run_units<T>(n_rows, per_task, n_rows * j.len, n_threads, softmax_scratch_size(j),
                       [&](int64_t u0, int64_t u1, T* s) { return kt->softmax_units(j, u0, u1, s); });
 }
@@ -208,8 +213,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   if constexpr (sizeof(T) == 4) j.storage = opt.storage;
   const int64_t n_units = j.n_units();
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   return run_units<T>(n_units, per_task, n_elems, n_threads, sigmoid_scratch_size(j),
                       [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
 }
@@ -258,8 +262,7 @@ void run_hessian(HessianOp op, const ArrayRef& z, const ArrayRef* t, const Array
   const int64_t n_rows = j.rows.n_rows();
   const int64_t n_units = j.len == 0 ? 0 : n_rows * (op == HessianOp::kSigmoid ? j.n_seg() : 1);
   const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   run_units<T>(n_units, per_task, n_rows * j.len, n_threads, hessian_scratch_size(j.seg),
                [&](int64_t u0, int64_t u1, T* s) { return kt->hessian_units(j, u0, u1, s); });
 }
@@ -343,10 +346,19 @@ struct CompensatedSum {
 }  // namespace
 
 template <class T>
+double weight_stats(const T* w, int64_t n, T* top) {
+  return active_table<T>()->weight_stats(w, n, top);
+}
+
+template <class T>
 double weight_sum(const T* w, int64_t n) {
-  CompensatedSum sum;
-  for (int64_t i = 0; i < n; ++i) sum.add(static_cast<double>(w[i]));
-  return sum.value();
+  T top;
+  return weight_stats<T>(w, n, &top);
+}
+
+template <class T>
+void weights_from_f64(const double* src, T* dst, int64_t n) {
+  active_table<T>()->weights_from_f64(src, dst, n);
 }
 
 template <class T>
@@ -366,15 +378,13 @@ double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw,
 
 template <class T>
 void vector_math(bool log1p, const T* x, T* y, int64_t n) {
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   (log1p ? kt->vlog1p : kt->vexp)(x, y, n);
 }
 
 template <class T>
 void vector_tanh(const T* x, T* y, int64_t n) {
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   kt->vtanh(x, y, n);
 }
 
@@ -434,16 +444,14 @@ double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads) {
     per_task = std::max<int64_t>(1, kTaskElems / j.seg);
     scratch = 4 * j.seg;
   }
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   return run_units<T>(n_units, per_task, n_rows * j.len, n_threads, scratch,
                       [&](int64_t u0, int64_t u1, T* s) { return kt->proba_units(j, u0, u1, s); });
 }
 
 template <class T>
 void vector_log(bool one_minus, const T* x, T* y, int64_t n) {
-  const KernelTable<T>* kt = nullptr;
-  if constexpr (sizeof(T) == 4) kt = active_isa()->f32; else kt = active_isa()->f64;
+  const KernelTable<T>* kt = active_table<T>();
   (one_minus ? kt->vlog1m : kt->vlog)(x, y, n);
 }
 
@@ -455,6 +463,10 @@ template double label_weight_sum<float>(const ArrayRef&, const float*, const Arr
 template double label_weight_sum<double>(const ArrayRef&, const double*, const ArrayRef*, bool, int64_t);
 template double weight_sum<float>(const float*, int64_t);
 template double weight_sum<double>(const double*, int64_t);
+template double weight_stats<float>(const float*, int64_t, float*);
+template double weight_stats<double>(const double*, int64_t, double*);
+template void weights_from_f64<float>(const double*, float*, int64_t);
+template void weights_from_f64<double>(const double*, double*, int64_t);
 template double run_softmax<float>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,
                                    const ArrayRef*, double, int, const XentOptions&);
 template double run_softmax<double>(SoftmaxOp, const ArrayRef&, const ArrayRef*, const ArrayRef*, const ArrayRef*,

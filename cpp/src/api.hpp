@@ -100,10 +100,19 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
 template <class T>
 double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore);
 
-// The sum of n weights w[0..n) (>= 0), each in double, with the same compensation: the
-// denominator of the other weighted means (sample weights of the sigmoid losses, say).
+// The sum of n weights w[0..n) (>= 0) in double: the denominator of the other weighted
+// means (sample weights of the sigmoid losses, say). Blocks summed in 16 lanes, the blocks
+// with Neumaier's compensation, the same bits on every ISA (kernels/weights-inl.hpp); +inf
+// when the sum overflows.
 template <class T>
 double weight_sum(const T* w, int64_t n);
+// The same sum, and in *top the largest weight, or +inf if any is NaN, negative or infinite:
+// the check and the denominator in one pass (the bindings' fast path).
+template <class T>
+double weight_stats(const T* w, int64_t n, T* top);
+// dst[0..n) = src rounded to T (float32: as NumPy's astype, +-inf beyond its range).
+template <class T>
+void weights_from_f64(const double* src, T* dst, int64_t n);
 
 // Vector math of the active ISA (for the accuracy tests of its contract).
 template <class T>

@@ -13,7 +13,8 @@
 //   - the vector tanh's contract, and the loss options and further ops (test_options.hpp);
 //   - float16 / bfloat16 storage: conversions, losses and rounded gradients (test_half.hpp);
 //   - the rows-in-lanes kernel for a class axis that is not the last, against the row
-//     kernels (test_inner.hpp).
+//     kernels (test_inner.hpp);
+//   - the weight vectors' sum, check and narrowing, the same bits on every ISA (test_weights.hpp).
 // Tolerances and their reasons are next to each check (test_math, test_softmax, test_sigmoid).
 // Prints one line per check group and ends with "N passed, M failed"; exits 1 if M > 0.
 // Usage: test_kernels [--quick] [--verbose]
@@ -29,6 +30,7 @@
 #include "test_threads.hpp"
 #include "test_half.hpp"
 #include "test_inner.hpp"
+#include "test_weights.hpp"
 
 namespace {
 
@@ -80,6 +82,8 @@ void run_dtype(int64_t density) {
   test_options<T>();
   report().flush();
   test_inner<T>();
+  report().flush();
+  test_weight_stats<T>();
   report().flush();
 }
 

@@ -206,6 +206,10 @@ struct KernelTable {
   double (*proba_units)(const ProbaJob<T>&, int64_t u0, int64_t u1, T* scratch);
   void (*vlog)(const T* x, T* y, int64_t n);    // log(x), x in (0, 1]
   void (*vlog1m)(const T* x, T* y, int64_t n);  // log(1 - x), x in [0, 1)
+  // Weights (kernels/weights-inl.hpp): their sum, and their largest value in *top (+inf if
+  // any is NaN, negative or infinite); float64 weights rounded to T.
+  double (*weight_stats)(const T* w, int64_t n, T* top);
+  void (*weights_from_f64)(const double* src, T* dst, int64_t n);
 };
 
 // Scratch of one worker, laid out by these functions for both the driver (its size) and the

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "kernels/weight_scale-inl.hpp"
+#include "kernels/weights-inl.hpp"
 #include "xent/jobs.hpp"
 
 namespace xent {
@@ -857,7 +858,7 @@ template <class D>
 const KernelTable<typename D::T>* make_table() {
   static const KernelTable<typename D::T> table = {&softmax_units<D>, &sigmoid_units<D>, &hessian_units<D>, &vexp<D>,
                                                    &vlog1p<D>,         &vtanh<D>,         &proba_units<D>,   &vlog<D>,
-                                                   &vlog1m<D>};
+                                                   &vlog1m<D>,         &weight_stats<D>,  &weights_from_f64<D>};
   return &table;
 }
 

@@ -154,6 +154,9 @@ struct F64 {
   using M = __m256d;
   static constexpr int W = 4;
   static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static V widen(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }  // W floats, exactly
+  // W floats rounded from v (+-inf beyond float's range, NaN kept)
+  static void narrow(float* p, V v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
   static V set1(T x) { return _mm256_set1_pd(x); }
   static V zero() { return _mm256_setzero_pd(); }

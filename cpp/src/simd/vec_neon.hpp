@@ -138,6 +138,9 @@ struct F64 {
   using M = uint64x2_t;
   static constexpr int W = 2;
   static V load(const T* p) { return vld1q_f64(p); }
+  static V widen(const float* p) { return vcvt_f64_f32(vld1_f32(p)); }  // W floats, exactly
+  // W floats rounded from v (+-inf beyond float's range, NaN kept)
+  static void narrow(float* p, V v) { vst1_f32(p, vcvt_f32_f64(v)); }
   static void store(T* p, V v) { vst1q_f64(p, v); }
   static V set1(T x) { return vdupq_n_f64(x); }
   static V zero() { return vdupq_n_f64(0.0); }

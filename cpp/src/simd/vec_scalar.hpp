@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "simd/half-inl.hpp"
 
@@ -16,6 +17,15 @@ struct ScalarLane {
   using M = bool;
   static constexpr int W = 1;
   static V load(const T* p) { return *p; }
+  static V widen(const float* p) { return static_cast<V>(*p); }  // (F64: exact)
+  // v rounded to float as the hardware rounds (+-inf beyond float's range, NaN kept), without
+  // the out-of-range cast: below FLT_MAX + 2^103 (half its ulp; the tie goes to even, inf)
+  static void narrow(float* p, V v) {
+    const double x = static_cast<double>(v);
+    const double lim = static_cast<double>(std::numeric_limits<float>::max()) + std::ldexp(1.0, 103);
+    const float inf = std::numeric_limits<float>::infinity();
+    *p = std::isnan(x) || std::fabs(x) < lim ? static_cast<float>(x) : x > 0 ? inf : -inf;
+  }
   static void store(T* p, V v) { *p = v; }
   static V set1(T x) { return x; }
   static V zero() { return T(0); }
