@@ -1,10 +1,13 @@
 """Cost of the sigmoid options and of the focal loss relative to the plain sigmoid
 cross-entropy (loss + gradient, mean reduction, one thread, grad_out reused).
 
-    python bench/sigmoid_options.py [--n 262144] [--repeats 60]
+    python bench/sigmoid_options.py [--n 262144] [--repeats 60] [--classes 256 32]
 
-Prints, per dtype, the best time over the repeats (short calls, so a shared machine's
-preemptions fall out of the minimum) and the ratio to the plain loss. The cases are timed
+Prints, per dtype and row length C (the class axis: n / C rows), the best time over the
+repeats (short calls, so a shared machine's preemptions fall out of the minimum) and the
+ratio to the plain loss of the same shape. Besides the options: ``axis=-1`` (the loss summed
+over the class axis, then the mean over rows) and a sample weight per element (a 1-d array
+of n logits). The cases are timed
 interleaved, one call of each per round (this machine's speed changes by up to 30% for
 seconds at a time: timed one after the other, a case could miss the fast spells). Not a
 test: no assertion, nothing written.
@@ -37,30 +40,36 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=262144)
     ap.add_argument("--repeats", type=int, default=60)
+    ap.add_argument("--classes", type=int, nargs="+", default=[256, 32])
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    C = 256
-    R = max(1, args.n // C)
-    for dt in (np.float32, np.float64):
-        z = (rng.standard_normal((R, C)) * 3).astype(dt)
-        t = rng.random((R, C)).astype(dt)
-        g = np.empty_like(z)
-        w, sw = rng.random(C), rng.random(R)
-        cases = {
-            "plain": (xent.sigmoid_cross_entropy, {}),
-            "weight": (xent.sigmoid_cross_entropy, dict(weight=w)),
-            "pos_weight": (xent.sigmoid_cross_entropy, dict(pos_weight=w)),
-            "sample_weight": (xent.sigmoid_cross_entropy, dict(sample_weight=sw)),
-            "label_smoothing": (xent.sigmoid_cross_entropy, dict(label_smoothing=0.1)),
-            "softcap": (xent.sigmoid_cross_entropy, dict(softcap=30.0)),
-            "focal gamma=0": (xent.sigmoid_focal_loss, dict(gamma=0.0)),
-            "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0)),
-        }
-        calls = {name: (lambda f=f, kw=kw, z=z, t=t, g=g: f(z, t, return_grad=True, grad_out=g, n_threads=1, **kw))
-                 for name, (f, kw) in cases.items()}
-        ms = best_ms(calls, args.repeats)
-        for name, m in ms.items():
-            print(f"{np.dtype(dt).name:8s} {name:16s} {m:7.3f} ms  x{m / ms['plain']:.2f}")
+    for C in args.classes:
+        R = max(1, args.n // C)
+        for dt in (np.float32, np.float64):
+            z = (rng.standard_normal((R, C)) * 3).astype(dt)
+            t = rng.random((R, C)).astype(dt)
+            g = np.empty_like(z)
+            w, sw, ew = rng.random(C), rng.random(R), rng.random(R * C).astype(dt)
+            sig = xent.sigmoid_cross_entropy
+            flat = (z.reshape(-1), t.reshape(-1), g.reshape(-1))
+            cases = {
+                "plain": (sig, {}, None),
+                "weight": (sig, dict(weight=w), None),
+                "pos_weight": (sig, dict(pos_weight=w), None),
+                "sample_weight": (sig, dict(sample_weight=sw), None),
+                "sw per element": (sig, dict(sample_weight=ew), flat),
+                "axis=-1": (sig, dict(axis=-1), None),
+                "label_smoothing": (sig, dict(label_smoothing=0.1), None),
+                "softcap": (sig, dict(softcap=30.0), None),
+                "focal gamma=0": (xent.sigmoid_focal_loss, dict(gamma=0.0), None),
+                "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0), None),
+            }
+            calls = {name: (lambda f=f, kw=kw, a=(a or (z, t, g)): f(a[0], a[1], return_grad=True, grad_out=a[2],
+                                                                     n_threads=1, **kw))
+                     for name, (f, kw, a) in cases.items()}
+            ms = best_ms(calls, args.repeats)
+            for name, m in ms.items():
+                print(f"{np.dtype(dt).name:8s} C={C:<4d} {name:16s} {m:7.3f} ms  x{m / ms['plain']:.2f}")
 
 
 if __name__ == "__main__":
