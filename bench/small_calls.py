@@ -120,6 +120,8 @@ def main() -> None:
             z, t, sample_weight=sw, return_grad=True),
         "sigmoid_cross_entropy smoothing": lambda: xent.sigmoid_cross_entropy(
             z, t, label_smoothing=0.1, return_grad=True),
+        "sigmoid_cross_entropy axis=-1, sw": lambda: xent.sigmoid_cross_entropy(
+            z, t, axis=-1, sample_weight=sw, return_grad=True),
         "logsumexp": lambda: xent.logsumexp(z),
         "log_softmax": lambda: xent.log_softmax(z),
     }

@@ -775,6 +775,53 @@ def test_sigmoid_weighted_edge_cases_same_bits(monkeypatch, rng):
     _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, weight=np.array([1e-40, 1.0, 2.0, 0.5]), return_grad=True)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 6), (5,), (1, 1), (130, 130)])
+def test_sigmoid_last_axis_same_bits(monkeypatch, rng, reduction, shape):
+    # axis given as the last one: the loss summed over it (one per row for "none"), the mean
+    # over rows (or over the summed sample weights), on the fast path
+    for dtype in (np.float32, np.float64):
+        z = _logits(rng, shape, dtype, extremes=True)
+        t = rng.random(shape).astype(dtype)
+        C = shape[-1]
+        w = (rng.random(C) * 3).astype(dtype)
+        w[0] = 0.0
+        sw = rng.random(shape[:-1]).astype(dtype)
+        if sw.size:
+            sw.reshape(-1)[-1] = 0.0
+        for axis in (-1, len(shape) - 1):
+            for kw in [{}, dict(weight=w), dict(sample_weight=sw), dict(pos_weight=w, label_smoothing=0.1),
+                       dict(weight=w, sample_weight=sw, softcap=4.0)]:
+                for rg in (False, True):
+                    _both(monkeypatch, xent.sigmoid_cross_entropy, z, t, axis=axis, reduction=reduction,
+                          return_grad=rg, **kw)
+    # the caller's buffers: a loss per row and the gradient
+    z = rng.standard_normal(shape)
+    t = rng.random(shape)
+    _both_fresh(monkeypatch, xent.sigmoid_cross_entropy, lambda: dict(
+        logits=z.copy(), targets=t.copy(), axis=-1, reduction="none", return_grad=True, out=np.empty(shape[:-1]),
+        grad_out=np.empty(shape)))
+
+
+def test_sigmoid_last_axis_against_a_float64_reference(monkeypatch, rng):
+    # the mean over rows: sum(sw w l) / sum(sw), the loss summed over the class axis
+    R, C = 40, 6
+    z = rng.standard_normal((R, C)) * 3
+    t = rng.random((R, C))
+    w, sw = rng.random(C) + 0.1, rng.random(R)
+    with monkeypatch.context() as m:
+        spy = Spy(m)
+        loss, grad = xent.sigmoid_cross_entropy(z, t, axis=1, weight=w, sample_weight=sw, return_grad=True)
+        assert spy.last()
+        rows = xent.sigmoid_cross_entropy(z, t, axis=-1, weight=w, reduction="none")
+        assert spy.last()
+    el = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    np.testing.assert_allclose(rows, (w * el).sum(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(loss, (sw[:, None] * w * el).sum() / sw.sum(), rtol=1e-13)
+    np.testing.assert_allclose(grad, sw[:, None] * w * (1 / (1 + np.exp(-z)) - t) / sw.sum(), rtol=1e-11,
+                               atol=1e-16)
+
+
 def test_sigmoid_declined_options_take_the_general_path(monkeypatch, rng):
     z = rng.standard_normal((6, 4))
     t = rng.random((6, 4))
@@ -785,8 +832,8 @@ def test_sigmoid_declined_options_take_the_general_path(monkeypatch, rng):
         dict(weight=w.astype(">f8")), dict(weight=np.repeat(w, 2)[::2]), dict(weight=np.float64(2.0)),
         dict(weight=np.array([2.0])), dict(pos_weight=w.tolist()), dict(pos_weight=np.array(3.0)),
         dict(sample_weight=sw.tolist()), dict(sample_weight=np.repeat(sw, 2)[::2]),
-        dict(sample_weight=sw.astype(np.int8)), dict(weight=np.ones(6), axis=0), dict(weight=w, axis=1),
-        dict(label_smoothing=np.float32(0.1)), dict(label_smoothing=True), dict(softcap=np.float32(3.0)),
+        dict(sample_weight=sw.astype(np.int8)), dict(weight=np.ones(6), axis=0), dict(weight=w, axis=np.int64(1)),
+        dict(axis=0), dict(label_smoothing=np.float32(0.1)), dict(label_smoothing=True), dict(softcap=np.float32(3.0)),
         dict(softcap=True), dict(weight=w, check_finite=True),
     ]
     for kw in declined:
@@ -804,8 +851,14 @@ def test_sigmoid_bad_options_raise_the_same_errors(monkeypatch):
         (dict(label_smoothing=None), TypeError, "label_smoothing must be a real number"),
         (dict(softcap=0.0), ValueError, "softcap must be None or a finite number > 0"),
         (dict(softcap=float("inf")), ValueError, "softcap"),
+        (dict(axis=1.0), TypeError, "axis must be an integer, got 1.0"),
+        (dict(axis=-3), ValueError, "axis -3 is out of bounds"),
+        (dict(axis=2**70), ValueError, "out of bounds"),
     ]
     _raise_on_both_paths(monkeypatch, z, t, bad, fn=xent.sigmoid_cross_entropy)
+    zero = np.zeros((), np.float32)
+    _raise_on_both_paths(monkeypatch, zero, zero, [(dict(axis=0), ValueError, "at least one dimension")],
+                         fn=xent.sigmoid_cross_entropy)
 
 
 def test_sigmoid_weighted_buffers(monkeypatch, rng):

@@ -374,13 +374,19 @@ struct SigmoidArgs {
   py::handle weight, pos_weight, sample_weight, smoothing, softcap;
 };
 
+// per_row: axis given as the last (the loss summed over it: one per row for "none", the
+// mean over rows); else axis None (elementwise).
 template <class T>
 py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_grad, int nt, py::handle out,
-                          py::handle grad_out, const SigmoidArgs& a) {
+                          py::handle grad_out, const SigmoidArgs& a, bool per_row) {
   const int nd = zv.ref.ndim;
   const int64_t C = zv.shape[nd - 1];
-  // sample weights: one per sample, the logits' shape without the last axis (1-d: one per element)
-  const int sw_nd = nd >= 2 ? nd - 1 : nd;
+  // sample weights: one per sample, the logits' shape without the last axis (axis None and
+  // 1-d: one per element)
+  const int sw_nd = nd >= 2 || per_row ? nd - 1 : nd;
+  const int res_nd = per_row ? nd - 1 : nd;  // the losses of "none"
+  int64_t n_rows = 1;
+  for (int k = 0; k < nd - 1; ++k) n_rows *= zv.shape[k];
   Weights<T> w, pw, sw;
   xent::SigmoidOptions opt;
   const double inf = std::numeric_limits<double>::infinity();
@@ -388,11 +394,12 @@ py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_gra
       !real_arg(a.smoothing, 0.0, 1.0, false, opt.smoothing) ||
       !(a.softcap.is_none() || real_arg(a.softcap, 0.0, inf, true, opt.softcap)))
     return py::none();
-  // the mean's denominator (_sigmoid_call.run): the elements, or the summed sample weights
-  // times the elements per sample; declined where the general path rescales the weights
-  double n = static_cast<double>(zv.size);
+  // the mean's denominator (_sigmoid_call.run): the elements (axis None) or rows, or the
+  // summed sample weights times the elements per sample (C with axis None, else 1);
+  // declined where the general path rescales the weights
+  double n = static_cast<double>(per_row ? n_rows : zv.size);
   if (sw.given) {
-    n = sw.sum * (nd >= 2 ? static_cast<double>(C) : 1.0);
+    n = sw.sum * (nd >= 2 && !per_row ? static_cast<double>(C) : 1.0);
     const double bound = n * std::max(1.0, w.top_value) * std::max(1.0, pw.top_value);
     const int limit = huge_limit<T>();
     if (red == 2 && (!(bound < std::ldexp(1.0, limit)) || std::max(sw.top, 0) >= limit || !inverse_in_range<T>(n)))
@@ -403,10 +410,10 @@ py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_gra
   View ov, gv;
   const std::initializer_list<const View*> inputs{&zv, &tv, w.view_or_null(), pw.view_or_null(), sw.view_or_null()};
   const Take tg = take(grad_out, gv, zv, nd, inputs, {&zv, &tv});
-  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, nd, inputs, {&zv, &tv});
+  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, res_nd, inputs, {&zv, &tv});
   if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
   std::unique_ptr<Out> loss, grad;
-  if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, nd);
+  if (red == 0) loss = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, res_nd);
   if (want_grad) grad = tg == Take::kYes ? std::make_unique<Out>(grad_out) : std::make_unique<Out>(zv, nd);
   const double gscale = (red == 2 && n != 0.0) ? 1.0 / n : 1.0;  // grad_scale() in _validate.py
   // the sample weight broadcast over the last axis (stride 0), or per element (1-d)
@@ -422,14 +429,15 @@ py::object sigmoid_xent_t(const View& zv, const View& tv, int red, bool want_gra
   opt.elem_w = sw.given ? &ew : nullptr;
   const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
   const xent::ArrayRef* l = loss ? &loss->v.ref : nullptr;
-  const double total = run(zv, [&] { return xent::run_sigmoid<T>(zv.ref, tv.ref, g, l, true, gscale, nt, opt); });
+  const double total =
+      run(zv, [&] { return xent::run_sigmoid<T>(zv.ref, tv.ref, g, l, !per_row, gscale, nt, opt); });
   return result(red, total, n, loss.get(), grad.get());
 }
 
 py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::handle return_grad,
                         py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
                         py::handle pos_weight, py::handle sample_weight, py::handle label_smoothing,
-                        py::handle softcap) {
+                        py::handle softcap, py::handle axis) {
   View zv, tv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
@@ -437,12 +445,27 @@ py::object sigmoid_xent(py::handle z, py::handle t, py::handle reduction, py::ha
     return py::none();
   for (int k = 0; k < zv.ref.ndim; ++k)
     if (tv.shape[k] != zv.shape[k]) return py::none();
+  // axis: None, or an exact int naming the last axis of a non-empty one (other axes, a class
+  // axis of length 0 and the errors: the general path)
+  const int nd = zv.ref.ndim;
+  bool per_row = false;
+  if (!axis.is_none()) {
+    if (!PyLong_CheckExact(axis.ptr()) || nd == 0) return py::none();
+    int overflow = 0;
+    const long ax = PyLong_AsLongAndOverflow(axis.ptr(), &overflow);
+    if (overflow != 0 || (ax == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return py::none();
+    }
+    if ((ax != -1 && ax != nd - 1) || zv.shape[nd - 1] == 0) return py::none();
+    per_row = true;
+  }
   const int nt = threads(n_threads);
   if (nt < 0) return py::none();
   const bool want_grad = return_grad.ptr() == Py_True;
   const SigmoidArgs a{weight, pos_weight, sample_weight, label_smoothing, softcap};
-  return zv.type == Api::NPY_FLOAT_ ? sigmoid_xent_t<float>(zv, tv, red, want_grad, nt, out, grad_out, a)
-                                    : sigmoid_xent_t<double>(zv, tv, red, want_grad, nt, out, grad_out, a);
+  return zv.type == Api::NPY_FLOAT_ ? sigmoid_xent_t<float>(zv, tv, red, want_grad, nt, out, grad_out, a, per_row)
+                                    : sigmoid_xent_t<double>(zv, tv, red, want_grad, nt, out, grad_out, a, per_row);
 }
 
 // logsumexp (a NumPy scalar for 1-d input, as the general path's res[()]), softmax, log_softmax.
@@ -476,8 +499,9 @@ void bind_fast(py::module_& m) {
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
         py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"), py::arg("weight"),
         py::arg("pos_weight"), py::arg("sample_weight"), py::arg("label_smoothing"), py::arg("softcap"),
-        "sigmoid_cross_entropy with axis None, its options included (out= and grad_out= buffers taken), or None "
-        "where the general path must run.");
+        py::arg("axis") = py::none(),
+        "sigmoid_cross_entropy with axis None or the last axis, its options included (out= and grad_out= buffers "
+        "taken), or None where the general path must run.");
   m.def("softmax_norm_fast", &softmax_norm, py::arg("op"), py::arg("x"), py::arg("n_threads"),
         "logsumexp, softmax or log_softmax along the last axis, or None where the general path must run.");
 }

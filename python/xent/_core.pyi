@@ -176,9 +176,10 @@ def sigmoid_xent_fast(
     sample_weight: object,
     label_smoothing: object,
     softcap: object,
+    axis: object = None,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
-    """sigmoid_cross_entropy with axis None, its options included (out= and grad_out= buffers taken), or None
-    where the general path must run."""
+    """sigmoid_cross_entropy with axis None or the last axis, its options included (out= and grad_out= buffers
+    taken), or None where the general path must run."""
 
 def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object) -> np.ndarray | np.floating | None:
     """logsumexp, softmax or log_softmax along the last axis, or None where the general path must run."""

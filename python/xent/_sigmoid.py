@@ -88,9 +88,9 @@ def sigmoid_cross_entropy(
     check_finite: if True, a NaN or ``+inf`` logit (``-inf`` is allowed, as for the softmax
     losses), or a non-finite target, raises ValueError naming its first position.
     """
-    if axis is None and check_finite is False:
+    if check_finite is False:
         r = _core.sigmoid_xent_fast(logits, targets, reduction, return_grad, n_threads, out, grad_out, weight,
-                                    pos_weight, sample_weight, label_smoothing, softcap)
+                                    pos_weight, sample_weight, label_smoothing, softcap, axis)
         if r is not None:
             return r
     z, t = _call.logits_and_targets(logits, targets)
