@@ -240,14 +240,21 @@ void test_sigmoid_opt_loops() {
           if (strided && sh[1] > 100) continue;
           const SgCase<T> k = make_sg_case<T>(sh[0], sh[1], p, strided, ++seed, false);
           OptData<T> d = make_opt_data(k, seed);
-          for (int wk = 0; wk < 3; ++wk) {  // weights: with zeros; positive; tiny products
+          // weights: with zeros; positive; positive with tiny products (the loops that skip the
+          // zero test must be chosen only where no product can round to 0)
+          for (int wk = 0; wk < 3; ++wk) {
             OptData<T> dw = d;
+            SgCase<T> kk = k;
+            if (wk == 2) {  // an infinite loss whose weights' product underflows to 0: the zero test's 0
+              kk.z[kk.L.off(2, 1)] = -std::numeric_limits<T>::infinity();
+              kk.t[kk.L.off(2, 1)] = T(1);
+            }
             for (int64_t c = 0; c < k.L.C; ++c) {
-              if (wk == 1 && dw.cw[c] == T(0)) dw.cw[c] = T(0.5);
+              if (wk >= 1 && dw.cw[c] == T(0)) dw.cw[c] = T(0.5);
               if (wk == 2 && c % 3 == 1) dw.cw[c] = tiny_c;
             }
             for (int64_t r = 0; r < k.L.R; ++r) {
-              if (wk == 1 && dw.sw[r] == T(0)) dw.sw[r] = T(1.5);
+              if (wk >= 1 && dw.sw[r] == T(0)) dw.sw[r] = T(1.5);
               if (wk == 2 && r % 3 == 2) dw.sw[r] = tiny_r;
               if (wk == 2 && r % 5 == 0) dw.sw[r] = T(1);  // a run weight of 1 is no run weight
             }
@@ -262,9 +269,9 @@ void test_sigmoid_opt_loops() {
                   for (bool want_grad : {true, false}) {
                     SgCall how;
                     how.sw_full = sw_full, how.want_grad = want_grad;
-                    const SgRun<T> a = run_sg_opt(k, o, dw, elementwise, 0.25, 1, how);
+                    const SgRun<T> a = run_sg_opt(kk, o, dw, elementwise, 0.25, 1, how);
                     how.general = true;
-                    const SgRun<T> b = run_sg_opt(k, o, dw, elementwise, 0.25, 1, how);
+                    const SgRun<T> b = run_sg_opt(kk, o, dw, elementwise, 0.25, 1, how);
                     const bool ok = same_bits(a.loss, b.loss) && same_bits(a.grad, b.grad) &&
                                     std::memcmp(&a.ret, &b.ret, sizeof(double)) == 0;
                     report().check(g, ok, 0, fmt("%s %s weights %d%s %s%s", k.name.c_str(), o.name().c_str(), wk,

@@ -39,6 +39,7 @@ struct SigmoidRunOpts {
   double gamma = 0.0, alpha = -1.0;
   double softcap = 0.0;   // > 0: z -> c tanh(z / c) first (not with focal)
   T cw_min = T(0);        // no class weight is below it (0: unknown; the zero tests run)
+  T ew_min = T(0);        // no element weight is below it (0: unknown; the zero tests run)
   bool general = false;   // tests: the kAny loop whatever the options (run_sigmoid_opt)
 };
 
@@ -227,12 +228,12 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
 
 // The option sets compiled with fixed flags: every combination of smoothing, pos_weight and
 // the weights without softcap (an element weight and a run weight never come together:
-// sample_weight is one or the other; an element weight always needs the zero test, a run
-// weight alone never: run_sigmoid_opt writes a run of weight 0 as zeros), and the softcap
-// alone (1.96x -> 1.67x the plain loss, 262,144 float32 elements).
+// sample_weight is one or the other; a run weight alone never needs the zero test:
+// run_sigmoid_opt writes a run of weight 0 as zeros), and the softcap alone (1.96x -> 1.67x
+// the plain loss, 262,144 float32 elements).
 using SigOptFixedSets = std::integer_sequence<int,
-    0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
-    56, 57, 58, 59, 64>;
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 26, 27, 36, 37, 38, 39, 40, 41,
+    42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 64>;
 
 // The loops of the fixed sets are compiled in a translation unit of their own per vector ISA
 // (isa_<name>_sigopt.cpp, through sigopt_unit-inl.hpp): 64 loops, each inlining exp, log1p and
@@ -273,9 +274,12 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     return 0.0;
   }
   if constexpr (D::W > 1) {  // (the scalar ISA, a fallback, keeps the general loop only)
-    // some weight product can be 0: an element weight, or a class weight times the run's
-    // (rounding is monotonic, so cw_min * rw > 0 bounds every product away from 0)
-    const bool zero_test = o.ew || (o.cw && !(static_cast<T>(o.cw_min * o.rw) > T(0)));
+    // some weight product can be 0 (rounding is monotonic, so a product of the factors'
+    // lower bounds > 0 bounds every product away from 0): an element weight times the class
+    // weight, or a class weight times the run's
+    const T cw_lo = o.cw ? o.cw_min : T(1);
+    const bool zero_test = (o.ew && !(static_cast<T>(o.ew_min * cw_lo) > T(0))) ||
+                           (o.cw && !(static_cast<T>(o.cw_min * o.rw) > T(0)));
     const int f = (o.eps != 0.0 ? kSmooth : 0) | (o.pw ? kPosW : 0) | (o.ew ? kElemW : 0) | (o.cw ? kClassW : 0) |
                   (o.rw != T(1) ? kRunW : 0) | (zero_test ? kZeroTest : 0) | (o.softcap > 0.0 ? kCap : 0) |
                   (o.general ? kAny : 0);

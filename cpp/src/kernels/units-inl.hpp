@@ -11,6 +11,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/weight_scale-inl.hpp"
@@ -641,11 +642,18 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
       o.cw = j.cw ? j.cw + f0 % j.period : nullptr;
       o.pw = j.pw ? j.pw + f0 % j.period : nullptr;
       o.ew = nullptr;
+      o.ew_min = T(0);
       if (j.ew.p && j.dense[4]) {
         o.ew = j.ew.p + cur.off[4] + i0 * j.ew.cs;
-      } else if (j.ew.p && j.ew.cs == 0) {  // one per row
-        pieces([&](const int64_t* off, int64_t, int64_t at, int64_t m) { fill_run<D>(eb + at, m, j.ew.p[off[4]]); });
+      } else if (j.ew.p && j.ew.cs == 0) {  // one per row; their least known, for the zero test
+        T lo = std::numeric_limits<T>::infinity();
+        pieces([&](const int64_t* off, int64_t, int64_t at, int64_t m) {
+          const T w = j.ew.p[off[4]];
+          fill_run<D>(eb + at, m, w);
+          lo = w < lo ? w : lo;
+        });
         o.ew = eb;
+        o.ew_min = lo;
       } else if (j.ew.p) {
         move(std::true_type{}, 4, j.ew.p, j.ew.cs, eb);
         o.ew = eb;
