@@ -1,7 +1,7 @@
-"""The sigmoid losses without a loss per row (``axis=None``, or ``axis`` given with "sum" /
-"mean") cut the rows laid end to end in their logical order into work units, so that short
-rows share a kernel call and the results, sums included, are the same bits for every memory
-layout (units-inl.hpp, sigmoid_units_flat). Against a float64 reference across unit and task
+"""The sigmoid losses cut the rows laid end to end in their logical order into work units
+(with a loss per row, ``axis`` given and "none", whole rows per unit, for rows shorter than a
+unit), so that short rows share a kernel call and the results, sums included, are the same
+bits for every memory layout (units-inl.hpp, sigmoid_units_flat). Against a float64 reference across unit and task
 boundaries, with per-row sample weights (zeros among them) and per-class vectors that
 continue from row to row."""
 import numpy as np
@@ -52,9 +52,11 @@ def _weighted(z, t, w, q, sw, axis, eps, reduction):
     return float(per.sum() / d), (gw / d).astype(np.float64), d
 
 
-# (axis given with "none" returns a loss per row: units are rows, test_sigmoid_options.py)
+# (axis given with "none": a loss per row, summed from its elements for rows shorter than a
+# unit, whole rows per unit; longer rows are cut into segments, a kernel call each)
 CASES = [(s, None, r) for s in ((3000, 37), (40, 3, 301), (2, 20000)) for r in ("none", "sum", "mean")] + [
-    (s, a, r) for s, a in (((37, 3000), 0), ((9000, 3), -1)) for r in ("sum", "mean")]
+    (s, a, r) for s, a in (((37, 3000), 0), ((9000, 3), -1), ((5, 1800, 3), 1), ((3, 9000), -1))
+    for r in ("none", "sum", "mean")]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -96,7 +98,7 @@ def test_sums_and_gradients_same_bits_for_every_layout(isa, rng, dtype, call, sh
     z = (rng.standard_normal(shape) * 3).astype(dtype)
     t = rng.random(shape).astype(dtype)
     sw = rng.random(shape[:-1])
-    for reduction, axis in (("sum", None), ("mean", None), ("mean", -1), ("none", None)):
+    for reduction, axis in (("sum", None), ("mean", None), ("mean", -1), ("none", None), ("none", -1)):
         want = CALLS[call](z, t, sw, axis=axis, reduction=reduction, return_grad=True)
         for name, zz in _layouts(z).items():
             for tname, tt in _layouts(t).items():
@@ -115,10 +117,14 @@ def test_grad_out_layouts_threads_and_in_place(isa, rng, axis):
     sw = rng.random(5000)
     kw = dict(axis=axis, sample_weight=sw, weight=np.linspace(0.1, 1, 21), return_grad=True)
     want = xent.sigmoid_cross_entropy(z, t, n_threads=1, **kw)
+    rows = xent.sigmoid_cross_entropy(z, t, n_threads=1, reduction="none", **kw)
     for n in (2, 3):
         got = xent.sigmoid_cross_entropy(z, t, n_threads=n, **kw)
         assert got[0] == want[0]
         np.testing.assert_array_equal(got[1], want[1])
+        got = xent.sigmoid_cross_entropy(z, t, n_threads=n, reduction="none", **kw)
+        np.testing.assert_array_equal(got[0], rows[0])
+        np.testing.assert_array_equal(got[1], rows[1])
     for name, g in _layouts(np.zeros_like(z)).items():
         got = xent.sigmoid_cross_entropy(z, t, grad_out=g, **kw)
         assert got[0] == want[0], name

@@ -126,15 +126,18 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   SigmoidJob<T> j;
   j.loss_elementwise = elementwise;
   j.gscale = gscale;
-  // Without a loss per row, units are cut from the rows laid end to end (jobs.hpp): the sums
-  // are then the same bits for every layout, and short rows share a kernel call.
-  j.flat = elementwise || loss == nullptr;
+  // Units are cut from the rows laid end to end (jobs.hpp): short rows share a kernel call,
+  // and the sums are the same bits for every layout. With a loss per row, only for rows
+  // shorter than a unit (whole rows per unit, each row's loss summed from its elements);
+  // longer rows are cut into segments, a kernel call each.
+  const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
+  j.flat = elementwise || loss == nullptr || C < kSigmoidSeg;
   const ArrayRef* ew = opt.elem_w;
   const ArrayRef* const ops[5] = {&z, &t, grad, loss, ew};
   int64_t* const dst[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   if (z.ndim == 0) {
     j.len = 1;
-  } else if (j.flat) {
+  } else if (elementwise || loss == nullptr) {
     // coalesce every dim, then the last merged dim becomes the run along which we vectorise
     build_rows<5>(z.ndim, z.shape, ops, dst, j.rows);
     if (j.rows.nd == 0) {
@@ -167,6 +170,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   const int64_t n_elems = j.rows.n_rows() * j.len;
   if (j.flat) {
     j.seg = std::min<int64_t>(std::max<int64_t>(n_elems, 1), kSigmoidSeg);
+    if (loss && !elementwise && j.len > 0) j.seg = j.len * std::max<int64_t>(1, j.seg / j.len);  // whole rows
     // dense: element f of the flat order at offset f (rows.st in elements, as cs)
     const Operand<const T>* in[5] = {&j.z, &j.t, nullptr, nullptr, &j.ew};
     for (int k = 0; k < 5; ++k) {
@@ -185,7 +189,6 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   }
   // Per-class vectors: along a run that merged several rows, element i has class i mod C;
   // repeat the vector so that a segment starting at class c0 reads it contiguously.
-  const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
   std::vector<T> cw_tile, pw_tile;
   auto per_class = [&](const ArrayRef* a, std::vector<T>& tile) -> const T* {
     if (!a) return nullptr;

@@ -114,8 +114,9 @@ struct SigmoidJob {
   int64_t len = 0;           // row length along the last (or class) axis
   int64_t seg = 0;           // rows are cut into segments of this length (work units)
   // flat: the rows are laid end to end in their logical (C) order and cut into units of seg
-  // elements, whatever the memory layout (units-inl.hpp, sigmoid_units_flat); jobs without
-  // a loss per row. Otherwise a unit is segment u % n_seg() of row u / n_seg().
+  // elements, whatever the memory layout (units-inl.hpp, sigmoid_units_flat); with a loss
+  // per row, seg is a multiple of len (whole rows per unit). Otherwise a unit is segment
+  // u % n_seg() of row u / n_seg().
   bool flat = false;
   // flat jobs: whether each operand (z, t, grad, loss, ew) has its elements at consecutive
   // offsets in that order (units then read and write it in place)
@@ -260,7 +261,7 @@ static inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
     take(half || !j.dense[0], s.z);
     take(half || !j.dense[1], s.t);
     take(j.grad.p != nullptr && (half || !j.dense[2]), s.g);
-    take(j.loss.p != nullptr && !j.dense[3], s.l);
+    take(j.loss.p != nullptr && (!j.dense[3] || !j.loss_elementwise), s.l);  // (per row: the element losses)
     take(j.ew.p != nullptr && !j.dense[4], s.e);  // element weights gathered, or one per row spread
     return s;
   }

@@ -531,6 +531,27 @@ inline void fill_run(typename D::T* dst, int64_t n, typename D::T v) {
   if (i < n) D::store_tail(dst + i, x, n - i);
 }
 
+// The sum of p[0, m) in double: widened into two vectors of double lanes, then reduced.
+template <class D>
+inline double sum_in_double(const typename D::T* p, int64_t m) {
+  using E = F64;
+  auto ld = [&](int64_t i) {
+    if constexpr (std::is_same_v<typename D::T, float>) return E::widen(p + i); else return E::load(p + i);
+  };
+  typename E::V a = E::zero(), b = E::zero();
+  int64_t i = 0;
+  for (; i + 2 * E::W <= m; i += 2 * E::W) {
+    a = E::add(a, ld(i));
+    b = E::add(b, ld(i + E::W));
+  }
+  alignas(64) double lane[2 * E::W];
+  E::store(lane, E::add(a, b));
+  double s = 0.0;
+  for (int k = 0; k < E::W; ++k) s += lane[k];
+  for (; i < m; ++i) s += static_cast<double>(p[i]);
+  return s;
+}
+
 // The options of a sigmoid job's runs that are the same for every unit.
 template <class T>
 SigmoidRunOpts<T> sigmoid_run_opts(const SigmoidJob<T>& j) {
@@ -634,7 +655,9 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
       if (!z_in) move(std::true_type{}, 0, j.z.p, j.z.cs, zb);
       if (!t_in) move(std::true_type{}, 1, j.t.p, j.t.cs, tb);
     }
-    const bool g_in = in_place(2, j.grad.cs), l_in = j.dense[3] || (one_row && j.loss.cs == 1);
+    // a loss per row: the unit's whole rows' element losses in lb, each row's summed below
+    const bool row_loss = j.loss.p && !j.loss_elementwise;
+    const bool g_in = in_place(2, j.grad.cs), l_in = !row_loss && (j.dense[3] || (one_row && j.loss.cs == 1));
     T* const g = j.grad.p ? (g_in ? j.grad.p + cur.off[2] + i0 * j.grad.cs : gb) : nullptr;
     T* const le = j.loss.p ? (l_in ? j.loss.p + cur.off[3] + i0 * j.loss.cs : lb) : nullptr;
     double r;
@@ -671,7 +694,13 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
     } else if (g && !g_in) {
       move(std::false_type{}, 2, j.grad.p, j.grad.cs, gb);
     }
-    if (le && !l_in) move(std::false_type{}, 3, j.loss.p, j.loss.cs, lb);
+    if (row_loss) {
+      pieces([&](const int64_t* off, int64_t, int64_t at, int64_t m) {
+        j.loss.p[off[3]] = static_cast<T>(sum_in_double<D>(lb + at, m));
+      });
+    } else if (le && !l_in) {
+      move(std::false_type{}, 3, j.loss.p, j.loss.cs, lb);
+    }
     total += r;
     if (u + 1 < u1) {
       cur.advance((i0 + n) / L);
