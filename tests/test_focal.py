@@ -207,3 +207,41 @@ def test_bad_arguments():
         xent.sigmoid_focal_loss(z, bad)
     with pytest.raises(ValueError, match="weight"):
         xent.sigmoid_focal_loss(z, t, weight=np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bad_targets_in_long_arrays_named(dtype):
+    # targets checked in one vector pass of the core (weight_stats: +inf for NaN or < 0, else
+    # the largest); a bad one anywhere, in the vector body or the tail, is still named
+    z = np.zeros((300, 37), dtype)
+    t = np.full((300, 37), 0.5, dtype)
+    t[0, 0], t[-1, -1] = 0.0, 1.0  # the bounds are allowed, and -0.0
+    t[5, 5] = -0.0
+    xent.sigmoid_focal_loss(z, t)
+    for at in ((150, 20), (299, 36), (0, 0)):
+        for v in (1.0000001 if dtype == np.float64 else 1.0001, -1e-30, np.nan, np.inf):
+            bad = t.copy()
+            bad[at] = v
+            with pytest.raises(ValueError, match=rf"targets\[{at[0]}, {at[1]}\]"):
+                xent.sigmoid_focal_loss(z, bad)
+    # other layouts and dtypes take NumPy's check: the same errors
+    bad = np.asfortranarray(t)
+    bad[7, 3] = 2.0
+    with pytest.raises(ValueError, match=r"targets\[7, 3\] = 2.0"):
+        xent.sigmoid_focal_loss(np.asfortranarray(z), bad)
+
+
+def test_weight_stats_binding():
+    from xent import _core
+
+    w = np.linspace(0, 3, 5000)
+    s, top = _core.weight_stats(w)
+    assert top == 3.0 and s == pytest.approx(w.sum(), rel=1e-14)
+    assert s == _core.weight_sum(w)
+    for v in (np.nan, -1.0, np.inf):
+        bad = w.copy()
+        bad[2500] = v
+        assert _core.weight_stats(bad)[1] == np.inf
+    assert _core.weight_stats(np.zeros(0, np.float32)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.weight_stats(w[::2])

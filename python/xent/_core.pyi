@@ -93,6 +93,10 @@ def weight_sum(weights: np.ndarray) -> float:
     """Sum of the weights of a C-contiguous float32/float64 array (float64 terms, blocks of 1024 in 16 lanes, the
     blocks compensated; the same bits on every ISA): the denominator of a weighted mean."""
 
+def weight_stats(weights: np.ndarray) -> tuple[float, float]:
+    """(sum, largest value) of a C-contiguous float32/float64 array, the largest +inf if any value is NaN, negative
+    or infinite: the weights' check and their sum in one vector pass."""
+
 def sigmoid_op(
     z: np.ndarray,
     t: np.ndarray,

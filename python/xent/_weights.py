@@ -9,8 +9,21 @@ import numpy as np
 
 from . import _core
 
+_SUM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
+
+
+def all_in(a: np.ndarray, hi: float) -> bool:
+    """Whether every value of ``a`` is in [0, hi] (NaN is not): one vector pass of the core
+    for a C-contiguous, aligned float32/float64 array; False (not known) for any other, the
+    callers then look for the bad value with NumPy."""
+    if a.dtype not in _SUM_DTYPES or not (a.flags.c_contiguous and a.flags.aligned):
+        return False
+    return _core.weight_stats(a)[1] <= hi
+
 
 def _first_bad(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind == "f" and all_in(a, float(np.finfo(a.dtype).max)):
+        return  # (the usual case: one vector pass)
     ok = np.isfinite(a) & (a >= 0)
     if not ok.all():
         at = int(np.flatnonzero(~ok.ravel())[0])
@@ -54,9 +67,6 @@ def rescale_tiny_weights(sw, n: float):
         return sw, n
     # np.ldexp of a 0-d array is a NumPy scalar: keep an array (the core takes only arrays)
     return np.ascontiguousarray(np.ldexp(sw, k), dtype=sw.dtype).reshape(sw.shape), math.ldexp(n, k)
-
-
-_SUM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 
 
 def weight_sum(a) -> float:
