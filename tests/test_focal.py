@@ -211,8 +211,7 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bad_targets_in_long_arrays_named(dtype):
-    # targets checked in one vector pass of the core (weight_stats: +inf for NaN or < 0, else
-    # the largest); a bad one anywhere, in the vector body or the tail, is still named
+    # a bad target anywhere, in NumPy's vector body or its tail, is named
     z = np.zeros((300, 37), dtype)
     t = np.full((300, 37), 0.5, dtype)
     t[0, 0], t[-1, -1] = 0.0, 1.0  # the bounds are allowed, and -0.0

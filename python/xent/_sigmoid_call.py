@@ -34,7 +34,7 @@ from ._validate import (
     n_threads_arg,
     normalize_axis,
 )
-from ._weights import all_in, rescale_tiny_weights, shrink_huge_weights, weight_array, weight_sum
+from ._weights import rescale_tiny_weights, shrink_huge_weights, weight_array, weight_sum
 
 
 def _per_class(v, n_classes: int, dtype, name: str, where: str):
@@ -60,7 +60,7 @@ def check_unit_targets(t: np.ndarray) -> None:
     """Targets must lie in [0, 1] (the focal factor is a power of 1 - p_t); ValueError naming the first bad one."""
     if t.dtype.name == "bfloat16":
         t = t.astype(np.float32)  # exact; NumPy's reductions on ml_dtypes types are not relied on
-    if not t.size or all_in(t, 1.0) or (t.min() >= 0 and t.max() <= 1):
+    if not t.size or (t.min() >= 0 and t.max() <= 1):
         return
     bad = ~((t >= 0) & (t <= 1))  # only on the error path
     at = int(np.flatnonzero(bad.ravel())[0])
