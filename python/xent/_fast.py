@@ -1,7 +1,8 @@
 """The fast path of small calls (issue 4): what the public functions need to call the lean
 bindings of cpp/bindings/fast.cpp when every option is at its default (for
-``softmax_cross_entropy`` and ``sigmoid_cross_entropy``: when ``axis`` and ``check_finite``
-are; the binding takes their other options itself).
+``softmax_cross_entropy``: when ``axis`` and ``check_finite`` are; for
+``sigmoid_cross_entropy``: when ``check_finite`` is, ``axis`` being None or an int naming
+the last axis; the bindings take the other options themselves).
 
 A public function tests its options against their defaults (``is None``, ``is ZERO``,
 ``is LAST``, ``is False``: identity checks, no object built) and, when they all hold,
