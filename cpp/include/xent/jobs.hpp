@@ -115,8 +115,8 @@ struct SigmoidJob {
   int64_t seg = 0;           // rows are cut into segments of this length (work units)
   // flat: the rows are laid end to end in their logical (C) order and cut into units of seg
   // elements, whatever the memory layout (units-inl.hpp, sigmoid_units_flat); with a loss
-  // per row, seg is a multiple of len (whole rows per unit). Otherwise a unit is segment
-  // u % n_seg() of row u / n_seg().
+  // per row, seg is a multiple of len (whole rows per unit). Otherwise (a loss per row, rows
+  // of kSigmoidSeg elements or more) a unit is a row, and seg is len.
   bool flat = false;
   // flat jobs: whether each operand (z, t, grad, loss, ew) has its elements at consecutive
   // offsets in that order (units then read and write it in place)
@@ -142,10 +142,9 @@ struct SigmoidJob {
   Storage storage = Storage::kNative;  // of z, t and grad (float32 jobs only); loss stays T
   bool general_loop = false;           // tests (api.hpp's SigmoidOptions)
   bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
-  int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
   int64_t n_units() const {
     const int64_t n = rows.n_rows() * len;
-    return len == 0 ? 0 : flat ? (n + seg - 1) / seg : rows.n_rows() * n_seg();
+    return len == 0 ? 0 : flat ? (n + seg - 1) / seg : rows.n_rows();
   }
 };
 
@@ -265,10 +264,9 @@ static inline SigmoidScratch sigmoid_scratch(const SigmoidJob<T>& j) {
     take(j.ew.p != nullptr && !j.dense[4], s.e);  // element weights gathered, or one per row spread
     return s;
   }
-  take(half || j.z.cs != 1, s.z);
+  take(half || j.z.cs != 1, s.z);  // rows (a loss per row): buffers for strided rows
   take(half || j.t.cs != 1, s.t);
   take(j.grad.p != nullptr && (half || j.grad.cs != 1), s.g);
-  take(j.loss.p != nullptr && j.loss_elementwise && j.loss.cs != 1, s.l);
   take(j.ew.p != nullptr && j.ew.cs != 0 && j.ew.cs != 1, s.e);  // gathered element weights
   return s;
 }

@@ -6,7 +6,7 @@
 namespace xent {
 namespace XENT_ISA_NS {
 
-// Work units: rows (categorical) or row segments (binary, log_logistic), as sigmoid_units.
+// Work units: rows (categorical) or row segments (binary, log_logistic: u % n_seg of row u / n_seg).
 template <class D>
 double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;

@@ -710,55 +710,48 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
   return total;
 }
 
-// Jobs with a loss per row: unit u is segment u % n_seg of row u / n_seg.
+// Jobs that are not flat (a loss per row, rows of kSigmoidSeg elements or more): unit u is
+// row u, one kernel call, its loss the kernel's sum.
 template <class D, class S>
-double sigmoid_units_s(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
+double sigmoid_units_rows(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
   constexpr bool kHalf = !std::is_same_v<S, T>;
-  const int64_t nseg = j.n_seg();
-  if (nseg == 0) return 0.0;
+  const int64_t n = j.len;
+  if (n == 0) return 0.0;
   const bool z_c = j.z.cs == 1 && !kHalf, t_c = j.t.cs == 1 && !kHalf;
   const bool g_c = !j.grad.p || (j.grad.cs == 1 && !kHalf);
-  const bool l_c = !j.loss.p || !j.loss_elementwise || j.loss.cs == 1;
-  // the layout of sigmoid_scratch (jobs.hpp): segment buffers only for strided operands
+  // the layout of sigmoid_scratch (jobs.hpp): row buffers only for strided operands
   const SigmoidScratch L = sigmoid_scratch(j);
   T* zb = L.z < 0 ? nullptr : scratch + L.z;
   T* tb = L.t < 0 ? nullptr : scratch + L.t;
   T* gb = L.g < 0 ? nullptr : scratch + L.g;
-  T* lb = L.l < 0 ? nullptr : scratch + L.l;
   T* eb = L.e < 0 ? nullptr : scratch + L.e;
   const int64_t* strides[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
-  int64_t row = u0 / nseg;
-  Cursor<5> cur(j.rows, strides, row);
+  Cursor<5> cur(j.rows, strides, u0);
   const bool opts = j.has_opts();
   SigmoidRunOpts<T> o = sigmoid_run_opts(j);
+  o.cw = j.cw;
+  o.pw = j.pw;
   double total = 0.0;
-  for (int64_t u = u0; u < u1; ++u) {
-    const int64_t s = u % nseg;
-    const int64_t b = s * j.seg;
-    const int64_t n = j.len - b < j.seg ? j.len - b : j.seg;
+  for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = zb;
     const T* t = tb;
     if constexpr (kHalf) {
-      load_row<D, S>(reinterpret_cast<const S*>(j.z.p) + cur.off[0] + b * j.z.cs, j.z.cs, n, zb);
-      load_row<D, S>(reinterpret_cast<const S*>(j.t.p) + cur.off[1] + b * j.t.cs, j.t.cs, n, tb);
+      load_row<D, S>(reinterpret_cast<const S*>(j.z.p) + cur.off[0], j.z.cs, n, zb);
+      load_row<D, S>(reinterpret_cast<const S*>(j.t.p) + cur.off[1], j.t.cs, n, tb);
     } else {
-      z = j.z.p + cur.off[0] + b * j.z.cs;
-      t = j.t.p + cur.off[1] + b * j.t.cs;
+      z = j.z.p + cur.off[0];
+      t = j.t.p + cur.off[1];
       if (!z_c) { gather(z, j.z.cs, n, zb); z = zb; }
       if (!t_c) { gather(t, j.t.cs, n, tb); t = tb; }
     }
-    T* g = j.grad.p ? (g_c ? j.grad.p + cur.off[2] + b : gb) : nullptr;
-    T* le = (j.loss.p && j.loss_elementwise) ? (l_c ? j.loss.p + cur.off[3] + b : lb) : nullptr;
+    T* g = j.grad.p ? (g_c ? j.grad.p + cur.off[2] : gb) : nullptr;
     double r;
     if (opts) {
-      const int64_t c0 = b % j.period;
-      o.cw = j.cw ? j.cw + c0 : nullptr;
-      o.pw = j.pw ? j.pw + c0 : nullptr;
       o.ew = nullptr;
       o.rw = T(1);
       if (j.ew.p) {
-        const T* w = j.ew.p + cur.off[4] + b * j.ew.cs;
+        const T* w = j.ew.p + cur.off[4];
         if (j.ew.cs == 0) {
           o.rw = *w;
         } else if (j.ew.cs == 1) {
@@ -768,19 +761,17 @@ double sigmoid_units_s(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u
           o.ew = eb;
         }
       }
-      r = run_sigmoid_opt<D>(z, t, n, le, g, j.gscale, o);
+      r = run_sigmoid_opt<D>(z, t, n, nullptr, g, j.gscale, o);
     } else {
-      r = run_sigmoid<D>(z, t, n, le, g, j.gscale);
+      r = run_sigmoid<D>(z, t, n, nullptr, g, j.gscale);
     }
     if constexpr (kHalf) {
-      if (g) store_row<D, S>(gb, n, reinterpret_cast<S*>(j.grad.p) + cur.off[2] + b * j.grad.cs, j.grad.cs);
+      if (g) store_row<D, S>(gb, n, reinterpret_cast<S*>(j.grad.p) + cur.off[2], j.grad.cs);
     } else if (g && !g_c) {
-      scatter(gb, n, j.grad.p + cur.off[2] + b * j.grad.cs, j.grad.cs);
+      scatter(gb, n, j.grad.p + cur.off[2], j.grad.cs);
     }
-    if (le && !l_c) scatter(lb, n, j.loss.p + cur.off[3] + b * j.loss.cs, j.loss.cs);
-    if (j.loss.p && !j.loss_elementwise) j.loss.p[cur.off[3]] = static_cast<T>(r);
+    j.loss.p[cur.off[3]] = static_cast<T>(r);
     total += r;
-    if (s == nseg - 1) cur.next();
   }
   return total;
 }
@@ -789,10 +780,10 @@ template <class D>
 double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   if (j.flat)
     return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_flat<D, decltype(s)>(j, u0, u1, scratch); });
-  return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_s<D, decltype(s)>(j, u0, u1, scratch); });
+  return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_rows<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
-// Hessians (hessian-inl.hpp). kSigmoid: units are segments, as in sigmoid_units; the
+// Hessians (hessian-inl.hpp). kSigmoid: units are segments of rows (u % n_seg of row u / n_seg); the
 // softmax ops: units are rows. Rows of sample weight 0 are written as zeros, uncomputed.
 template <class D>
 double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
