@@ -172,11 +172,10 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
     j.seg = std::min<int64_t>(std::max<int64_t>(n_elems, 1), kSigmoidSeg);
     if (loss && !elementwise && j.len > 0) j.seg = j.len * std::max<int64_t>(1, j.seg / j.len);  // whole rows
     // dense: element f of the flat order at offset f (rows.st in elements, as cs)
-    const Operand<const T>* in[5] = {&j.z, &j.t, nullptr, nullptr, &j.ew};
+    const int64_t css[5] = {j.z.cs, j.t.cs, j.grad.cs, j.loss.cs, j.ew.cs};
     for (int k = 0; k < 5; ++k) {
-      const int64_t cs = k == 2 ? j.grad.cs : k == 3 ? j.loss.cs : in[k]->cs;
-      const int64_t* st = k == 2 ? j.grad.st : k == 3 ? j.loss.st : in[k]->st;
-      bool dense = cs == 1 || j.len == 1;
+      const int64_t* st = dst[k];
+      bool dense = css[k] == 1 || j.len == 1;
       int64_t want = j.len;
       for (int d = j.rows.nd - 1; d >= 0 && dense; --d) {
         dense = st[d] == want;

@@ -531,23 +531,13 @@ inline void fill_run(typename D::T* dst, int64_t n, typename D::T v) {
   if (i < n) D::store_tail(dst + i, x, n - i);
 }
 
-// The sum of p[0, m) in double: widened into two vectors of double lanes, then reduced.
+// The sum of p[0, m) in double: each vector widened into double lanes (D::wide_add).
 template <class D>
 inline double sum_in_double(const typename D::T* p, int64_t m) {
-  using E = F64;
-  auto ld = [&](int64_t i) {
-    if constexpr (std::is_same_v<typename D::T, float>) return E::widen(p + i); else return E::load(p + i);
-  };
-  typename E::V a = E::zero(), b = E::zero();
+  typename D::Wide w = D::wide_zero();
   int64_t i = 0;
-  for (; i + 2 * E::W <= m; i += 2 * E::W) {
-    a = E::add(a, ld(i));
-    b = E::add(b, ld(i + E::W));
-  }
-  alignas(64) double lane[2 * E::W];
-  E::store(lane, E::add(a, b));
-  double s = 0.0;
-  for (int k = 0; k < E::W; ++k) s += lane[k];
+  for (; i + D::W <= m; i += D::W) w = D::wide_add(w, D::load(p + i));
+  double s = D::wide_total(w);
   for (; i < m; ++i) s += static_cast<double>(p[i]);
   return s;
 }
