@@ -103,7 +103,11 @@ void test_sigmoid_case(const SgCase<T>& k, std::map<std::string, IsaOut>& scalar
     rows[i / C] += k.loss[i];
     total[0] += k.loss[i];
   }
-  for (int64_t r = 0; r < R; ++r) rtol[r] = loss_tol<T>(static_cast<double>(rows[r]));
+  // a row's C losses are summed in double, in some order: (C - 1) ud of the sum of |terms| (all >= 0)
+  for (int64_t r = 0; r < R; ++r) {
+    const double rr = static_cast<double>(rows[r]);
+    rtol[r] = loss_tol<T>(rr) + static_cast<double>(C) * ud * std::fabs(rr);
+  }
   const double tt = static_cast<double>(total[0]);
   const std::vector<double> total_tol{loss_tol<T>(tt) + n * ud * std::fabs(tt)};
   // gradient G x, x = (1 - t) - q or q - t, q = e / (1 + e): q errs by 6u q (e, 1 + e, the

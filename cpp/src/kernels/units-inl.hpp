@@ -531,13 +531,17 @@ inline void fill_run(typename D::T* dst, int64_t n, typename D::T v) {
   if (i < n) D::store_tail(dst + i, x, n - i);
 }
 
-// The sum of p[0, m) in double: each vector widened into double lanes (D::wide_add).
+// The sum of p[0, m) in double: each vector widened into double lanes (D::wide_add), two
+// accumulators (half the dependency chain, and half the rounding error of one).
 template <class D>
 inline double sum_in_double(const typename D::T* p, int64_t m) {
-  typename D::Wide w = D::wide_zero();
+  typename D::Wide a = D::wide_zero(), b = D::wide_zero();
   int64_t i = 0;
-  for (; i + D::W <= m; i += D::W) w = D::wide_add(w, D::load(p + i));
-  double s = D::wide_total(w);
+  for (; i + 2 * D::W <= m; i += 2 * D::W) {
+    a = D::wide_add(a, D::load(p + i));
+    b = D::wide_add(b, D::load(p + i + D::W));
+  }
+  double s = D::wide_total(a) + D::wide_total(b);
   for (; i < m; ++i) s += static_cast<double>(p[i]);
   return s;
 }
