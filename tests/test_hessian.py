@@ -83,6 +83,55 @@ def test_sigmoid_hessian_weights_out_strides(isa, rng, dtype):
     np.testing.assert_array_equal(zc, xent.sigmoid_hessian(z))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape, wshape",
+    [
+        ((3000, 30), (3000, 1)),  # units of whole rows: 30 does not divide them; several tasks
+        ((400, 7, 9), (400, 7, 1)),
+        ((400, 7, 9), (400, 1, 1)),  # rows of 63 elements, a weight per 63
+        ((3, 8191), (3, 1)),  # one row per unit
+        ((2, 8192), (2, 1)),  # rows of a unit or more: segments
+        ((5, 1), (5, 1)),
+        ((0, 4), (0, 1)),
+    ],
+)
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_sigmoid_hessian_row_weights(isa, rng, dtype, shape, wshape, n_threads):
+    """One weight per row (broadcast along the last axes): the same bits as the weights written
+    out per element, and as the unweighted Hessian and gradient times the weight (one rounding)."""
+    z = logits(rng, shape, dtype)
+    t = rng.random(shape).astype(dtype)
+    sw = rng.random(wshape).astype(dtype)
+    sw.reshape(-1)[::3] = 0
+    z0, t0, sw0 = z.copy(), t.copy(), sw.copy()
+    h, g = xent.sigmoid_hessian(z, t, sample_weight=sw, return_grad=True, n_threads=n_threads)
+    np.testing.assert_array_equal(z, z0)
+    np.testing.assert_array_equal(t, t0)
+    np.testing.assert_array_equal(sw, sw0)
+    full = np.ascontiguousarray(np.broadcast_to(sw, shape))
+    he, ge = xent.sigmoid_hessian(z, t, sample_weight=full, return_grad=True, n_threads=1)
+    np.testing.assert_array_equal(h, he)
+    np.testing.assert_array_equal(g, ge)
+    h0, g0 = xent.sigmoid_hessian(z, t, return_grad=True)
+    np.testing.assert_array_equal(h, h0 * sw)
+    np.testing.assert_array_equal(g, g0 * sw)
+    assert_rel(h, ref_sigmoid_hessian(z) * sw.astype(np.float64), dtype)
+    # without the gradient; into out=, and in place over the logits (out=z) and targets (grad_out=t)
+    np.testing.assert_array_equal(xent.sigmoid_hessian(z, sample_weight=sw, n_threads=n_threads), h)
+    zc, tc = z.copy(), t.copy()
+    r, rg = xent.sigmoid_hessian(zc, tc, sample_weight=sw, return_grad=True, out=zc, grad_out=tc, n_threads=n_threads)
+    assert r is zc and rg is tc
+    np.testing.assert_array_equal(zc, h)
+    np.testing.assert_array_equal(tc, g)
+    # a layout that is not dense (the per-row path) gives the same bits
+    if z.ndim == 2 and z.size:
+        zf = np.asfortranarray(z)
+        hf, gf = xent.sigmoid_hessian(zf, t, sample_weight=sw, return_grad=True, n_threads=n_threads)
+        np.testing.assert_array_equal(hf, h)
+        np.testing.assert_array_equal(gf, g)
+
+
 # ---- softmax diagonal ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", [1, 2, 3, 7, 8, 9, 25, 2047, 2049, 5000])

@@ -166,10 +166,15 @@ struct HessianJob {
   Operand<const T> sw;       // sample weights: per element (kSigmoid) or per row (nullable)
   Operand<T> hess;           // diagonal, or H v (nullable for kSigmoid / kSoftmaxDiag)
   Operand<T> grad;           // gradient (nullable)
+  // kSigmoid with one weight per row (sw.cs == 0), rows shorter than kSigmoidSeg and the other
+  // operands dense: units of this many whole rows (seg elements), one kernel call each, the
+  // row weights spread over the unit's buffer; 0 otherwise (units are row segments)
+  int64_t rows_per_unit = 0;
   int64_t n_seg() const { return len == 0 ? 0 : (len + seg - 1) / seg; }
 };
 
-// Cross-entropy from probabilities (kernels/proba-inl.hpp), and log_logistic.
+// Cross-entropy from probabilities (kernels/proba-inl.hpp), and log_logistic. kBinary jobs run
+// as SigmoidJob (proba set) on the sigmoid units (api.cpp, run_proba); ProbaJob carries the rest.
 enum class ProbaOp { kCategoricalLabel, kCategoricalTarget, kBinary, kLogLogistic };
 
 template <class T>

@@ -777,8 +777,8 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_rows<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
-// Hessians (hessian-inl.hpp). kSigmoid: units are segments of rows (u % n_seg of row u / n_seg); the
-// softmax ops: units are rows. Rows of sample weight 0 are written as zeros, uncomputed.
+// Hessians (hessian-inl.hpp). kSigmoid: units are segments of rows (u % n_seg of row u / n_seg), or
+// rows_per_unit whole rows (jobs.hpp); the softmax ops: units are rows. Rows of sample weight 0 are written as zeros, uncomputed.
 template <class D>
 double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
@@ -794,6 +794,17 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
   auto flush = [](const T* buf, T* p, int64_t cs, int64_t n) {
     if (p && cs != 1) scatter(buf, n, p, cs);
   };
+  if (j.op == HessianOp::kSigmoid && j.rows_per_unit > 0) {  // whole rows (api.cpp): dense but sw
+    const int64_t R = j.rows_per_unit, n_rows = j.rows.n_rows();
+    Cursor<7> cur(j.rows, strides, u0 * R);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t r0 = u * R, nr = std::min(R, n_rows - r0), f0 = r0 * C;
+      for (int64_t r = 0; r < nr; ++r, cur.next()) fill_run<D>(wb + r * C, C, j.sw.p[cur.off[4]]);
+      run_sigmoid_hessian<D>(j.z.p + f0, j.t.p ? j.t.p + f0 : nullptr, wb, nr * C, j.hess.p ? j.hess.p + f0 : nullptr,
+                             j.grad.p ? j.grad.p + f0 : nullptr);
+    }
+    return 0.0;
+  }
   if (j.op == HessianOp::kSigmoid) {
     const int64_t nseg = j.n_seg();
     if (nseg == 0) return 0.0;
