@@ -7,7 +7,10 @@ Prints, per dtype and row length C (the class axis: n / C rows), the best time o
 repeats (short calls, so a shared machine's preemptions fall out of the minimum) and the
 ratio to the plain loss of the same shape. Besides the options: ``axis=-1`` (the loss summed
 over the class axis, then the mean over rows) and a sample weight per element (a 1-d array
-of n logits). The cases are timed
+of n logits). Last, ``sigmoid_hessian`` with its gradient, plain and with one weight per row
+(an ``(R, 1)`` weight), the latter's ratio to the former; and ``binary_cross_entropy`` (from
+probabilities, with its gradient) with ``axis=-1``, the mean and "none", over the elementwise
+mean. The cases are timed
 interleaved, one call of each per round (this machine's speed changes by up to 30% for
 seconds at a time: timed one after the other, a case could miss the fast spells). Not a
 test: no assertion, nothing written.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -67,9 +71,17 @@ def main() -> None:
             calls = {name: (lambda f=f, kw=kw, a=(a or (z, t, g)): f(a[0], a[1], return_grad=True, grad_out=a[2],
                                                                      n_threads=1, **kw))
                      for name, (f, kw, a) in cases.items()}
+            hess = partial(xent.sigmoid_hessian, z, t, return_grad=True, out=np.empty_like(z), grad_out=g, n_threads=1)
+            calls["hessian"] = hess
+            calls["hessian sw"] = partial(hess, sample_weight=sw[:, None])
+            bce = partial(xent.binary_cross_entropy, 1 / (1 + np.exp(-z)), t, return_grad=True, n_threads=1)
+            calls["bce"] = bce
+            calls["bce axis=-1"] = partial(bce, axis=-1)
+            calls["bce axis=-1 none"] = partial(bce, axis=-1, reduction="none")
             ms = best_ms(calls, args.repeats)
             for name, m in ms.items():
-                print(f"{np.dtype(dt).name:8s} C={C:<4d} {name:16s} {m:7.3f} ms  x{m / ms['plain']:.2f}")
+                base = ms[next((b for b in ("hessian", "bce") if name.startswith(b)), "plain")]
+                print(f"{np.dtype(dt).name:8s} C={C:<4d} {name:16s} {m:7.3f} ms  x{m / base:.2f}")
 
 
 if __name__ == "__main__":

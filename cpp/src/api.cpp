@@ -120,19 +120,19 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
                       [&](int64_t u0, int64_t u1, T* s) { return kt->softmax_units(j, u0, u1, s); });
 }
 
+namespace {
+// The layout of a sigmoid job (run_sigmoid, and run_proba's binary loss): its rows, run and
+// strides, flat or not, its units' length, its dense operands. Returns the element count.
 template <class T>
-double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
-                   bool elementwise, double gscale, int n_threads, const SigmoidOptions& opt) {
-  SigmoidJob<T> j;
+int64_t sigmoid_layout(SigmoidJob<T>& j, const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad,
+                       const ArrayRef* loss, const ArrayRef* ew, bool elementwise) {
   j.loss_elementwise = elementwise;
-  j.gscale = gscale;
   // Units are cut from the rows laid end to end (jobs.hpp): short rows share a kernel call,
   // and the sums are the same bits for every layout. With a loss per row, only for rows
   // shorter than a unit (whole rows per unit, each row's loss summed from its elements);
   // longer rows are cut into segments, a kernel call each.
   const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
   j.flat = elementwise || loss == nullptr || C < kSigmoidSeg;
-  const ArrayRef* ew = opt.elem_w;
   const ArrayRef* const ops[5] = {&z, &t, grad, loss, ew};
   int64_t* const dst[5] = {j.z.st, j.t.st, j.grad.st, j.loss.st, j.ew.st};
   if (z.ndim == 0) {
@@ -186,6 +186,25 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   } else {
     j.seg = std::max<int64_t>(j.len, 1);
   }
+  return n_elems;
+}
+
+template <class T>
+double run_sigmoid_job(const SigmoidJob<T>& j, int64_t n_elems, int n_threads) {
+  const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
+  const KernelTable<T>* kt = active_table<T>();
+  return run_units<T>(j.n_units(), per_task, n_elems, n_threads, sigmoid_scratch_size(j),
+                      [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
+}
+}  // namespace
+
+template <class T>
+double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, const ArrayRef* loss,
+                   bool elementwise, double gscale, int n_threads, const SigmoidOptions& opt) {
+  SigmoidJob<T> j;
+  j.gscale = gscale;
+  const int64_t n_elems = sigmoid_layout(j, z, t, grad, loss, opt.elem_w, elementwise);
+  const int64_t C = z.ndim == 0 ? 1 : z.shape[z.ndim - 1];
   // Per-class vectors: along a run that merged several rows, element i has class i mod C;
   // repeat the vector so that a segment starting at class c0 reads it contiguously.
   std::vector<T> cw_tile, pw_tile;
@@ -213,11 +232,7 @@ double run_sigmoid(const ArrayRef& z, const ArrayRef& t, const ArrayRef* grad, c
   j.softcap = opt.softcap;
   j.general_loop = opt.general_loop;
   if constexpr (sizeof(T) == 4) j.storage = opt.storage;
-  const int64_t n_units = j.n_units();
-  const int64_t per_task = std::max<int64_t>(1, kTaskElems / j.seg);
-  const KernelTable<T>* kt = active_table<T>();
-  return run_units<T>(n_units, per_task, n_elems, n_threads, sigmoid_scratch_size(j),
-                      [&](int64_t u0, int64_t u1, T* s) { return kt->sigmoid_units(j, u0, u1, s); });
+  return run_sigmoid_job(j, n_elems, n_threads);
 }
 
 template <class T>
@@ -410,6 +425,14 @@ void vector_tanh(const T* x, T* y, int64_t n) {
 
 template <class T>
 double run_proba(const ArrayRef& p, const ProbaArgs& a, int n_threads) {
+  if (a.op == ProbaOp::kBinary) {  // the sigmoid's units (their sums' order for every layout)
+    SigmoidJob<T> sj;
+    sj.gscale = a.gscale;
+    sj.proba = true;
+    sj.eps = a.eps;
+    sj.smoothing = a.smoothing;
+    return run_sigmoid_job(sj, sigmoid_layout(sj, p, *a.t, a.grad, a.loss, nullptr, a.elementwise), n_threads);
+  }
   ProbaJob<T> j;
   j.op = a.op;
   j.loss_elementwise = a.elementwise;

@@ -11,8 +11,8 @@
 #include "kernels/smallc-inl.hpp"
 #include "kernels/inner-inl.hpp"
 #include "kernels/hessian-inl.hpp"
+#include "kernels/proba-inl.hpp"  // (before the units: the binary loss runs on the sigmoid units)
 #include "kernels/units-inl.hpp"
-#include "kernels/proba-inl.hpp"
 #include "kernels/proba_units-inl.hpp"
 
 namespace xent {

@@ -141,6 +141,11 @@ struct SigmoidJob {
   double softcap = 0.0;              // > 0: z -> softcap * tanh(z / softcap) first (not focal)
   Storage storage = Storage::kNative;  // of z, t and grad (float32 jobs only); loss stays T
   bool general_loop = false;           // tests (api.hpp's SigmoidOptions)
+  // The binary cross-entropy from probabilities (proba-inl.hpp, run_proba_binary) in place of
+  // the sigmoid loss, on the same units: z holds the probabilities, clipped to [eps, 1 - eps],
+  // and smoothing smooths the targets; no other option.
+  bool proba = false;
+  double eps = 0.0;
   bool has_opts() const { return cw || pw || ew.p || smoothing != 0.0 || focal || softcap > 0.0; }
   int64_t n_units() const {
     const int64_t n = rows.n_rows() * len;
@@ -182,7 +187,7 @@ struct ProbaJob {
   ProbaOp op = ProbaOp::kBinary;
   RowSpace rows;
   int64_t len = 0;           // class axis (categorical) or the run along which we vectorise
-  int64_t seg = 0;           // binary / log_logistic: rows cut into segments of this length
+  int64_t seg = 0;           // log_logistic: rows cut into segments of this length
   Operand<const T> p, t;     // t: targets (null for labels and log_logistic)
   Operand<const void> y;     // kCategoricalLabel: int32 or int64 labels (no class axis)
   int label_bytes = 8;

@@ -6,7 +6,8 @@
 namespace xent {
 namespace XENT_ISA_NS {
 
-// Work units: rows (categorical) or row segments (binary, log_logistic: u % n_seg of row u / n_seg).
+// Work units: rows (categorical) or row segments (log_logistic: u % n_seg of row u / n_seg). The
+// binary loss runs on the sigmoid units instead (api.cpp, run_proba).
 template <class D>
 double proba_units(const ProbaJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;

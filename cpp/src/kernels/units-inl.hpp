@@ -585,6 +585,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
   int64_t i0 = u0 * j.seg % L;  // the unit's first element in the cursor's row
   const bool opts = j.has_opts();
   SigmoidRunOpts<T> o = sigmoid_run_opts(j);
+  const ClipLogs<D> cl(j.proba ? j.eps : 0.5);
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t f0 = u * j.seg, n = std::min(j.seg, N - f0);
@@ -655,7 +656,9 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
     T* const g = j.grad.p ? (g_in ? j.grad.p + cur.off[2] + i0 * j.grad.cs : gb) : nullptr;
     T* const le = j.loss.p ? (l_in ? j.loss.p + cur.off[3] + i0 * j.loss.cs : lb) : nullptr;
     double r;
-    if (opts) {
+    if (j.proba) {
+      r = run_proba_binary<D>(z, t, n, cl, j.smoothing, le, g, j.gscale);
+    } else if (opts) {
       o.cw = j.cw ? j.cw + f0 % j.period : nullptr;
       o.pw = j.pw ? j.pw + f0 % j.period : nullptr;
       o.ew = nullptr;
@@ -724,6 +727,7 @@ double sigmoid_units_rows(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
   Cursor<5> cur(j.rows, strides, u0);
   const bool opts = j.has_opts();
   SigmoidRunOpts<T> o = sigmoid_run_opts(j);
+  const ClipLogs<D> cl(j.proba ? j.eps : 0.5);
   o.cw = j.cw;
   o.pw = j.pw;
   double total = 0.0;
@@ -741,7 +745,9 @@ double sigmoid_units_rows(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
     }
     T* g = j.grad.p ? (g_c ? j.grad.p + cur.off[2] : gb) : nullptr;
     double r;
-    if (opts) {
+    if (j.proba) {
+      r = run_proba_binary<D>(z, t, n, cl, j.smoothing, nullptr, g, j.gscale);
+    } else if (opts) {
       o.ew = nullptr;
       o.rw = T(1);
       if (j.ew.p) {
