@@ -783,8 +783,9 @@ double sigmoid_units(const SigmoidJob<typename D::T>& j, int64_t u0, int64_t u1,
   return by_storage<D>(j.storage, [&](auto s) { return sigmoid_units_rows<D, decltype(s)>(j, u0, u1, scratch); });
 }
 
-// Hessians (hessian-inl.hpp). kSigmoid: units are segments of rows (u % n_seg of row u / n_seg), or
-// rows_per_unit whole rows (jobs.hpp); the softmax ops: units are rows. Rows of sample weight 0 are written as zeros, uncomputed.
+// Hessians (hessian-inl.hpp). kSigmoid: units are segments of rows (u % n_seg of row u / n_seg),
+// or rows_per_unit whole rows (jobs.hpp); the softmax ops: units are rows. Rows of sample
+// weight 0 are written as zeros, uncomputed.
 template <class D>
 double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
