@@ -88,6 +88,8 @@ def test_sigmoid_hessian_weights_out_strides(isa, rng, dtype):
     "shape, wshape",
     [
         ((3000, 30), (3000, 1)),  # units of whole rows: 30 does not divide them; several tasks
+        ((3000, 32), (3000, 1)),  # rows of whole vectors: the kernel broadcasts each row's weight
+        ((300, 4, 16), (300, 4, 1)),
         ((400, 7, 9), (400, 7, 1)),
         ((400, 7, 9), (400, 1, 1)),  # rows of 63 elements, a weight per 63
         ((3, 8191), (3, 1)),  # one row per unit

@@ -26,6 +26,24 @@
 namespace xent {
 namespace XENT_ISA_NS {
 
+// One vector of the binomial Hessian h and (if grad) gradient g, times wv if weighted.
+template <class D>
+inline void sigmoid_hessian_step(typename D::V zv, typename D::V tv, typename D::V wv, bool grad, bool weighted,
+                                 typename D::V& h, typename D::V& g) {
+  using T = typename D::T;
+  using V = typename D::V;
+  const V one = D::set1(T(1)), zero = D::zero();
+  const V e = exp_nonpos<D>(D::sub(zero, D::abs(zv)));
+  const V d = D::add(one, e);
+  const V q = D::div(e, d);
+  h = D::div(q, d);
+  if (grad) g = D::select(D::ge(zv, zero), D::sub(D::sub(one, tv), q), D::sub(q, tv));
+  if (weighted) {
+    h = D::mul(h, wv);
+    g = D::mul(g, wv);
+  }
+}
+
 // Elementwise binomial Hessian and (if grad) gradient over n elements; t is read only when
 // grad is set, sw (nullable) weights both. hess may be null. Outputs may alias z, t or sw.
 template <class D>
@@ -35,30 +53,37 @@ inline void run_sigmoid_hessian(const typename D::T* z, const typename D::T* t, 
   using V = typename D::V;
   constexpr int W = D::W;
   const V one = D::set1(T(1)), zero = D::zero();
-  auto step = [&](V zv, V tv, V wv, V& h, V& g) {
-    const V e = exp_nonpos<D>(D::sub(zero, D::abs(zv)));
-    const V d = D::add(one, e);
-    const V q = D::div(e, d);
-    h = D::div(q, d);
-    if (grad) g = D::select(D::ge(zv, zero), D::sub(D::sub(one, tv), q), D::sub(q, tv));
-    if (sw) {
-      h = D::mul(h, wv);
-      g = D::mul(g, wv);
-    }
-  };
   int64_t i = 0;
   V h = zero, g = zero;
   for (; i + W <= n; i += W) {
-    step(D::load(z + i), grad ? D::load(t + i) : zero, sw ? D::load(sw + i) : one, h, g);
+    sigmoid_hessian_step<D>(D::load(z + i), grad ? D::load(t + i) : zero, sw ? D::load(sw + i) : one, grad, sw, h, g);
     if (hess) D::store(hess + i, h);
     if (grad) D::store(grad + i, g);
   }
   if (i < n) {
     const int64_t k = n - i;
-    step(D::load_tail(z + i, k, T(0)), grad ? D::load_tail(t + i, k, T(0)) : zero,
-         sw ? D::load_tail(sw + i, k, T(0)) : one, h, g);
+    sigmoid_hessian_step<D>(D::load_tail(z + i, k, T(0)), grad ? D::load_tail(t + i, k, T(0)) : zero,
+                            sw ? D::load_tail(sw + i, k, T(0)) : one, grad, sw, h, g);
     if (hess) D::store_tail(hess + i, h, k);
     if (grad) D::store_tail(grad + i, g, k);
+  }
+}
+
+// As run_sigmoid_hessian over nr contiguous rows of C elements, C a multiple of D::W, row r
+// weighted by rw[r] (one broadcast per row, no weight per element).
+template <class D>
+inline void run_sigmoid_hessian_rows(const typename D::T* z, const typename D::T* t, const typename D::T* rw,
+                                     int64_t nr, int64_t C, typename D::T* hess, typename D::T* grad) {
+  using V = typename D::V;
+  constexpr int W = D::W;
+  V h = D::zero(), g = D::zero();
+  for (int64_t r = 0, o = 0; r < nr; ++r) {
+    const V wv = D::set1(rw[r]);
+    for (const int64_t end = o + C; o < end; o += W) {
+      sigmoid_hessian_step<D>(D::load(z + o), grad ? D::load(t + o) : D::zero(), wv, grad, true, h, g);
+      if (hess) D::store(hess + o, h);
+      if (grad) D::store(grad + o, g);
+    }
   }
 }
 

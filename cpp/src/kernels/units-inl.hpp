@@ -806,9 +806,16 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
     Cursor<7> cur(j.rows, strides, u0 * R);
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t r0 = u * R, nr = std::min(R, n_rows - r0), f0 = r0 * C;
-      for (int64_t r = 0; r < nr; ++r, cur.next()) fill_run<D>(wb + r * C, C, j.sw.p[cur.off[4]]);
-      run_sigmoid_hessian<D>(j.z.p + f0, j.t.p ? j.t.p + f0 : nullptr, wb, nr * C, j.hess.p ? j.hess.p + f0 : nullptr,
-                             j.grad.p ? j.grad.p + f0 : nullptr);
+      const T* t = j.t.p ? j.t.p + f0 : nullptr;
+      T* h = j.hess.p ? j.hess.p + f0 : nullptr;
+      T* g = j.grad.p ? j.grad.p + f0 : nullptr;
+      if (C % D::W == 0) {  // a weight per row, broadcast by the kernel
+        for (int64_t r = 0; r < nr; ++r, cur.next()) wb[r] = j.sw.p[cur.off[4]];
+        run_sigmoid_hessian_rows<D>(j.z.p + f0, t, wb, nr, C, h, g);
+      } else {  // spread over the rows' elements
+        for (int64_t r = 0; r < nr; ++r, cur.next()) fill_run<D>(wb + r * C, C, j.sw.p[cur.off[4]]);
+        run_sigmoid_hessian<D>(j.z.p + f0, t, wb, nr * C, h, g);
+      }
     }
     return 0.0;
   }
