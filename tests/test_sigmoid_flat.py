@@ -136,6 +136,59 @@ def test_grad_out_layouts_threads_and_in_place(isa, rng, axis):
         np.testing.assert_array_equal(zz, want[1], err_msg=name)
 
 
+ROW_OPTIONS = {  # (the kernel's option sets with the weights one per row, and its general loop)
+    "sample_weight": {},
+    "with the others": dict(pos_weight=1.5, label_smoothing=0.1, weight="classes"),
+    "softcap": dict(softcap=4.0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", list(ROW_OPTIONS))
+@pytest.mark.parametrize("shape", [(3000, 32), (1000, 96), (300, 4, 16), (5, 8), (2, 12000)])
+def test_row_weights_of_whole_vectors(isa, rng, dtype, options, shape):
+    # Rows of whole vectors (C a multiple of the vector width: 8 float32, 4 float64 lanes)
+    # take one broadcast weight per row in the kernel (SigmoidRunOpts::rws): units starting
+    # mid-row (96 does not divide a unit), rows over several dims, rows longer than a unit.
+    # The same bits as the flattened input with its weights written out per element (read as
+    # element weights), and the float64 reference.
+    z = (rng.standard_normal(shape) * 4).astype(dtype)
+    z.reshape(-1)[:2] = [60.0, -60.0]
+    t = rng.random(shape).astype(dtype)
+    sw = (rng.random(shape[:-1]) + 0.1).astype(dtype)
+    kw = dict(ROW_OPTIONS[options])
+    flat_kw = dict(kw)
+    if kw.get("weight") == "classes":
+        kw["weight"] = np.linspace(0.5, 2, shape[-1]).astype(dtype)
+        flat_kw["weight"] = np.tile(kw["weight"], z.size // shape[-1])
+    for zeros in (False, True):
+        if zeros:
+            sw.reshape(-1)[::5] = 0  # rows of weight 0: the kernel's zero test
+        every = np.broadcast_to(sw[..., None], shape).reshape(-1)
+        for reduction in ("none", "sum", "mean"):
+            loss, grad = xent.sigmoid_cross_entropy(z, t, sample_weight=sw, reduction=reduction, return_grad=True,
+                                                    **kw)
+            msg = f"{reduction} zeros={zeros}"
+            if reduction != "mean":  # (the mean's denominator is summed from other weights)
+                wl, wg = xent.sigmoid_cross_entropy(z.reshape(-1), t.reshape(-1), sample_weight=every,
+                                                    reduction=reduction, return_grad=True, **flat_kw)
+                np.testing.assert_array_equal(loss, np.reshape(wl, np.shape(loss)), err_msg=msg)
+                np.testing.assert_array_equal(grad, wg.reshape(shape), err_msg=msg)
+            if "softcap" in kw:
+                continue  # (the reference has no softcap; the bits above are the check)
+            rl, rg, d = _weighted(z, t, kw.get("weight"), kw.get("pos_weight"), sw, None,
+                                  kw.get("label_smoothing", 0.0), reduction)
+            tol = LOSS_TOL[dtype] if reduction == "none" else dict(rtol=2e-6 if dtype == np.float32 else 1e-13)
+            np.testing.assert_allclose(loss, rl, err_msg=msg, **tol)
+            g = GRAD_TOL[dtype]
+            np.testing.assert_allclose(grad, rg, rtol=g["rtol"], atol=g["atol"] / d, err_msg=msg)
+    for n in (2, 3):  # across tasks
+        got = xent.sigmoid_cross_entropy(z, t, sample_weight=sw, return_grad=True, n_threads=n, **kw)
+        want = xent.sigmoid_cross_entropy(z, t, sample_weight=sw, return_grad=True, n_threads=1, **kw)
+        assert got[0] == want[0]
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_elementwise_loss_out_in_every_layout(isa, rng):
     z = (rng.standard_normal((900, 19)) * 3).astype(np.float64)
     t = rng.random(z.shape)

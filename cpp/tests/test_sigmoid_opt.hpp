@@ -204,8 +204,12 @@ void test_sigmoid_opts() {
   };
   uint64_t seed = sizeof(T) * 5000;
   // lengths around every vector width, and rows merged into runs longer than one segment
-  // (C = 3 x 6000 rows: segments of 8192 start at class 8192 % 3 = 2 of the repeated vectors)
-  const int64_t shapes[][2] = {{1, 6}, {3, 6}, {7, 6}, {9, 6}, {25, 4}, {2049, 2}, {3, 6000}, {13, 700}};
+  // (C = 3 x 6000 rows: segments of 8192 start at class 8192 % 3 = 2 of the repeated vectors);
+  // rows of whole vectors, whose per-row weights the kernel broadcasts (SigmoidRunOpts::rws),
+  // in one unit and in units starting mid-row (C = 40: the second unit at class 8192 % 40 = 32);
+  // R even (the strided layout halves the rows)
+  const int64_t shapes[][2] = {{1, 6}, {3, 6}, {7, 6}, {9, 6}, {25, 4}, {2049, 2}, {3, 6000}, {13, 700}, {16, 10},
+                               {40, 300}};
   for (const auto& sh : shapes) {
     for (Pattern p : {Pattern::kRandom, Pattern::kBig, Pattern::kMasked})
       for (bool strided : {false, true}) {
@@ -228,7 +232,9 @@ template <class T>
 void test_sigmoid_opt_loops() {
   const T tiny_c = static_cast<T>(sizeof(T) == 4 ? 1e-30 : 1e-200);
   const T tiny_r = static_cast<T>(sizeof(T) == 4 ? 1e-20 : 1e-150);
-  const int64_t shapes[][2] = {{6, 10}, {3, 6000}, {700, 4}};  // (C, R); R even: the strided layout
+  // (C, R); R even: the strided layout; C = 16 and 40: rows of whole vectors (per-row weights
+  // broadcast, SigmoidRunOpts::rws), 40 x 300 in units starting mid-row
+  const int64_t shapes[][2] = {{6, 10}, {3, 6000}, {700, 4}, {16, 10}, {40, 300}};
   uint64_t seed = sizeof(T) * 9100;
   for (const std::string& isa : isas()) {
     if (isa == "scalar") continue;  // the scalar ISA has only the general loop
@@ -237,7 +243,7 @@ void test_sigmoid_opt_loops() {
     for (const auto& sh : shapes)
       for (Pattern p : {Pattern::kRandom, Pattern::kBig, Pattern::kMasked})
         for (bool strided : {false, true}) {
-          if (strided && sh[1] > 100) continue;
+          if (strided && sh[1] > 100 && sh[0] < 40) continue;
           const SgCase<T> k = make_sg_case<T>(sh[0], sh[1], p, strided, ++seed, false);
           OptData<T> d = make_opt_data(k, seed);
           // weights: with zeros; positive; positive with tiny products (the loops that skip the

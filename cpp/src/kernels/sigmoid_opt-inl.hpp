@@ -33,6 +33,11 @@ struct SigmoidRunOpts {
   const T* cw = nullptr;  // class weight of each element
   const T* pw = nullptr;  // pos_weight of each element
   const T* ew = nullptr;  // element weight (sample weight broadcast), contiguous
+  // or one element weight per row (not with ew; not read by the focal loss): rows of row_len
+  // elements, the run starting row_at elements into the row of weight rws[0]; row_len and
+  // row_at multiples of the vector width, so that each vector lies in one row
+  const T* rws = nullptr;
+  int64_t row_len = 0, row_at = 0;
   T rw = T(1);            // one weight for the whole run
   double eps = 0.0;       // label smoothing
   bool focal = false;
@@ -125,9 +130,10 @@ namespace XENT_ISA_NS {
 // Which options a run has: bits of SigOpt, fixed at compile time for the common
 // combinations (the dead branches compile away: fewer live constants and tests per vector),
 // or kAny: read at run time (softcap, and the combinations not instantiated).
-// kZeroTest: some product of the weights can be 0 (apply_weights' zero_test).
+// kZeroTest: some product of the weights can be 0 (apply_weights' zero_test). kRowW (with
+// kElemW): the element weights come one per row (SigmoidRunOpts::rws), a broadcast per vector.
 enum SigOpt : int {
-  kSmooth = 1, kPosW = 2, kElemW = 4, kClassW = 8, kRunW = 16, kZeroTest = 32, kCap = 64, kAny = 128
+  kSmooth = 1, kPosW = 2, kElemW = 4, kClassW = 8, kRunW = 16, kZeroTest = 32, kCap = 64, kAny = 128, kRowW = 256
 };
 
 // Whether a loop of option set F can have the softcap.
@@ -147,7 +153,8 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   constexpr bool want_grad = Grad;
   const bool smooth = any ? o.eps != 0.0 : (F & kSmooth) != 0;
   const bool has_q = any ? o.pw != nullptr : (F & kPosW) != 0;
-  const bool has_e = any ? o.ew != nullptr : (F & kElemW) != 0;
+  const bool has_e = any ? (o.ew != nullptr || o.rws != nullptr) : (F & kElemW) != 0;
+  const bool by_row = any ? o.rws != nullptr : (F & kRowW) != 0;
   const bool has_c = any ? o.cw != nullptr : (F & kClassW) != 0;
   const bool has_rw = any ? o.rw != T(1) : (F & kRunW) != 0;
   const bool capped = any ? o.softcap > 0.0 : (F & kCap) != 0;
@@ -162,6 +169,8 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   alignas(64) T eb[kB], lb[kB], zcb[capped_max(F) ? kB : 1], dcb[capped_max(F) ? kB : 1];
   bool cap_full = false;  // softcap_row's mode, kept from block to block
   int64_t b0 = 0;
+  const T* rwp = o.rws;                      // by_row: the weight of the row of element i,
+  int64_t row_left = o.row_len - o.row_at;  // and that row's elements from i on
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
   // a full vector takes e and log1p(e) from eb and lb
   auto step = [&](int64_t i, int64_t k) -> V {
@@ -187,7 +196,18 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     V loss = s.loss, g = s.grad;
     if (capped && want_grad) g = D::mul(g, dcap);
     if (has_w) {
-      const V ev = has_e ? ld(o.ew, T(0)) : one, cv = has_c ? ld(o.cw, T(0)) : one;
+      V ev = one;
+      if (has_e && by_row) {  // (steps come in order; a vector lies in one row)
+        ev = D::set1(*rwp);
+        row_left -= W;
+        if (row_left == 0) {
+          ++rwp;
+          row_left = o.row_len;
+        }
+      } else if (has_e) {
+        ev = ld(o.ew, T(0));
+      }
+      const V cv = has_c ? ld(o.cw, T(0)) : one;
       apply_weights<D>(loss, g, want_grad, has_e, ev, has_c, cv, has_rw, rw, gsr, zero_test);
     } else if (want_grad) {
       g = D::mul(g, gs);
@@ -229,11 +249,13 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
 // The option sets compiled with fixed flags: every combination of smoothing, pos_weight and
 // the weights without softcap (an element weight and a run weight never come together:
 // sample_weight is one or the other; a run weight alone never needs the zero test:
-// run_sigmoid_opt writes a run of weight 0 as zeros), and the softcap alone (1.96x -> 1.67x
-// the plain loss, 262,144 float32 elements).
+// run_sigmoid_opt writes a run of weight 0 as zeros), the element weights' sets again with
+// the weights one per row (kRowW), and the softcap alone (1.96x -> 1.67x the plain loss,
+// 262,144 float32 elements).
 using SigOptFixedSets = std::integer_sequence<int,
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 26, 27, 36, 37, 38, 39, 40, 41,
-    42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 64>;
+    42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 64, 260, 261, 262, 263, 268, 269, 270, 271, 292, 293, 294, 295, 300,
+    301, 302, 303>;
 
 // The loops of the fixed sets are compiled in a translation unit of their own per vector ISA
 // (isa_<name>_sigopt.cpp, through sigopt_unit-inl.hpp): 64 loops, each inlining exp, log1p and
@@ -278,11 +300,12 @@ inline double run_sigmoid_opt(const typename D::T* z, const typename D::T* t, in
     // lower bounds > 0 bounds every product away from 0): an element weight times the class
     // weight, or a class weight times the run's
     const T cw_lo = o.cw ? o.cw_min : T(1);
-    const bool zero_test = (o.ew && !(static_cast<T>(o.ew_min * cw_lo) > T(0))) ||
+    const bool has_e = o.ew || o.rws;
+    const bool zero_test = (has_e && !(static_cast<T>(o.ew_min * cw_lo) > T(0))) ||
                            (o.cw && !(static_cast<T>(o.cw_min * o.rw) > T(0)));
-    const int f = (o.eps != 0.0 ? kSmooth : 0) | (o.pw ? kPosW : 0) | (o.ew ? kElemW : 0) | (o.cw ? kClassW : 0) |
-                  (o.rw != T(1) ? kRunW : 0) | (zero_test ? kZeroTest : 0) | (o.softcap > 0.0 ? kCap : 0) |
-                  (o.general ? kAny : 0);
+    const int f = (o.eps != 0.0 ? kSmooth : 0) | (o.pw ? kPosW : 0) | (has_e ? kElemW : 0) | (o.rws ? kRowW : 0) |
+                  (o.cw ? kClassW : 0) | (o.rw != T(1) ? kRunW : 0) | (zero_test ? kZeroTest : 0) |
+                  (o.softcap > 0.0 ? kCap : 0) | (o.general ? kAny : 0);
     double total = 0.0;
     if (grad ? run_sigmoid_opt_fixed<D, true>(f, z, t, n, loss_elem, grad, gscale, o, &total)
              : run_sigmoid_opt_fixed<D, false>(f, z, t, n, loss_elem, grad, gscale, o, &total))
