@@ -145,13 +145,16 @@ ROW_OPTIONS = {  # (the kernel's option sets with the weights one per row, and i
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", list(ROW_OPTIONS))
-@pytest.mark.parametrize("shape", [(3000, 32), (1000, 96), (300, 4, 16), (5, 8), (2, 12000)])
-def test_row_weights_of_whole_vectors(isa, rng, dtype, options, shape):
-    # Rows of whole vectors (C a multiple of the vector width: 8 float32, 4 float64 lanes)
-    # take one broadcast weight per row in the kernel (SigmoidRunOpts::rws): units starting
-    # mid-row (96 does not divide a unit), rows over several dims, rows longer than a unit.
-    # The same bits as the flattened input with its weights written out per element (read as
-    # element weights), and the float64 reference.
+@pytest.mark.parametrize("shape", [(3000, 32), (1000, 96), (300, 4, 16), (5, 8), (2, 12000), (1000, 20), (700, 37),
+                                   (3000, 9), (4000, 3)])
+def test_row_weights_broadcast_in_the_kernel(isa, rng, dtype, options, shape):
+    # Rows of a vector or more (8 float32, 4 float64 lanes; 1 on the scalar ISA, rows of 2 or
+    # more) take their weights one per row in the kernel (SigmoidRunOpts::rws), a vector's
+    # lanes from one row or two (C = 20, 37, 9): rows of whole vectors, units starting mid-row
+    # (96 does not divide a unit), rows over several dims, rows longer than a unit; rows of 3
+    # spread the weights over the elements (but on the scalar ISA). The same bits as the
+    # flattened input with its weights written out per element (read as element weights),
+    # and the float64 reference.
     z = (rng.standard_normal(shape) * 4).astype(dtype)
     z.reshape(-1)[:2] = [60.0, -60.0]
     t = rng.random(shape).astype(dtype)

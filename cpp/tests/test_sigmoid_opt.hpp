@@ -204,10 +204,11 @@ void test_sigmoid_opts() {
   };
   uint64_t seed = sizeof(T) * 5000;
   // lengths around every vector width, and rows merged into runs longer than one segment
-  // (C = 3 x 6000 rows: segments of 8192 start at class 8192 % 3 = 2 of the repeated vectors);
-  // rows of whole vectors, whose per-row weights the kernel broadcasts (SigmoidRunOpts::rws),
-  // in one unit and in units starting mid-row (C = 40: the second unit at class 8192 % 40 = 32);
-  // R even (the strided layout halves the rows)
+  // (C = 3 x 6000 rows: segments of 8192 start at class 8192 % 3 = 2 of the repeated vectors).
+  // Rows of a vector or more take their per-row weights in the kernel (SigmoidRunOpts::rws),
+  // a vector's lanes from one row or two: also rows of whole vectors, in one unit and in units
+  // starting mid-row (C = 40: the second unit at class 8192 % 40 = 32). R even (the strided
+  // layout halves the rows)
   const int64_t shapes[][2] = {{1, 6}, {3, 6}, {7, 6}, {9, 6}, {25, 4}, {2049, 2}, {3, 6000}, {13, 700}, {16, 10},
                                {40, 300}};
   for (const auto& sh : shapes) {
@@ -232,8 +233,10 @@ template <class T>
 void test_sigmoid_opt_loops() {
   const T tiny_c = static_cast<T>(sizeof(T) == 4 ? 1e-30 : 1e-200);
   const T tiny_r = static_cast<T>(sizeof(T) == 4 ? 1e-20 : 1e-150);
-  // (C, R); R even: the strided layout; C = 16 and 40: rows of whole vectors (per-row weights
-  // broadcast, SigmoidRunOpts::rws), 40 x 300 in units starting mid-row
+  // (C, R); R even: the strided layout. Rows of a vector or more take their per-row weights in
+  // the kernel (SigmoidRunOpts::rws): C = 6 (NEON float32, AVX2 float64) and 700, a vector's
+  // lanes from one row or two; C = 16 and 40 rows of whole vectors, 40 x 300 in units starting
+  // mid-row
   const int64_t shapes[][2] = {{6, 10}, {3, 6000}, {700, 4}, {16, 10}, {40, 300}};
   uint64_t seed = sizeof(T) * 9100;
   for (const std::string& isa : isas()) {

@@ -34,8 +34,9 @@ struct SigmoidRunOpts {
   const T* pw = nullptr;  // pos_weight of each element
   const T* ew = nullptr;  // element weight (sample weight broadcast), contiguous
   // or one element weight per row (not with ew; not read by the focal loss): rows of row_len
-  // elements, the run starting row_at elements into the row of weight rws[0]; row_len and
-  // row_at multiples of the vector width, so that each vector lies in one row
+  // elements, the run starting row_at elements into the row of weight rws[0]; row_len at
+  // least the vector width, so that a vector spans at most two rows, and rws readable one
+  // weight past the run's last row (a vector's lanes past the run read it)
   const T* rws = nullptr;
   int64_t row_len = 0, row_at = 0;
   T rw = T(1);            // one weight for the whole run
@@ -171,6 +172,12 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   int64_t b0 = 0;
   const T* rwp = o.rws;                      // by_row: the weight of the row of element i,
   int64_t row_left = o.row_len - o.row_at;  // and that row's elements from i on
+  V lane = D::zero();                       // by_row: lane indices
+  if (by_row) {
+    alignas(64) T idx[W];
+    for (int l = 0; l < W; ++l) idx[l] = static_cast<T>(l);
+    lane = D::load(idx);
+  }
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
   // a full vector takes e and log1p(e) from eb and lb
   auto step = [&](int64_t i, int64_t k) -> V {
@@ -197,12 +204,18 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     if (capped && want_grad) g = D::mul(g, dcap);
     if (has_w) {
       V ev = one;
-      if (has_e && by_row) {  // (steps come in order; a vector lies in one row)
-        ev = D::set1(*rwp);
-        row_left -= W;
-        if (row_left == 0) {
+      if (has_e && by_row) {  // (steps come in order)
+        if (row_left >= W) {  // the vector in one row
+          ev = D::set1(*rwp);
+          row_left -= W;
+          if (row_left == 0) {
+            ++rwp;
+            row_left = o.row_len;
+          }
+        } else {  // lanes from row_left on in the next row
+          ev = D::select(D::ge(lane, D::set1(static_cast<T>(row_left))), D::set1(rwp[1]), D::set1(rwp[0]));
           ++rwp;
-          row_left = o.row_len;
+          row_left += o.row_len - W;
         }
       } else if (has_e) {
         ev = ld(o.ew, T(0));

@@ -667,9 +667,11 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
       if (j.ew.p && j.dense[4]) {
         o.ew = j.ew.p + cur.off[4] + i0 * j.ew.cs;
       } else if (j.ew.p && j.ew.cs == 0) {  // one per row; their least known, for the zero test
-        // rows of whole vectors: the rows' weights in eb, one broadcast per vector (SigmoidRunOpts::
-        // rws; rows of 256 float32 1.14x -> 1.06x the plain loss); else spread over the elements
-        const bool by_row = !j.focal && L % D::W == 0 && i0 % D::W == 0;
+        // rows of a vector or more (and of 2 or more): the rows' weights in eb (and one past
+        // them, which the last vector's lanes past the unit may read), a broadcast or two per
+        // vector (SigmoidRunOpts::rws; rows of 256 float32 1.14x -> 1.06x the plain loss);
+        // shorter rows: spread over the elements
+        const bool by_row = !j.focal && L >= std::max<int64_t>(D::W, 2);
         T lo = std::numeric_limits<T>::infinity();
         int64_t r = 0;
         pieces([&](const int64_t* off, int64_t, int64_t at, int64_t m) {
@@ -678,6 +680,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
           lo = w < lo ? w : lo;
         });
         if (by_row) {
+          eb[r] = T(0);  // (r < seg, the buffer's size: rows of 2 elements or more, seg >= 2)
           o.rws = eb;
           o.row_len = L;
           o.row_at = i0;
