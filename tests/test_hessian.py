@@ -87,8 +87,11 @@ def test_sigmoid_hessian_weights_out_strides(isa, rng, dtype):
 @pytest.mark.parametrize(
     "shape, wshape",
     [
-        ((3000, 30), (3000, 1)),  # units of whole rows: 30 does not divide them; several tasks
-        ((3000, 32), (3000, 1)),  # rows of whole vectors: the kernel broadcasts each row's weight
+        # units of whole rows (30 does not divide them), several tasks; the kernel takes the
+        # row weights (rows of a vector or more), vectors spanning two rows blending two
+        ((3000, 30), (3000, 1)),
+        ((3000, 32), (3000, 1)),  # rows of whole vectors: one broadcast weight per vector
+        ((4000, 3), (4000, 1)),  # rows shorter than a vector: the weights spread (not on the scalar ISA)
         ((300, 4, 16), (300, 4, 1)),
         ((400, 7, 9), (400, 7, 1)),
         ((400, 7, 9), (400, 1, 1)),  # rows of 63 elements, a weight per 63

@@ -10,6 +10,7 @@ namespace xt {
 template <class T>
 struct HsRun {
   std::vector<T> hess, grad, hvp, sh, sg;  // softmax diag, its gradient, H v; sigmoid h, gradient
+  std::vector<T> sh_rw, sg_rw;             // sigmoid h, gradient with the weights one per row
 };
 
 // v: logical (R, C) like z; w: one weight per row (the sigmoid op gets it per element).
@@ -18,7 +19,7 @@ HsRun<T> run_hs(const SmCase<T>& k, const std::vector<T>& v, const std::vector<T
   using xent::HessianOp;
   const Layout& L = k.L;
   const int64_t n = L.R * L.C, s = sizeof(T);
-  Guarded<T> z(n), t(n), vv(n), we(n), h(n), g(n), hv(n), sh(n), sg(n), wr(L.R);
+  Guarded<T> z(n), t(n), vv(n), we(n), h(n), g(n), hv(n), sh(n), sg(n), shw(n), sgw(n), wr(L.R);
   Guarded<int64_t> y(L.R);
   for (int64_t r = 0; r < L.R; ++r) {
     for (int64_t c = 0; c < L.C; ++c) {
@@ -35,12 +36,20 @@ HsRun<T> run_hs(const SmCase<T>& k, const std::vector<T>& v, const std::vector<T
   xent::run_hessian<T>(HessianOp::kSoftmaxDiag, zr.ref, nullptr, nullptr, &yr.ref, &wrr.ref, &hr.ref, &gr.ref, threads);
   xent::run_hessian<T>(HessianOp::kSoftmaxHvp, zr.ref, nullptr, &vr.ref, nullptr, &wrr.ref, &hvr.ref, nullptr, threads);
   xent::run_hessian<T>(HessianOp::kSigmoid, zr.ref, &tr.ref, nullptr, nullptr, &wer.ref, &shr.ref, &sgr.ref, threads);
+  // the per-row weights broadcast along the class axis (class stride 0), as Python passes an
+  // (n, 1) sample_weight: units of whole rows with the weights in the kernel (dense layouts)
+  std::vector<int64_t> wst = L.row_strides();
+  wst.push_back(0);
+  Ref wbr(wr.data(), L.shape(), wst, s), shwr = ref(shw.data()), sgwr = ref(sgw.data());
+  xent::run_hessian<T>(HessianOp::kSigmoid, zr.ref, &tr.ref, nullptr, nullptr, &wbr.ref, &shwr.ref, &sgwr.ref,
+                       threads);
   HsRun<T> res;
   for (int64_t r = 0; r < L.R; ++r)
     for (int64_t c = 0; c < L.C; ++c) {
       const int64_t o = L.off(r, c);
       res.hess.push_back(h[o]), res.grad.push_back(g[o]), res.hvp.push_back(hv[o]);
       res.sh.push_back(sh[o]), res.sg.push_back(sg[o]);
+      res.sh_rw.push_back(shw[o]), res.sg_rw.push_back(sgw[o]);
     }
   return res;
 }
@@ -119,6 +128,8 @@ void test_hessian_case(const SmCase<T>& k, uint64_t seed, std::map<std::string, 
     rec("softmax H v", o.hvp, hv, hvtol);
     rec("sigmoid hessian", o.sh, sh, shtol);
     rec("sigmoid gradient", o.sg, sg, sgtol);
+    report().check(grp, same_values(o.sh_rw, o.sh) && same_values(o.sg_rw, o.sg), 0,
+                   k.name + " sigmoid with one weight per row: the values of the weights per element");
     if (isa == "scalar")
       scalar_out[k.name] = res;
     else

@@ -49,6 +49,39 @@ struct SigmoidRunOpts {
   bool general = false;   // tests: the kAny loop whatever the options (run_sigmoid_opt)
 };
 
+// The weights of consecutive vectors of a run over rows of len >= D::W elements, one weight
+// per row (w[0] the row the run starts in, at element at of it; w readable one past the run's
+// last row): a broadcast for a vector in one row, the two rows' weights blended for a vector
+// spanning two. next() gives the next vector's; call it once per vector, in order.
+template <class D>
+struct RowWeights {
+  using T = typename D::T;
+  using V = typename D::V;
+  const T* w;
+  int64_t len, left;  // the current row's elements from the next vector on
+  V lane;             // lane indices
+  RowWeights(const T* rows, int64_t row_len, int64_t at) : w(rows), len(row_len), left(row_len - at) {
+    alignas(64) T idx[D::W];
+    for (int l = 0; l < D::W; ++l) idx[l] = static_cast<T>(l);
+    lane = D::load(idx);
+  }
+  XENT_FORCE_INLINE V next() {
+    if (left >= D::W) {  // the vector in one row
+      const V v = D::set1(*w);
+      left -= D::W;
+      if (left == 0) {
+        ++w;
+        left = len;
+      }
+      return v;
+    }
+    const V v = D::select(D::ge(lane, D::set1(static_cast<T>(left))), D::set1(w[1]), D::set1(w[0]));
+    ++w;
+    left += len - D::W;
+    return v;
+  }
+};
+
 // The weights of an element's loss and gradient, applied after the unweighted values one
 // finite factor at a time, never as a product of weights formed first (which can overflow
 // where the weighted result does not, and give inf * 0 = NaN): loss * e * c * r and
@@ -170,14 +203,7 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   alignas(64) T eb[kB], lb[kB], zcb[capped_max(F) ? kB : 1], dcb[capped_max(F) ? kB : 1];
   bool cap_full = false;  // softcap_row's mode, kept from block to block
   int64_t b0 = 0;
-  const T* rwp = o.rws;                      // by_row: the weight of the row of element i,
-  int64_t row_left = o.row_len - o.row_at;  // and that row's elements from i on
-  V lane = D::zero();                       // by_row: lane indices
-  if (by_row) {
-    alignas(64) T idx[W];
-    for (int l = 0; l < W; ++l) idx[l] = static_cast<T>(l);
-    lane = D::load(idx);
-  }
+  RowWeights<D> row_w(o.rws, by_row ? o.row_len : W, by_row ? o.row_at : 0);
   // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
   // a full vector takes e and log1p(e) from eb and lb
   auto step = [&](int64_t i, int64_t k) -> V {
@@ -205,18 +231,7 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     if (has_w) {
       V ev = one;
       if (has_e && by_row) {  // (steps come in order)
-        if (row_left >= W) {  // the vector in one row
-          ev = D::set1(*rwp);
-          row_left -= W;
-          if (row_left == 0) {
-            ++rwp;
-            row_left = o.row_len;
-          }
-        } else {  // lanes from row_left on in the next row
-          ev = D::select(D::ge(lane, D::set1(static_cast<T>(row_left))), D::set1(rwp[1]), D::set1(rwp[0]));
-          ++rwp;
-          row_left += o.row_len - W;
-        }
+        ev = row_w.next();
       } else if (has_e) {
         ev = ld(o.ew, T(0));
       }

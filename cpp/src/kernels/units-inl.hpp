@@ -823,8 +823,9 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
       const T* t = j.t.p ? j.t.p + f0 : nullptr;
       T* h = j.hess.p ? j.hess.p + f0 : nullptr;
       T* g = j.grad.p ? j.grad.p + f0 : nullptr;
-      if (C % D::W == 0) {  // a weight per row, broadcast by the kernel
+      if (C >= std::max<int64_t>(D::W, 2)) {  // a weight per row, broadcast by the kernel
         for (int64_t r = 0; r < nr; ++r, cur.next()) wb[r] = j.sw.p[cur.off[4]];
+        wb[nr] = T(0);  // (read by the last vector's lanes past the unit; nr < nr * C)
         run_sigmoid_hessian_rows<D>(j.z.p + f0, t, wb, nr, C, h, g);
       } else {  // spread over the rows' elements
         for (int64_t r = 0; r < nr; ++r, cur.next()) fill_run<D>(wb + r * C, C, j.sw.p[cur.off[4]]);
