@@ -165,7 +165,7 @@ namespace XENT_ISA_NS {
 // combinations (the dead branches compile away: fewer live constants and tests per vector),
 // or kAny: read at run time (softcap, and the combinations not instantiated).
 // kZeroTest: some product of the weights can be 0 (apply_weights' zero_test). kRowW (with
-// kElemW): the element weights come one per row (SigmoidRunOpts::rws), a broadcast per vector.
+// kElemW): the element weights come one per row (SigmoidRunOpts::rws, through RowWeights).
 enum SigOpt : int {
   kSmooth = 1, kPosW = 2, kElemW = 4, kClassW = 8, kRunW = 16, kZeroTest = 32, kCap = 64, kAny = 128, kRowW = 256
 };
@@ -204,7 +204,8 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
   bool cap_full = false;  // softcap_row's mode, kept from block to block
   int64_t b0 = 0;
   RowWeights<D> row_w(o.rws, by_row ? o.row_len : W, by_row ? o.row_at : 0);
-  // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0);
+  // one vector of W elements starting at i; k < W lanes valid (padding: z = t = 0, w = 0 or a
+  // row weight; never stored or summed);
   // a full vector takes e and log1p(e) from eb and lb
   auto step = [&](int64_t i, int64_t k) -> V {
     const bool full = k == W;
