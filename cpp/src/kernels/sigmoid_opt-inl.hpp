@@ -19,6 +19,7 @@
 //
 // The focal loss, which shares SigmoidRunOpts, is in sigmoid_focal-inl.hpp.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -60,6 +61,9 @@ struct RowWeights {
   const T* w;
   int64_t len, left;  // the current row's elements from the next vector on
   V lane;             // lane indices
+  // Whether rows of len elements can take it: a vector spans at most two of them, and (2 or
+  // more elements) a unit's buffer of its elements holds their weights and the one past them.
+  static bool fits(int64_t row_len) { return row_len >= std::max<int64_t>(D::W, 2); }
   RowWeights(const T* rows, int64_t row_len, int64_t at) : w(rows), len(row_len), left(row_len - at) {
     alignas(64) T idx[D::W];
     for (int l = 0; l < D::W; ++l) idx[l] = static_cast<T>(l);

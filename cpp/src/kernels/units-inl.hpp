@@ -671,7 +671,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
         // them, which the last vector's lanes past the unit may read), a broadcast or two per
         // vector (SigmoidRunOpts::rws; rows of 256 float32 1.14x -> 1.06x the plain loss);
         // shorter rows: spread over the elements
-        const bool by_row = !j.focal && L >= std::max<int64_t>(D::W, 2);
+        const bool by_row = !j.focal && RowWeights<D>::fits(L);
         T lo = std::numeric_limits<T>::infinity();
         int64_t r = 0;
         pieces([&](const int64_t* off, int64_t, int64_t at, int64_t m) {
@@ -823,7 +823,7 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
       const T* t = j.t.p ? j.t.p + f0 : nullptr;
       T* h = j.hess.p ? j.hess.p + f0 : nullptr;
       T* g = j.grad.p ? j.grad.p + f0 : nullptr;
-      if (C >= std::max<int64_t>(D::W, 2)) {  // a weight per row, broadcast by the kernel
+      if (RowWeights<D>::fits(C)) {  // a weight per row, broadcast by the kernel
         for (int64_t r = 0; r < nr; ++r, cur.next()) wb[r] = j.sw.p[cur.off[4]];
         wb[nr] = T(0);  // (read by the last vector's lanes past the unit; nr < nr * C)
         run_sigmoid_hessian_rows<D>(j.z.p + f0, t, wb, nr, C, h, g);
