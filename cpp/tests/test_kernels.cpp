@@ -66,6 +66,10 @@ void run_dtype(int64_t density) {
   // many rows in a 2-d row space: several work units, each starting mid-batch
   test_softmax_case(make_sm_case<T>(700, 300, Pattern::kMasked, true, ++seed), sm_scalar);
   test_sigmoid_case(make_sg_case<T>(700, 300, Pattern::kMasked, true, ++seed), sg_scalar);
+  // class-major rows (the strided layout's rows are adjacent along B): blocks of rows moved
+  // by vector transposes (units-inl.hpp, gather_rows / scatter_rows), B = 67 rows not a
+  // whole number of blocks or vectors, C = 45 not a whole number of vectors
+  test_softmax_case(make_sm_case<T>(45, 134, Pattern::kRandom, true, ++seed), sm_scalar);
   report().flush();
 
   // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use

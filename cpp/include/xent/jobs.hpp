@@ -95,6 +95,15 @@ struct SoftmaxJob {
   // rows in vector lanes (kernels/inner-inl.hpp), adjacent rows one load per class
   bool inner = false;
 };
+// Rows of at most this many classes take the rows-in-lanes kernel (kernels/smallc-inl.hpp)
+// for plain integer-label cross-entropy: the measured crossover with the row kernels (40-56,
+// bench/README.md).
+constexpr int64_t kLanesMaxC = 40;
+template <class T>
+bool lanes_rows(const SoftmaxJob<T>& j) {
+  return j.op == SoftmaxOp::kXentLabel && j.len >= 1 && j.len <= kLanesMaxC && j.smoothing == 0.0 &&
+         j.softcap == 0.0;
+}
 // the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8
 constexpr int64_t kInnerTileRows = 72;
 // Whether a job takes that kernel (kernels/units-inl.hpp, softmax_units_inner): the caller's
@@ -230,7 +239,32 @@ struct KernelTable {
 // linker picks for the drivers (tools/check_isa_leak.py).
 struct SoftmaxScratch {
   int64_t z = -1, t = -1, o = -1, d = -1, g = -1, tile = -1, total = 0;
+  int64_t bz = -1, bt = -1, bo = -1;  // blocks of rows (softmax_block_rows)
 };
+// Whether an operand's rows lie class-major: its class stride is not 1, but adjacent rows
+// along the last row dim are adjacent in memory (a Fortran-order array, a transposed view).
+template <class P>
+static inline bool class_major(const P& op, const RowSpace& rows) {
+  return op.p != nullptr && op.cs != 1 && rows.nd > 0 && op.st[rows.nd - 1] == 1;
+}
+// The softmax row kernels' rows are moved in blocks of this many (units-inl.hpp,
+// gather_rows / scatter_rows: W x W tiles transposed in registers) where z, t or out lies
+// class-major; 0 otherwise (rows moved one at a time, gathered element by element). Moved a
+// row at a time, such a row's C elements lie cs apart, often in a few cache sets, each line
+// read again for the next row: 4096 x 1000 float32 in Fortran order took 23x the time of C
+// order, 1024 x 256 10x. A block is the rows of four cache lines (64 float32, 32 float64;
+// one line's worth measured 1.4x slower at 4096 x 1000, where the classes lie 16 KiB apart,
+// in few cache sets), fewer for long rows (the block within about 2 MiB), never fewer than
+// 8 (two float64 vectors, one float32). Half storage keeps the row path (its conversions).
+template <class T>
+static inline int64_t softmax_block_rows(const SoftmaxJob<T>& j) {
+  if (j.storage != Storage::kNative || j.len < 2 || inner_rows(j) || lanes_rows(j) ||
+      !(class_major(j.z, j.rows) || class_major(j.t, j.rows) || class_major(j.out, j.rows)))
+    return 0;
+  constexpr int64_t kLine = 4 * 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t k = (int64_t{1} << 21) / (j.len * static_cast<int64_t>(sizeof(T)));
+  return k < 8 ? 8 : k > kLine ? kLine : k;
+}
 template <class T>
 static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   const int64_t C = j.len;
@@ -250,6 +284,14 @@ static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   take(capped && is_loss_op(j.op) && j.out.p != nullptr, s.d);           // derivative of the soft cap
   take(j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget, s.g);  // effective targets
   if (inner_rows(j)) s.tile = s.total, s.total += C * kInnerTileRows;  // rows in lanes
+  if (const int64_t k = softmax_block_rows(j)) {
+    auto block = [&](bool need, int64_t& at) {
+      if (need) at = s.total, s.total += k * C;
+    };
+    block(class_major(j.z, j.rows), s.bz);
+    block(class_major(j.t, j.rows), s.bt);
+    block(class_major(j.out, j.rows), s.bo);
+  }
   return s;
 }
 template <class T>

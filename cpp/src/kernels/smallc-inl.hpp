@@ -26,7 +26,7 @@
 namespace xent {
 namespace XENT_ISA_NS {
 
-constexpr int64_t kLanesMaxC = 40;  // measured crossover with the row kernels (40-56): bench/README.md
+// (kLanesMaxC and the choice of this path: jobs.hpp, lanes_rows)
 
 // log(s) for s in [1, 256) (s = ones + rest here); `rest` is used directly when
 // ones == 1 and rest < 1: log(1 + rest) = log1p(rest) without rounding 1 + rest.

@@ -79,6 +79,43 @@ inline void scatter(const T* src, int64_t n, T* p, int64_t cs) {
   for (int64_t i = 0; i < n; ++i) p[i * cs] = src[i];
 }
 
+// n rows of C stored class-major (row i's class c at p[c * cs + i]: a Fortran-order array,
+// a transposed view) copied into rows at dst (dst[i * C + c]): W x W tiles transposed in
+// registers (D::transpose), W classes at a time, each class's n elements read in one run;
+// the rows and classes past whole tiles element by element. scatter_rows: the inverse.
+template <class D>
+void gather_rows(const typename D::T* p, int64_t cs, int64_t n, int64_t C, typename D::T* dst) {
+  constexpr int W = D::W;
+  const int64_t nw = n - n % W, cw = C - C % W;
+  for (int64_t c0 = 0; c0 < cw; c0 += W) {
+    for (int k = 0; k < W; ++k) __builtin_prefetch(p + (c0 + k) * cs + n);  // the next block's
+    for (int64_t i0 = 0; i0 < nw; i0 += W) {
+      typename D::V v[W];
+      for (int k = 0; k < W; ++k) v[k] = D::load(p + (c0 + k) * cs + i0);
+      D::transpose(v);
+      for (int k = 0; k < W; ++k) D::store(dst + (i0 + k) * C + c0, v[k]);
+    }
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = c < cw ? nw : 0; i < n; ++i) dst[i * C + c] = p[c * cs + i];
+}
+template <class D>
+void scatter_rows(const typename D::T* src, int64_t n, int64_t C, typename D::T* p, int64_t cs) {
+  constexpr int W = D::W;
+  const int64_t nw = n - n % W, cw = C - C % W;
+  for (int64_t c0 = 0; c0 < cw; c0 += W) {
+    for (int k = 0; k < W; ++k) __builtin_prefetch(p + (c0 + k) * cs + n, 1);
+    for (int64_t i0 = 0; i0 < nw; i0 += W) {
+      typename D::V v[W];
+      for (int k = 0; k < W; ++k) v[k] = D::load(src + (i0 + k) * C + c0);
+      D::transpose(v);
+      for (int k = 0; k < W; ++k) D::store(p + (c0 + k) * cs + i0, v[k]);
+    }
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = c < cw ? nw : 0; i < n; ++i) p[c * cs + i] = src[i * C + c];
+}
+
 // Integer-label cross-entropy for small C, W rows per call of the lanes kernel
 // (smallc-inl.hpp). Rows of weight 0 (ignored) are written here and skip the kernel.
 // The job's fields are copied to locals: the stores below could alias them otherwise.
@@ -183,10 +220,18 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   T* dbuf = buf(L.d);  // derivative of the soft cap
   T* gbuf = buf(L.g);  // effective targets (poly-1, focal)
   // rows in lanes for small C (plain integer-label CE; reads each group before writing)
-  if (j.op == SoftmaxOp::kXentLabel && C >= 1 && C <= kLanesMaxC && j.smoothing == 0.0 && j.softcap == 0.0)
-    return softmax_units_lanes<D, S>(j, u0, u1);
+  if (lanes_rows(j)) return softmax_units_lanes<D, S>(j, u0, u1);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);
+  // class-major operands (jobs.hpp, softmax_block_rows): blocks of up to K rows along the
+  // last row dim, the logits and targets gathered into rows before the block's first row,
+  // the output scattered after its last; the rows themselves computed as any other
+  const int64_t K = kHalf ? 0 : softmax_block_rows(j);
+  T* const bz = buf(L.bz);
+  T* const bt = buf(L.bt);
+  T* const bo = buf(L.bo);
+  const int last = j.rows.nd - 1;
+  int64_t bn = 0, bi = 0, bo_off = 0;  // the block's rows, the row's index in it, out's offset
   const bool loss_op = is_loss_op(j.op), label_op = is_label_op(j.op);
   const bool capped = j.softcap > 0.0;
   const bool grad_capped = capped && loss_op && j.out.p;
@@ -225,10 +270,18 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   double total = 0.0;
   bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
+    if (K && bi == bn) {  // a new block
+      bn = std::min({K, j.rows.shape[last] - cur.idx[last], u1 - u});
+      bi = 0;
+      bo_off = cur.off[3];
+      if (bz) gather_rows<D>(j.z.p + cur.off[0], j.z.cs, bn, C, bz);
+      if (bt) gather_rows<D>(j.t.p + cur.off[1], j.t.cs, bn, C, bt);
+    }
     const T* z = nullptr;
-    if constexpr (!kHalf) z = zs + cur.off[0];
+    if constexpr (!kHalf) z = bz ? bz + bi * C : zs + cur.off[0];
+    const int64_t zcs = bz ? 1 : j.z.cs;
     S* hout = nullptr;  // set when the row kernel writes the half output itself
-    T* out = j.out.p ? ((o_contig && !kHalf) ? j.out.p + cur.off[3] : obuf) : nullptr;
+    T* out = j.out.p ? (bo ? bo + bi * C : (o_contig && !kHalf) ? j.out.p + cur.off[3] : obuf) : nullptr;
     auto load_z = [&]() {
       if constexpr (kHalf) {
         load_row<D, S>(zs + cur.off[0], j.z.cs, C, zbuf);
@@ -236,10 +289,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         // in place: softcap_row reads each vector before it writes the same lanes
         if (capped) softcap_row<D>(zbuf, 1, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr, &cap_full);
       } else if (capped) {
-        softcap_row<D>(z, j.z.cs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr, &cap_full);
+        softcap_row<D>(z, zcs, C, j.softcap, zbuf, grad_capped ? dbuf : nullptr, &cap_full);
         z = zbuf;
-      } else if (!z_contig || (rereads_z && out == z)) {
-        gather(z, j.z.cs, C, zbuf);
+      } else if (zcs != 1 || (rereads_z && out == z)) {
+        gather(z, zcs, C, zbuf);
         z = zbuf;
       }
     };
@@ -248,6 +301,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         load_row<D, S>(ts + cur.off[1], j.t.cs, C, tbuf);
         return tbuf;
       }
+      if (bt) return bt + bi * C;
       const T* t = j.t.p + cur.off[1];
       if (!t_contig) {
         gather(t, j.t.cs, C, tbuf);
@@ -343,11 +397,12 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     }
     if constexpr (kHalf) {
       if (out && !hout) store_row<D, S>(obuf, C, os + cur.off[3], j.out.cs);
-    } else if (out && !o_contig) {
+    } else if (out && !o_contig && !bo) {
       scatter(obuf, C, os + cur.off[3], j.out.cs);
     }
     if (j.row_out.p) j.row_out.p[cur.off[4]] = static_cast<T>(r);
     total += r;
+    if (K && ++bi == bn && bo) scatter_rows<D>(bo, bn, C, j.out.p + bo_off, j.out.cs);
   }
   return total;
 }
@@ -631,10 +686,14 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
       run(row * rs + i0 * cs, first, 0);
       auto* const q = p + (row + 1) * rs;
       T* const bb = b + first;
-      for (int64_t c = 0; c < L; ++c)
-        for (int64_t r = 0; r < full; ++r) {
-          if constexpr (In) bb[r * L + c] = q[r * rs + c * cs]; else q[r * rs + c * cs] = bb[r * L + c];
-        }
+      if (rs == 1) {  // class-major rows: W x W tiles transposed in registers
+        if constexpr (In) gather_rows<D>(q, cs, full, L, bb); else scatter_rows<D>(bb, full, L, q, cs);
+      } else {
+        for (int64_t c = 0; c < L; ++c)
+          for (int64_t r = 0; r < full; ++r) {
+            if constexpr (In) bb[r * L + c] = q[r * rs + c * cs]; else q[r * rs + c * cs] = bb[r * L + c];
+          }
+      }
       if (rest > 0) run((row + 1 + full) * rs, rest, first + full * L);
     };
     auto in_place = [&](int k, int64_t cs) { return !kHalf && (j.dense[k] || (one_row && cs == 1)); };

@@ -94,6 +94,25 @@ struct F32 {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // r[k] lane i <-> r[i] lane k (an 8 x 8 block transposed in registers: unpacks within
+  // 128-bit halves, then the halves exchanged)
+  static void transpose(V (&r)[W]) {
+    __m256 t[8], s[8];
+    for (int k = 0; k < 8; k += 4) {
+      t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+      t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+      t[k + 2] = _mm256_unpacklo_ps(r[k + 2], r[k + 3]);
+      t[k + 3] = _mm256_unpackhi_ps(r[k + 2], r[k + 3]);
+      s[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      s[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      s[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      s[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; ++k) {
+      r[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
+      r[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
+    }
+  }
   static __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < W
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
@@ -211,6 +230,14 @@ struct F64 {
     __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
+  }
+  static void transpose(V (&r)[W]) {  // (see F32) a 4 x 4 block
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
   }
   static __m256i tail_mask(int64_t n) {
     const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);

@@ -48,6 +48,14 @@ struct F32 {
   static V count_if(M m, V acc) { return vreinterpretq_f32_u32(vsubq_u32(vreinterpretq_u32_f32(acc), m)); }
   static int64_t count_total(V acc) { return static_cast<int64_t>(vaddvq_u32(vreinterpretq_u32_f32(acc))); }
   // 2**n from a value whose low mantissa bits hold n + bias (the magic-bias trick).
+  // r[k] lane i <-> r[i] lane k (a 4 x 4 block: pairs transposed, then halves combined)
+  static void transpose(V (&r)[W]) {
+    const float32x4x2_t a = vtrnq_f32(r[0], r[1]), b = vtrnq_f32(r[2], r[3]);
+    r[0] = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+    r[1] = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+    r[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+    r[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+  }
   static V pow2_from_biased(V vn) {
     return vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(vn), 23));
   }
@@ -165,6 +173,11 @@ struct F64 {
   static bool none(M m) { return vmaxvq_u32(vreinterpretq_u32_u64(m)) == 0; }
   static V count_if(M m, V acc) { return vreinterpretq_f64_u64(vsubq_u64(vreinterpretq_u64_f64(acc), m)); }
   static int64_t count_total(V acc) { return static_cast<int64_t>(vaddvq_u64(vreinterpretq_u64_f64(acc))); }
+  static void transpose(V (&r)[W]) {  // (see F32) a 2 x 2 block
+    const V a = vzip1q_f64(r[0], r[1]), b = vzip2q_f64(r[0], r[1]);
+    r[0] = a;
+    r[1] = b;
+  }
   static V pow2_from_biased(V vn) {
     return vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(vn), 52));
   }

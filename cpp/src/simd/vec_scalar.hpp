@@ -27,6 +27,7 @@ struct ScalarLane {
     *p = std::isnan(x) || std::fabs(x) < lim ? static_cast<float>(x) : x > 0 ? inf : -inf;
   }
   static void store(T* p, V v) { *p = v; }
+  static void transpose(V (&)[W]) {}  // (a 1 x 1 block)
   static V set1(T x) { return x; }
   static V zero() { return T(0); }
   static V add(V a, V b) { return a + b; }
