@@ -66,7 +66,14 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 50), (7, 41), (67, 45), (130, 64), (33, 1000), (5, 6, 47), (3, 70, 9 + 40)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 50), (7, 41), (67, 45), (130, 64), (33, 1000), (5, 6, 47), (3, 70, 49),
+        # C <= 40: the rows-in-lanes kernel, a vector per class for adjacent rows
+        (67, 9), (130, 32), (64, 40), (5, 6, 16), (9, 8),
+    ],
+)
 def test_softmax_ops_class_major_give_the_c_order_bits(isa, rng, dtype, shape):
     z, y, t, w, sw = _data(rng, shape, dtype)
     for name, f in _calls(z, y, t, w, sw, 1).items():

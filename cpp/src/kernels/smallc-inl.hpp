@@ -64,6 +64,28 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
   constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
+  // The tile's moves: a vector per class where the W rows are adjacent (class-major: a
+  // Fortran-order array), W x W register transposes where they are contiguous rows (C order),
+  // else element by element
+  bool adjacent = false, contiguous = false;
+  if constexpr (!kHalf) {
+    adjacent = n == W && W > 1;
+    for (int i = 1; i < n && adjacent; ++i) adjacent = zr[i] == zr[0] + i;
+    contiguous = !adjacent && n == W && zcs == 1 && W > 1;
+  }
+  const int64_t cw = contiguous ? C - C % W : 0;  // classes moved by transposes
+  if constexpr (!kHalf) {
+    if (adjacent) {
+      for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::load(zr[0] + c * zcs));
+    } else if (contiguous) {
+      for (int64_t c0 = 0; c0 < cw; c0 += W) {
+        V v[W];
+        for (int i = 0; i < W; ++i) v[i] = D::load(zr[i] + c0);
+        D::transpose(v);
+        for (int k = 0; k < W; ++k) D::store(tile + (c0 + k) * W, v[k]);
+      }
+    }
+  }
   for (int i = 0; i < n; ++i) {
     if constexpr (kHalf) {
       load_row<D, S>(zr[i], zcs, C, row);
@@ -71,7 +93,8 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
       zy[i] = row[y[i]];
     } else {
       const T* z = zr[i];
-      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = z[c * zcs];
+      if (!adjacent)
+        for (int64_t c = cw; c < C; ++c) tile[c * W + i] = z[c * zcs];
       zy[i] = z[y[i] * zcs];
     }
     gw[i] = static_cast<T>(gscale * w[i]);
@@ -122,6 +145,23 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   }
   alignas(64) T mv[W];
   D::store(mv, m);
+  bool out_adjacent = false, out_contiguous = false;  // (as the logits' moves above)
+  if constexpr (!kHalf) {
+    out_adjacent = n == W && W > 1;
+    for (int i = 1; i < n && out_adjacent; ++i) out_adjacent = outr[i] == outr[0] + i;
+    out_contiguous = !out_adjacent && n == W && ocs == 1 && W > 1;
+    if (out_adjacent) {
+      for (int64_t c = 0; c < C; ++c) D::store(outr[0] + c * ocs, D::load(tile + c * W));
+    } else if (out_contiguous) {
+      for (int64_t c0 = 0; c0 + W <= C; c0 += W) {
+        V v[W];
+        for (int k = 0; k < W; ++k) v[k] = D::load(tile + (c0 + k) * W);
+        D::transpose(v);
+        for (int i = 0; i < W; ++i) D::store(outr[i] + c0, v[i]);
+      }
+    }
+  }
+  const int64_t ocw = out_adjacent ? C : out_contiguous ? C - C % W : 0;  // classes already written
   for (int i = 0; i < n; ++i) {
     if constexpr (kHalf) {
       for (int64_t c = 0; c < C; ++c) row[c] = tile[c * W + i];
@@ -130,7 +170,7 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
       store_row<D, S>(row, C, outr[i], ocs);
     } else {
       T* g = outr[i];
-      for (int64_t c = 0; c < C; ++c) g[c * ocs] = tile[c * W + i];
+      for (int64_t c = ocw; c < C; ++c) g[c * ocs] = tile[c * W + i];
       if (mv[i] != -std::numeric_limits<T>::infinity())
         g[y[i] * ocs] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
     }
