@@ -171,3 +171,13 @@ def test_sigmoid_hessian_any_memory_order(isa, rng, dtype):
     _same(zf, xent.sigmoid_hessian(z))
     many = np.asfortranarray(z.reshape((9, 1, 20) + (1,) * 40 + (13,)))
     _same(xent.sigmoid_hessian(many).reshape(shape), xent.sigmoid_hessian(z))
+
+
+@pytest.mark.parametrize("dtype, C", [(np.float32, 70_000), (np.float64, 40_000), (np.float64, 30_000)])
+def test_long_class_major_rows(isa, rng, dtype, C):
+    """Rows too long for a block of 8 within the block budget keep the row path (bounded
+    scratch); shorter ones take blocks of fewer rows. Both: the C-order bits."""
+    z, y, t, w, sw = _data(rng, (9, C), dtype)
+    for name, f in _calls(z, y, t, w, sw, 2).items():
+        if name in ("labels", "labels weighted", "targets", "softmax"):
+            _same(f(np.asfortranarray(z)), f(z))

@@ -254,8 +254,10 @@ static inline bool class_major(const P& op, const RowSpace& rows) {
 // read again for the next row: 4096 x 1000 float32 in Fortran order took 23x the time of C
 // order, 1024 x 256 10x. A block is the rows of four cache lines (64 float32, 32 float64;
 // one line's worth measured 1.4x slower at 4096 x 1000, where the classes lie 16 KiB apart,
-// in few cache sets), fewer for long rows (the block within about 2 MiB), never fewer than
-// 8 (two float64 vectors, one float32). Half storage keeps the row path (its conversions).
+// in few cache sets), fewer for long rows (the block within about 2 MiB of each operand);
+// rows too long for a block of 8 (two float64 vectors, one float32: C > 65,536 float32,
+// 32,768 float64) keep the row path, so the scratch stays bounded, as does half storage
+// (its conversions).
 template <class T>
 static inline int64_t softmax_block_rows(const SoftmaxJob<T>& j) {
   if (j.storage != Storage::kNative || j.len < 2 || inner_rows(j) || lanes_rows(j) ||
@@ -263,7 +265,7 @@ static inline int64_t softmax_block_rows(const SoftmaxJob<T>& j) {
     return 0;
   constexpr int64_t kLine = 4 * 64 / static_cast<int64_t>(sizeof(T));
   const int64_t k = (int64_t{1} << 21) / (j.len * static_cast<int64_t>(sizeof(T)));
-  return k < 8 ? 8 : k > kLine ? kLine : k;
+  return k < 8 ? 0 : k > kLine ? kLine : k;
 }
 template <class T>
 static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
