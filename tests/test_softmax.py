@@ -98,6 +98,24 @@ def test_nan_in_otherwise_masked_row_is_nan(isa):
     assert np.isnan(xent.logsumexp(x)[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("C, at_inf, at_nan", [(3, 0, 1), (3, 2, 0), (300, 5, 250), (5000, 10, 4500), (5000, 4500, 10)])
+def test_nan_beside_plus_inf_is_nan(isa, dtype, C, at_inf, at_nan):
+    """A row holding +inf and NaN: logsumexp is NaN (scipy's answer; it was +inf), as the
+    loss, softmax and log_softmax of that row are, in whichever block each one lies; +inf
+    without NaN stays +inf; the other rows keep their values."""
+    x = np.zeros((3, C), dtype=dtype)
+    x[1, at_inf] = np.inf
+    x[1, at_nan] = np.nan
+    x[2, at_inf] = np.inf
+    lse = xent.logsumexp(x)
+    assert np.isnan(lse[1]) and lse[2] == np.inf
+    np.testing.assert_allclose(float(lse[0]), np.log(C), rtol=1e-3)
+    assert np.isnan(xent.softmax_cross_entropy(x, np.array([0, 0, 0]), reduction="none")[1])
+    assert np.isnan(xent.softmax(x)[1]).all() and np.isnan(xent.log_softmax(x)[1]).all()
+    assert np.isnan(xent.logsumexp(x[1], axis=0))  # one row, another call path
+
+
 def test_shift_invariance(isa, rng):
     x = rng.standard_normal((5, 33))
     np.testing.assert_allclose(xent.softmax(x + 1000.0), xent.softmax(x), rtol=1e-12, atol=1e-15)

@@ -375,7 +375,12 @@ inline void fill(T* p, int64_t n, T v) {
 
 template <class D, class S = typename D::T>
 inline double row_logsumexp(const S* z, int64_t C) {
-  return row_lse<D, false, S>(z, C, nullptr, nullptr).lse();
+  const RowLse r = row_lse<D, false, S>(z, C, nullptr, nullptr);
+  // a +inf logit gives +inf, but a NaN beside it gives NaN, as the row's loss and softmax
+  // are (the sum cannot tell them apart: it is NaN with +inf alone); only such rows look
+  if (r.m == std::numeric_limits<double>::infinity() && row_has_nan<D, S>(z, C))
+    return std::numeric_limits<double>::quiet_NaN();
+  return r.lse();
 }
 
 // softmax into out (may alias z); with half storage and `hout`, out is the float32
