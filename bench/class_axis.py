@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from common import optional_torch
 from sigmoid_options import best_ms
 
 import xent
@@ -27,14 +28,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
-    try:
-        import torch
-        import torch.nn.functional as F
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
-        print("torch not installed: no PyTorch column")
+    torch = optional_torch(args.threads)
+    F = torch.nn.functional if torch is not None else None
     nt = args.threads
     rng = np.random.default_rng(0)
     print(f"{args.threads} thread(s), float32, best of {args.repeats} (ms)")

@@ -197,3 +197,16 @@ def write_atomic(path: Path, data: str | bytes):
     else:
         tmp.write_text(data)
     tmp.replace(path)
+
+
+def optional_torch(threads: int, note: bool = True):
+    """PyTorch with ``threads`` intra-op threads, or None if it is not installed (an optional
+    peer: the scripts then print ``note`` and leave its column out)."""
+    try:
+        import torch
+    except ImportError:
+        if note:
+            print("torch not installed: no PyTorch column")
+        return None
+    torch.set_num_threads(threads)
+    return torch

@@ -28,12 +28,10 @@ import xent
 
 
 def _torch_fn(z, y, threads):
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
+    torch = common.optional_torch(threads, note=False)
+    if torch is None:
         return None
-    torch.set_num_threads(threads)
+    F = torch.nn.functional
     if z.dtype.name == "bfloat16":
         t = torch.from_numpy(z.view(np.uint16)).view(torch.bfloat16)
     else:

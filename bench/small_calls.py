@@ -21,6 +21,7 @@ import gc
 import time
 
 import numpy as np
+from common import optional_torch
 
 import xent
 from xent import _core
@@ -57,12 +58,10 @@ def general_path(f, repeats: int, number: int) -> float:
 
 
 def torch_calls(z, y, t, w):
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
+    torch = optional_torch(1, note=False)
+    if torch is None:
         return {}
-    torch.set_num_threads(1)
+    F = torch.nn.functional
     zt = torch.from_numpy(z).requires_grad_(True)
     yt, tt = torch.from_numpy(y), torch.from_numpy(t)
     wt = torch.from_numpy(w.astype(np.float32))
