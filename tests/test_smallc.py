@@ -1,6 +1,7 @@
-"""Integer-label softmax cross-entropy for small C, where the kernels put rows in vector
-lanes (cpp/src/kernels/smallc-inl.hpp, C <= 40): groups of W rows, partial groups, and rows
-of every kind mixed inside one group, against the extended-precision reference."""
+"""The softmax family for small C, where the kernels put rows in vector lanes
+(cpp/src/kernels/smallc-inl.hpp; C <= 96 float32, 64 float64): integer-label cross-entropy,
+logsumexp, softmax and log_softmax on groups of W rows, partial groups, and rows of every
+kind mixed inside one group, against the extended-precision reference."""
 import numpy as np
 import pytest
 
@@ -8,8 +9,9 @@ import reference as ref
 import xent
 from conftest import GRAD_TOL, LOSS_TOL
 
-# around the lane widths (f64 AVX2 4, f32 AVX2 8) and the switch to the row kernels at 40
-CLASSES = [1, 2, 3, 4, 7, 8, 9, 16, 17, 39, 40, 41]
+# around the lane widths (f64 AVX2 4, f32 AVX2 8) and the switches to the row kernels (after
+# 64 classes in float64, 96 in float32)
+CLASSES = [1, 2, 3, 4, 7, 8, 9, 16, 17, 39, 40, 41, 64, 65, 96, 97]
 ROWS = [1, 3, 4, 8, 9, 13, 33]
 
 
@@ -160,3 +162,142 @@ def test_threads_bit_identical(rng):
         other = xent.softmax_cross_entropy(z, y, return_grad=True, n_threads=nt)
         assert one[0] == other[0]
         np.testing.assert_array_equal(one[1], other[1])
+
+
+# ---- logsumexp, softmax and log_softmax in lanes (smallc-inl.hpp, lanes_normalize) ----
+
+NORMALIZERS = {"logsumexp": (xent.logsumexp, ref.logsumexp, LOSS_TOL),
+               "softmax": (xent.softmax, ref.softmax, GRAD_TOL),
+               "log_softmax": (xent.log_softmax, ref.log_softmax, LOSS_TOL)}
+
+
+def _special_rows(rng, n, c, dtype):
+    """n rows of random logits, with special rows among them: all -inf, a +inf, two +inf,
+    +inf beside NaN, a NaN, a NaN among -inf, -inf beside +inf, one live class."""
+    z = (3 * rng.standard_normal((n, c))).astype(dtype)
+    kinds = {}
+    specials = ["masked", "inf", "inf2", "inf_nan", "nan", "nan_masked", "inf_masked", "one_live"]
+    for i, kind in zip(rng.permutation(n)[: len(specials)], specials):
+        kinds[int(i)] = kind
+        k = int(rng.integers(c))
+        if kind == "masked":
+            z[i] = -np.inf
+        elif kind == "inf":
+            z[i, k] = np.inf
+        elif kind == "inf2":
+            z[i, [k, (k + 1) % c]] = np.inf
+        elif kind == "inf_nan":
+            z[i, k] = np.inf
+            z[i, (k + 1) % c] = np.nan
+        elif kind == "nan":
+            z[i, k] = np.nan
+        elif kind == "nan_masked":
+            z[i] = -np.inf
+            z[i, k] = np.nan
+        elif kind == "inf_masked":
+            z[i] = -np.inf
+            z[i, k] = np.inf
+        else:
+            z[i] = -np.inf
+            z[i, k] = 2.5
+    return z, kinds
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", CLASSES)
+def test_normalizers_match_reference(isa, rng, dtype, c):
+    for n in ROWS:
+        z = _mixed_logits(rng, n, c, dtype)
+        keep = z.copy()
+        for name, (f, want, tol) in NORMALIZERS.items():
+            got = f(z)
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want(z), **tol[dtype], err_msg=f"{name} n={n} c={c}")
+        np.testing.assert_array_equal(z, keep)
+    # rows summing to one, and softmax = exp(log_softmax) to the dtype's precision
+    z = _mixed_logits(rng, 33, c, dtype)
+    live = z.max(axis=1) > -np.inf
+    np.testing.assert_allclose(xent.softmax(z).sum(axis=1)[live], 1.0, rtol=8 * np.finfo(dtype).eps * c)
+    np.testing.assert_allclose(np.exp(xent.log_softmax(z)), xent.softmax(z), **GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [1, 2, 3, 8, 13, 40, 64, 96])
+def test_normalizers_special_rows_in_a_group(isa, rng, dtype, c):
+    """Special rows share their group of W rows with finite ones: each row gives its own
+    answer (the row kernels' rules, docs/losses.md) and the bits of that row computed alone."""
+    z, kinds = _special_rows(rng, 19, c, dtype)
+    lse, sm, lsm = xent.logsumexp(z), xent.softmax(z), xent.log_softmax(z)
+    for i in range(19):
+        alone = z[i : i + 1]
+        np.testing.assert_array_equal(lse[i], xent.logsumexp(alone)[0], err_msg=f"row {i}")
+        np.testing.assert_array_equal(sm[i], xent.softmax(alone)[0], err_msg=f"row {i}")
+        np.testing.assert_array_equal(lsm[i], xent.log_softmax(alone)[0], err_msg=f"row {i}")
+        kind = kinds.get(i)
+        if kind == "masked":
+            assert lse[i] == -np.inf and np.all(sm[i] == 0) and np.all(lsm[i] == -np.inf)
+        elif kind in ("inf", "inf2", "inf_masked"):
+            assert lse[i] == np.inf and np.isnan(sm[i]).all() and np.isnan(lsm[i]).all()
+        elif kind in ("inf_nan", "nan", "nan_masked"):
+            assert np.isnan(lse[i]) and np.isnan(sm[i]).all() and np.isnan(lsm[i]).all()
+        else:
+            for name, (f, want, tol) in NORMALIZERS.items():
+                np.testing.assert_allclose(f(alone)[0], want(alone)[0], **tol[dtype], err_msg=f"{name} row {i}")
+    if c > 1:  # one live class: probability 1 there, log-probability 0
+        i = next(i for i, k in kinds.items() if k == "one_live")
+        k = int(np.argmax(z[i]))
+        assert sm[i, k] == 1 and lsm[i, k] == 0 and lse[i] == z[i, k]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [2, 5, 8, 16, 23, 40, 61, 96])
+def test_normalizers_any_layout_and_threads(isa, rng, dtype, c):
+    """The rows' moves into the lanes (a vector per class for adjacent rows, transposes for
+    contiguous ones, element by element otherwise) give the C-order bits for every layout,
+    output buffer, in-place call and thread count."""
+    n = 4099
+    z = _mixed_logits(rng, n, c, dtype)
+    want = {name: f(z, n_threads=1) for name, (f, _, _) in NORMALIZERS.items()}
+    wide = np.empty((n, 2 * c + 1), dtype)
+    wide[:, 1::2] = z  # classes 2 apart
+    views = {
+        "F": np.asfortranarray(z),
+        "rows 2 apart": np.repeat(z, 2, axis=0)[::2],
+        "classes 2 apart": wide[:, 1::2],
+        "reversed": np.ascontiguousarray(z[::-1, ::-1])[::-1, ::-1],
+        "moved": np.ascontiguousarray(z.T).T,
+    }
+    for lay, v in views.items():
+        keep = v.copy()
+        for name, (f, _, _) in NORMALIZERS.items():
+            for nt in (1, 2, 3):
+                np.testing.assert_array_equal(f(v, n_threads=nt), want[name], err_msg=f"{name} {lay} {nt}")
+        np.testing.assert_array_equal(v, keep, err_msg=f"{lay}: input modified")
+    # axis 0 of the transposed array: the same rows
+    np.testing.assert_array_equal(xent.logsumexp(z.T, axis=0), want["logsumexp"])
+    np.testing.assert_array_equal(xent.softmax(np.ascontiguousarray(z.T), axis=0).T, want["softmax"])
+    for name in ("softmax", "log_softmax"):
+        f = NORMALIZERS[name][0]
+        for order in ("C", "F"):  # out= in either order, and in place over the logits
+            out = np.empty(z.shape, dtype, order=order)
+            assert f(z, out=out) is out
+            np.testing.assert_array_equal(out, want[name], err_msg=f"{name} out {order}")
+            zi = np.array(z, order=order)
+            assert f(zi, out=zi, n_threads=2) is zi
+            np.testing.assert_array_equal(zi, want[name], err_msg=f"{name} in place {order}")
+
+
+@pytest.mark.parametrize("c", [40, 64, 96])
+def test_float32_sums_of_equal_terms(isa, c):
+    """The worst case of a float32 sum, C - 1 equal terms (each addition rounds the same way),
+    over a sweep of terms, shifted so that lse ~ 0 where only the absolute tolerance is left:
+    the lanes' four accumulators keep log(s) within it (one accumulator of 96 terms did not)."""
+    x = np.linspace(-3.0, 0.0, 3001)
+    z = np.zeros((x.size, c))
+    z[:, 1:] = x[:, None]
+    z = (z - np.log1p((c - 1) * np.exp(x))[:, None]).astype(np.float32)
+    y = np.zeros(x.size, dtype=np.int64)
+    np.testing.assert_allclose(xent.logsumexp(z), ref.logsumexp(z), **LOSS_TOL[np.float32])
+    np.testing.assert_allclose(xent.log_softmax(z), ref.log_softmax(z), **LOSS_TOL[np.float32])
+    np.testing.assert_allclose(xent.softmax_cross_entropy(z, y, reduction="none"),
+                               ref.softmax_xent_labels(z, y)[0], **LOSS_TOL[np.float32])

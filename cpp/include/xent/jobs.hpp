@@ -95,14 +95,21 @@ struct SoftmaxJob {
   // rows in vector lanes (kernels/inner-inl.hpp), adjacent rows one load per class
   bool inner = false;
 };
-// Rows of at most this many classes take the rows-in-lanes kernel (kernels/smallc-inl.hpp)
-// for plain integer-label cross-entropy: the measured crossover with the row kernels (40-56,
-// bench/README.md).
-constexpr int64_t kLanesMaxC = 40;
+// Rows of at most lanes_max_c<T>() classes take the rows-in-lanes kernels
+// (kernels/smallc-inl.hpp) for plain integer-label cross-entropy, logsumexp, softmax and
+// log_softmax (without a soft cap): about the measured crossovers with the row kernels
+// (AVX2, 1 thread, bench/small_c.py: float32 near 128 classes, float64 near 80). The choice
+// depends on the call (op, options, dtype, C), not on the layout. kLanesMaxC is the larger,
+// the capacity of the kernels' tile.
+constexpr int64_t kLanesMaxC = 96;
+template <class T>
+constexpr int64_t lanes_max_c() {
+  return sizeof(T) == 4 ? 96 : 64;
+}
 template <class T>
 bool lanes_rows(const SoftmaxJob<T>& j) {
-  return j.op == SoftmaxOp::kXentLabel && j.len >= 1 && j.len <= kLanesMaxC && j.smoothing == 0.0 &&
-         j.softcap == 0.0;
+  const bool op = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || !is_loss_op(j.op);
+  return op && j.len >= 1 && j.len <= lanes_max_c<T>() && j.softcap == 0.0;
 }
 // the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8
 constexpr int64_t kInnerTileRows = 72;

@@ -1,20 +1,23 @@
-// Softmax cross-entropy with integer labels for small C ("rows in lanes"): W rows at a
-// time, one row per vector lane, so a row of 2..kLanesMaxC classes costs no horizontal
-// reduction, no block bookkeeping and no scalar libm call. The row kernels of xent-inl.hpp
-// do the opposite (classes in lanes), which wastes most of each vector and pays a fixed
-// cost per row when C is a handful of classes.
+// The softmax family for small C ("rows in lanes"): integer-label cross-entropy, and
+// logsumexp, softmax and log_softmax (lanes_normalize), W rows at a time, one row per
+// vector lane, so a row of 1..kLanesMaxC classes costs no horizontal reduction, no block
+// bookkeeping and no scalar libm call. The row kernels of xent-inl.hpp / softmax-inl.hpp do
+// the opposite (classes in lanes), which wastes most of each vector and pays a fixed cost
+// per row when C is a few dozen classes or fewer (which C: jobs.hpp, lanes_rows).
 //
-// A group of n <= W rows is transposed (scalar loads through the class stride, so any
-// class axis works) into a tile t[c * W + lane]; then, per lane:
+// A group of n <= W rows is moved into a tile t[c * W + lane] (lanes_tile_in: any class
+// stride); then, per lane:
 //   m = max_c z_c,  e_c = exp(z_c - m),  ones = #{c : z_c == m},  rest = sum of the other e_c,
 //   loss = (m - z_y) + log(ones + rest) (+ zl * lse^2),  grad = f * e - gscale * w * onehot(y),
 //   f = gscale * w * (1 + 2 zl lse) / (ones + rest).
 // As in row_lse, the exp(0) = 1 terms are counted apart from the rest, so a confident row
-// (rest tiny) keeps the full relative accuracy of log1p(rest). Sums have at most
-// kLanesMaxC terms, so float32 lanes stay within the accuracy contract without the double
-// flushes of block_expsum. Half storage (S = f16_t / bf16_t, float lanes): each row is
-// converted to float32 on its way into the tile and rounded back on its way out
-// (half-inl.hpp), with the label's term finished in float32 first, as for float32 input.
+// (rest tiny) keeps the full relative accuracy of log1p(rest). `rest` is summed in partial
+// sums of kSumLane (16) terms, as in block_expsum, so float32 lanes stay within the accuracy
+// contract without its flushes to double (equal terms, the worst case of a float32 sum:
+// log(s) within 3.7e-7 at C = 96, 2.6e-7 at 40; one sum of 96 terms gave 1.6e-6). Half
+// storage (S = f16_t / bf16_t, float lanes): each row is converted to float32 on its way
+// into the tile and rounded back on its way out (half-inl.hpp), with the label's term
+// finished in float32 first, as for float32 input.
 // NaN and +inf propagate to their own lane (row) only; a lane whose
 // logits are all -inf gives +inf and a zero gradient; a row of weight 0 gives 0 and zeros.
 #pragma once
@@ -50,6 +53,121 @@ XENT_FORCE_INLINE typename D::V log_sum_ge1(typename D::V ones, typename D::V re
   return D::fma(k, ln2, log1p_unit<D>(u));
 }
 
+// The tile's moves, for a group of n (1..W) rows: row i's class c at tile[c * W + i].
+// A vector per class where the W rows are adjacent (class-major: a Fortran-order array),
+// W x W register transposes where they are contiguous rows (C order), else element by
+// element; half rows converted to float32 a row at a time (row: kLanesMaxC floats). Lanes
+// n..W-1 of the tile get 0 (a finite row of no one's).
+template <class D, class S>
+inline void lanes_tile_in(const S* const* zr, int64_t zcs, int n, int64_t C, typename D::T* tile,
+                          typename D::T* row) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  if constexpr (!std::is_same_v<S, T>) {
+    for (int i = 0; i < n; ++i) {
+      load_row<D, S>(zr[i], zcs, C, row);
+      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = row[c];
+    }
+  } else {
+    (void)row;
+    bool adjacent = n == W && W > 1;
+    for (int i = 1; i < n && adjacent; ++i) adjacent = zr[i] == zr[0] + i;
+    if (adjacent) {
+      for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::load(zr[0] + c * zcs));
+      return;
+    }
+    const int64_t cw = n == W && zcs == 1 && W > 1 ? C - C % W : 0;  // classes moved by transposes
+    for (int64_t c0 = 0; c0 < cw; c0 += W) {
+      V v[W];
+      for (int i = 0; i < W; ++i) v[i] = D::load(zr[i] + c0);
+      D::transpose(v);
+      for (int k = 0; k < W; ++k) D::store(tile + (c0 + k) * W, v[k]);
+    }
+    for (int i = 0; i < n; ++i)
+      for (int64_t c = cw; c < C; ++c) tile[c * W + i] = zr[i][c * zcs];
+  }
+  for (int i = n; i < W; ++i)
+    for (int64_t c = 0; c < C; ++c) tile[c * W + i] = T(0);
+}
+
+// The tile's lanes 0..n-1 back to their rows (the inverse of lanes_tile_in; half rows
+// rounded to nearest even).
+template <class D, class S>
+inline void lanes_tile_out(const typename D::T* tile, int n, int64_t C, S* const* outr, int64_t ocs,
+                           typename D::T* row) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  if constexpr (!std::is_same_v<S, T>) {
+    for (int i = 0; i < n; ++i) {
+      for (int64_t c = 0; c < C; ++c) row[c] = tile[c * W + i];
+      store_row<D, S>(row, C, outr[i], ocs);
+    }
+  } else {
+    (void)row;
+    bool adjacent = n == W && W > 1;
+    for (int i = 1; i < n && adjacent; ++i) adjacent = outr[i] == outr[0] + i;
+    if (adjacent) {
+      for (int64_t c = 0; c < C; ++c) D::store(outr[0] + c * ocs, D::load(tile + c * W));
+      return;
+    }
+    const int64_t cw = n == W && ocs == 1 && W > 1 ? C - C % W : 0;
+    for (int64_t c0 = 0; c0 < cw; c0 += W) {
+      V v[W];
+      for (int k = 0; k < W; ++k) v[k] = D::load(tile + (c0 + k) * W);
+      D::transpose(v);
+      for (int i = 0; i < W; ++i) D::store(outr[i] + c0, v[i]);
+    }
+    for (int i = 0; i < n; ++i)
+      for (int64_t c = cw; c < C; ++c) outr[i][c * ocs] = tile[c * W + i];
+  }
+}
+
+// Each lane's max over the tile's C classes. Max ignores NaN (the x86 rule, on every ISA):
+// NaNs are counted apart, and the max of a lane holding one is NaN, so that its whole row
+// is NaN even if its other logits are all -inf.
+template <class D>
+XENT_FORCE_INLINE typename D::V lanes_max(const typename D::T* tile, int64_t C) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V one = D::set1(T(1)), zero = D::zero();
+  V m = D::load(tile), nans = D::select(D::eq(m, m), zero, one);
+  for (int64_t c = 1; c < C; ++c) {
+    const V zc = D::load(tile + c * W);
+    m = D::max(zc, m);
+    nans = D::add(nans, D::select(D::eq(zc, zc), zero, one));
+  }
+  return D::select(D::gt(nans, zero), D::set1(std::numeric_limits<T>::quiet_NaN()), m);
+}
+
+// Each lane's sum of exp(z_c - m) as ones (the terms with z_c == m, each exactly 1) and
+// rest (the others); with kStore, the exponentials replace the logits in the tile.
+template <class D, bool kStore>
+XENT_FORCE_INLINE void lanes_expsum(typename D::T* tile, int64_t C, typename D::V m, typename D::V& ones,
+                                    typename D::V& rest) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V one = D::set1(T(1)), zero = D::zero();
+  ones = zero;
+  rest = zero;
+  for (int64_t c0 = 0; c0 < C; c0 += kSumLane) {  // partial sums of kSumLane terms
+    const int64_t end = C - c0 < kSumLane ? C : c0 + kSumLane;
+    V acc = zero;
+    for (int64_t c = c0; c < end; ++c) {
+      const V zc = D::load(tile + c * W);
+      const V e = exp_nonpos<D>(D::sub(zc, m));
+      const auto top = D::eq(zc, m);
+      ones = D::add(ones, D::select(top, one, zero));
+      acc = D::add(acc, D::zero_if(top, e));
+      if (kStore) D::store(tile + c * W, e);
+    }
+    rest = D::add(rest, acc);
+  }
+}
+
 // One group of n (1..W) rows. zr[i]/outr[i]: row i's logits / gradient (outr null: no
 // gradient), class strides zcs/ocs; y[i] its label (in range), w[i] its weight (> 0).
 // Writes row i's weighted loss to r[i].
@@ -64,68 +182,23 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
   constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
-  // The tile's moves: a vector per class where the W rows are adjacent (class-major: a
-  // Fortran-order array), W x W register transposes where they are contiguous rows (C order),
-  // else element by element
-  bool adjacent = false, contiguous = false;
-  if constexpr (!kHalf) {
-    adjacent = n == W && W > 1;
-    for (int i = 1; i < n && adjacent; ++i) adjacent = zr[i] == zr[0] + i;
-    contiguous = !adjacent && n == W && zcs == 1 && W > 1;
-  }
-  const int64_t cw = contiguous ? C - C % W : 0;  // classes moved by transposes
-  if constexpr (!kHalf) {
-    if (adjacent) {
-      for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::load(zr[0] + c * zcs));
-    } else if (contiguous) {
-      for (int64_t c0 = 0; c0 < cw; c0 += W) {
-        V v[W];
-        for (int i = 0; i < W; ++i) v[i] = D::load(zr[i] + c0);
-        D::transpose(v);
-        for (int k = 0; k < W; ++k) D::store(tile + (c0 + k) * W, v[k]);
-      }
-    }
-  }
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
   for (int i = 0; i < n; ++i) {
-    if constexpr (kHalf) {
-      load_row<D, S>(zr[i], zcs, C, row);
-      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = row[c];
-      zy[i] = row[y[i]];
-    } else {
-      const T* z = zr[i];
-      if (!adjacent)
-        for (int64_t c = cw; c < C; ++c) tile[c * W + i] = z[c * zcs];
-      zy[i] = z[y[i] * zcs];
-    }
+    zy[i] = tile[y[i] * W + i];
     gw[i] = static_cast<T>(gscale * w[i]);
   }
-  for (int i = n; i < W; ++i) {
-    for (int64_t c = 0; c < C; ++c) tile[c * W + i] = T(0);
-    zy[i] = gw[i] = T(0);
-  }
+  for (int i = n; i < W; ++i) zy[i] = gw[i] = T(0);
   const V one = D::set1(T(1)), zero = D::zero();
-  // max ignores NaN (the x86 rule, on every ISA): count NaNs apart, and make the max of a
-  // lane holding one NaN, so the whole row is NaN even if its other logits are all -inf
-  V m = D::load(tile), nans = D::select(D::eq(m, m), zero, one);
-  for (int64_t c = 1; c < C; ++c) {
-    const V zc = D::load(tile + c * W);
-    m = D::max(zc, m);
-    nans = D::add(nans, D::select(D::eq(zc, zc), zero, one));
-  }
-  m = D::select(D::gt(nans, zero), D::set1(std::numeric_limits<T>::quiet_NaN()), m);
-  V ones = zero, rest = zero;
-  for (int64_t c = 0; c < C; ++c) {
-    const V zc = D::load(tile + c * W);
-    const V e = exp_nonpos<D>(D::sub(zc, m));
-    const auto top = D::eq(zc, m);
-    ones = D::add(ones, D::select(top, one, zero));
-    rest = D::add(rest, D::zero_if(top, e));
-    if (outr) D::store(tile + c * W, e);
-  }
+  const V m = lanes_max<D>(tile, C);
+  V ones, rest;
+  if (outr)
+    lanes_expsum<D, true>(tile, C, m, ones, rest);
+  else
+    lanes_expsum<D, false>(tile, C, m, ones, rest);
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   const auto flat = D::eq(m, ninf);  // every logit -inf: +inf loss, zero gradient
   const V log_s = log_sum_ge1<D>(ones, rest);
-  const V lse = D::add(m, log_s);  // +inf for a +inf logit
+  const V lse = D::add(m, log_s);
   V loss = D::add(D::sub(m, D::load(zy)), log_s);
   V pf = one;  // factor of p in the gradient: 1 + 2 zl lse
   if (zl != 0.0) {
@@ -145,36 +218,56 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   }
   alignas(64) T mv[W];
   D::store(mv, m);
-  bool out_adjacent = false, out_contiguous = false;  // (as the logits' moves above)
-  if constexpr (!kHalf) {
-    out_adjacent = n == W && W > 1;
-    for (int i = 1; i < n && out_adjacent; ++i) out_adjacent = outr[i] == outr[0] + i;
-    out_contiguous = !out_adjacent && n == W && ocs == 1 && W > 1;
-    if (out_adjacent) {
-      for (int64_t c = 0; c < C; ++c) D::store(outr[0] + c * ocs, D::load(tile + c * W));
-    } else if (out_contiguous) {
-      for (int64_t c0 = 0; c0 + W <= C; c0 += W) {
-        V v[W];
-        for (int k = 0; k < W; ++k) v[k] = D::load(tile + (c0 + k) * W);
-        D::transpose(v);
-        for (int i = 0; i < W; ++i) D::store(outr[i] + c0, v[i]);
-      }
-    }
+  // the label's term, finished in double and rounded once (to float32 first for half rows)
+  for (int i = 0; i < n; ++i)
+    if (mv[i] != -std::numeric_limits<T>::infinity())
+      tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+}
+
+// logsumexp (r[i], outr unused), softmax or log_softmax (into outr[i]; r[i] = 0) of a group of n
+// (1..W) rows, with the row kernels' special values (softmax-inl.hpp): a row of -inf only
+// gives lse -inf, softmax 0 and log_softmax -inf; a +inf logit lse +inf and a softmax /
+// log_softmax of NaN; a NaN, NaN everywhere. The arithmetic is the loss's above, in T's
+// lanes (float32 rows sum in float32, as above), so a row's results depend
+// neither on its group nor on the memory layout.
+template <class D, class S>
+inline void lanes_normalize(SoftmaxOp op, const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs, int n,
+                            int64_t C, double* r) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  alignas(64) T tile[kLanesMaxC * W];
+  alignas(64) T row[std::is_same_v<S, T> ? 1 : kLanesMaxC];
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  const V m = lanes_max<D>(tile, C);
+  V ones, rest;
+  if (op == SoftmaxOp::kSoftmax)
+    lanes_expsum<D, true>(tile, C, m, ones, rest);
+  else
+    lanes_expsum<D, false>(tile, C, m, ones, rest);
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity()), nan = D::set1(std::numeric_limits<T>::quiet_NaN());
+  const auto flat = D::eq(m, ninf);
+  const auto pinf = D::eq(m, D::sub(D::zero(), ninf));
+  const V log_s = log_sum_ge1<D>(ones, rest);
+  if (op == SoftmaxOp::kLogsumexp) {  // m + log(s) in double, rounded once to T by the caller
+    alignas(64) T mv[W], lv[W];
+    D::store(mv, m);
+    D::store(lv, log_s);
+    for (int i = 0; i < n; ++i) r[i] = static_cast<double>(mv[i]) + static_cast<double>(lv[i]);
+    return;  // (-inf, +inf and NaN rows as they come)
   }
-  const int64_t ocw = out_adjacent ? C : out_contiguous ? C - C % W : 0;  // classes already written
-  for (int i = 0; i < n; ++i) {
-    if constexpr (kHalf) {
-      for (int64_t c = 0; c < C; ++c) row[c] = tile[c * W + i];
-      if (mv[i] != -std::numeric_limits<T>::infinity())
-        row[y[i]] = static_cast<T>(static_cast<double>(row[y[i]]) - gscale * w[i]);
-      store_row<D, S>(row, C, outr[i], ocs);
-    } else {
-      T* g = outr[i];
-      for (int64_t c = ocw; c < C; ++c) g[c * ocs] = tile[c * W + i];
-      if (mv[i] != -std::numeric_limits<T>::infinity())
-        g[y[i] * ocs] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
-    }
+  for (int i = 0; i < n; ++i) r[i] = 0.0;
+  if (op == SoftmaxOp::kSoftmax) {
+    const V f = D::select(pinf, nan, D::div(D::set1(T(1)), D::add(ones, rest)));
+    for (int64_t c = 0; c < C; ++c)
+      D::store(tile + c * W, D::zero_if(flat, D::mul(D::load(tile + c * W), f)));
+  } else {
+    const V l = D::select(pinf, nan, log_s);
+    for (int64_t c = 0; c < C; ++c)
+      D::store(tile + c * W, D::select(flat, ninf, D::sub(D::sub(D::load(tile + c * W), m), l)));
   }
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
 }
 
 }  // namespace XENT_ISA_NS

@@ -116,8 +116,9 @@ void scatter_rows(const typename D::T* src, int64_t n, int64_t C, typename D::T*
     for (int64_t i = c < cw ? nw : 0; i < n; ++i) p[c * cs + i] = src[i * C + c];
 }
 
-// Integer-label cross-entropy for small C, W rows per call of the lanes kernel
-// (smallc-inl.hpp). Rows of weight 0 (ignored) are written here and skip the kernel.
+// Integer-label cross-entropy, logsumexp, softmax and log_softmax for small C, W rows per
+// call of the lanes kernels (smallc-inl.hpp). Rows of weight 0 (ignored) are written here
+// and skip the kernel.
 // The job's fields are copied to locals: the stores below could alias them otherwise.
 template <class D, class S>
 double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1) {
@@ -142,6 +143,23 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   double w[W], r[W];
   int n = 0;
   double total = 0.0;
+  if (!is_loss_op(j.op)) {  // logsumexp (into row_out), softmax, log_softmax (into out)
+    const SoftmaxOp kind = j.op;
+    for (int64_t u = u0; u < u1; ++u, cur.next()) {
+      zr[n] = zp + cur.off[0];
+      outr[n] = op ? op + cur.off[3] : nullptr;
+      ro[n] = rop ? rop + cur.off[4] : nullptr;
+      if (++n == W || u + 1 == u1) {
+        lanes_normalize<D, S>(kind, zr, zcs, outr, ocs, n, C, r);
+        for (int i = 0; i < n; ++i) {
+          if (ro[i]) *ro[i] = static_cast<T>(r[i]);
+          total += r[i];
+        }
+        n = 0;
+      }
+    }
+    return total;
+  }
   auto flush = [&] {
     lanes_xent_label<D, S>(zr, zcs, op ? outr : nullptr, ocs, y, w, n, C, gscale, zl, r);
     for (int i = 0; i < n; ++i) {
@@ -219,7 +237,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   T* obuf = buf(L.o);
   T* dbuf = buf(L.d);  // derivative of the soft cap
   T* gbuf = buf(L.g);  // effective targets (poly-1, focal)
-  // rows in lanes for small C (plain integer-label CE; reads each group before writing)
+  // rows in lanes for small C (jobs.hpp, lanes_rows; reads each group before writing)
   if (lanes_rows(j)) return softmax_units_lanes<D, S>(j, u0, u1);
   const int64_t* strides[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   Cursor<6> cur(j.rows, strides, u0);

@@ -1,0 +1,91 @@
+"""Small C: logsumexp, softmax, log_softmax and softmax cross-entropy (integer labels, loss +
+gradient) on rows of 2 to 128 classes, where xent puts a row in each vector lane (C <= 96
+float32, 64 float64: cpp/src/kernels/smallc-inl.hpp) and the peers pay per row.
+
+    python bench/small_c.py [--threads 1] [--repeats 30] [--elements 262144] [--classes 2 3 10 ...]
+
+For each C, rows = elements / C. Prints per case the best time over the repeats (ms) and the
+time per row (ns) of xent, with ``scipy.special`` (``logsumexp`` / ``softmax`` /
+``log_softmax``; single-threaded) and PyTorch (``torch.logsumexp`` / ``softmax`` /
+``log_softmax``, ``F.cross_entropy`` forward + backward) if installed, each as its time over
+xent's. Outputs go to preallocated arrays where the API takes one (xent's ``out=`` and
+``grad_out=``, torch's ``out=``). The cases are timed interleaved, one call of each per round.
+Not a test: no assertion, nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from common import optional_torch
+from sigmoid_options import best_ms
+
+import xent
+
+CLASSES = [2, 3, 5, 10, 20, 32, 40, 48, 64, 80, 96, 128]
+OPS = ["logsumexp", "softmax", "log_softmax", "xent loss+grad"]
+
+
+def calls(op, z, y, nt, torch):
+    """name -> function for one case: xent, and the peers that have the op."""
+    out = np.empty_like(z)
+    if op == "xent loss+grad":
+        c = {"xent": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=out, n_threads=nt)}
+    elif op == "logsumexp":
+        c = {"xent": lambda: xent.logsumexp(z, n_threads=nt)}
+    else:
+        f = getattr(xent, op)
+        c = {"xent": lambda: f(z, out=out, n_threads=nt)}
+    try:
+        from scipy import special
+
+        if op != "xent loss+grad":
+            sf = getattr(special, op)
+            c["scipy"] = lambda: sf(z, axis=-1)
+    except ImportError:
+        pass
+    if torch is not None:
+        zt, ot = torch.from_numpy(z), torch.from_numpy(out)
+        if op == "xent loss+grad":
+            zg, yt = zt.clone().requires_grad_(), torch.from_numpy(y)
+
+            def ce():
+                zg.grad = None
+                torch.nn.functional.cross_entropy(zg, yt).backward()
+
+            c["torch"] = ce
+        elif op == "logsumexp":
+            c["torch"] = lambda: torch.logsumexp(zt, -1)
+        else:
+            tf = getattr(torch, op)
+            c["torch"] = lambda: tf(zt, -1, out=ot)
+    return c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--elements", type=int, default=262144)
+    ap.add_argument("--classes", type=int, nargs="+", default=CLASSES)
+    args = ap.parse_args()
+    torch = optional_torch(args.threads)
+    nt = args.threads
+    rng = np.random.default_rng(0)
+    print(f"{nt} thread(s), {args.elements} elements per case, best of {args.repeats}; ms, and ns per row")
+    print(f"{'case':>30s} {'xent ms':>8s} {'ns/row':>7s} {'scipy/xent':>10s} {'torch/xent':>10s}")
+    for dt in (np.float32, np.float64):
+        for C in args.classes:
+            R = max(1, args.elements // C)
+            z = (rng.standard_normal((R, C)) * 3).astype(dt)
+            y = rng.integers(0, C, R)
+            for op in OPS:
+                ms = best_ms(calls(op, z, y, nt, torch), args.repeats)
+                x = ms["xent"]
+                ratio = {k: f"{ms[k] / x:9.2f}x" if k in ms else f"{'-':>10s}" for k in ("scipy", "torch")}
+                name = f"{op} {R}x{C} {np.dtype(dt).name}"
+                print(f"{name:>30s} {x:8.3f} {x * 1e6 / R:7.1f} {ratio['scipy']} {ratio['torch']}")
+
+
+if __name__ == "__main__":
+    main()
