@@ -10,7 +10,8 @@
 // with the row kernels' rules (softmax-inl.hpp): the exp(0) = 1 terms counted apart from
 // the rest (a confident row keeps log1p(rest)'s relative accuracy), each lane's partial
 // sums adding at most kSumLane terms before they join a compensated (two-sum) total, NaN
-// and +inf confined to their row, a row of -inf logits +inf with a zero gradient.
+// and +inf confined to their row (a NaN loss and an all-NaN gradient), a row of -inf logits
+// +inf with a zero gradient.
 // The exponentials go into the gradient's place (the tile) in the class loop and are scaled
 // there in a second loop.
 #pragma once
@@ -94,8 +95,11 @@ inline void inner_xent_label(const typename D::T* z, int64_t zcs, typename D::T*
   }
   const V rest = D::add(hi, lo), ones = D::add(ones0, ones1);
   const auto flat = D::eq(m, ninf);  // every logit -inf: +inf loss, zero gradient
+  // a +inf logit: NaN loss and gradient, as the row kernels give (inf - inf) and PyTorch
+  const V nan = D::set1(std::numeric_limits<T>::quiet_NaN());
+  const auto pinf = D::eq(m, D::sub(zero, ninf));
   const V log_s = log_ones_rest<D>(ones, rest);
-  const V lse = D::add(m, log_s);  // +inf for a +inf logit
+  const V lse = D::add(m, log_s);
   V lv = D::add(D::sub(m, D::load(zy)), log_s);
   V pf = one;  // the factor of p in the gradient: 1 + 2 zl lse
   if (zl != 0.0) {
@@ -104,7 +108,7 @@ inline void inner_xent_label(const typename D::T* z, int64_t zcs, typename D::T*
     pf = D::fma(D::add(zlv, zlv), lse, one);
   }
   alignas(64) T out[W], mv[W];
-  D::store(out, D::select(flat, D::sub(zero, ninf), lv));
+  D::store(out, D::select(pinf, nan, D::select(flat, D::sub(zero, ninf), lv)));
   D::store(mv, m);
   for (int i = 0; i < k; ++i) loss[i] = out[i], masked[i] = mv[i] == -std::numeric_limits<T>::infinity();
   if (!g) return;
@@ -119,6 +123,8 @@ inline void inner_xent_label(const typename D::T* z, int64_t zcs, typename D::T*
     const V e = ld(p);
     st(p, D::zero_if(dead, D::zero_if(flat, D::zero_if(D::eq(e, zero), D::mul(e, f)))));
   }
+  if (!D::none(pinf))  // a +inf logit (rare: no test per vector above); dead lanes stay 0
+    for (int64_t c = 0; c < C; ++c) st(g + c * gcs, D::zero_if(dead, D::select(pinf, nan, ld(g + c * gcs))));
 }
 
 }  // namespace XENT_ISA_NS

@@ -18,8 +18,9 @@
 // storage (S = f16_t / bf16_t, float lanes): each row is converted to float32 on its way
 // into the tile and rounded back on its way out (half-inl.hpp), with the label's term
 // finished in float32 first, as for float32 input.
-// NaN and +inf propagate to their own lane (row) only; a lane whose
-// logits are all -inf gives +inf and a zero gradient; a row of weight 0 gives 0 and zeros.
+// NaN and +inf propagate to their own lane (row) only, as in the row kernels: a NaN loss and
+// an all-NaN gradient; a lane whose logits are all -inf gives +inf and a zero gradient; a row
+// of weight 0 gives 0 and zeros.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -207,7 +208,11 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
     pf = D::fma(D::add(zlv, zlv), lse, one);
   }
   alignas(64) T lv[W];
-  D::store(lv, D::select(flat, D::sub(zero, ninf), loss));
+  // a +inf logit: a NaN loss and gradient, as the row kernels give (inf - inf) and PyTorch
+  const V pinf_v = D::sub(zero, ninf), nan = D::set1(std::numeric_limits<T>::quiet_NaN());
+  const auto pinf = D::eq(m, pinf_v);
+  const bool any_pinf = !D::none(pinf);  // (the mask itself is not kept across the loops)
+  D::store(lv, D::select(pinf, nan, D::select(flat, D::sub(zero, ninf), loss)));
   for (int i = 0; i < n; ++i) r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
   if (!outr) return;
   const V f = D::zero_if(flat, D::div(D::mul(D::load(gw), pf), D::add(ones, rest)));
@@ -216,6 +221,8 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
     const V e = D::load(tile + c * W);
     D::store(tile + c * W, D::zero_if(flat, D::zero_if(D::eq(e, zero), D::mul(e, f))));
   }
+  if (any_pinf)  // rare: no test per vector above (e = 0 at the finite logits of such a row)
+    for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::select(D::eq(m, pinf_v), nan, D::load(tile + c * W)));
   alignas(64) T mv[W];
   D::store(mv, m);
   // the label's term, finished in double and rounded once (to float32 first for half rows)
