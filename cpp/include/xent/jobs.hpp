@@ -99,13 +99,13 @@ struct SoftmaxJob {
 // (kernels/smallc-inl.hpp) for plain integer-label cross-entropy, logsumexp, softmax and
 // log_softmax (without a soft cap): about the measured crossovers with the row kernels
 // (AVX2, 1 thread, bench/small_c.py: float32 near 128 classes, float64 near 80). The choice
-// depends on the call (op, options, dtype, C), not on the layout. kLanesMaxC is the larger,
-// the capacity of the kernels' tile.
-constexpr int64_t kLanesMaxC = 96;
+// depends on the call (op, options, dtype, C), not on the layout.
 template <class T>
 constexpr int64_t lanes_max_c() {
   return sizeof(T) == 4 ? 96 : 64;
 }
+constexpr int64_t kLanesMaxC = lanes_max_c<float>();  // the larger: the kernels' tile capacity
+static_assert(lanes_max_c<double>() <= kLanesMaxC, "the tile holds every lanes row");
 template <class T>
 bool lanes_rows(const SoftmaxJob<T>& j) {
   const bool op = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || !is_loss_op(j.op);
