@@ -97,9 +97,10 @@ struct SoftmaxJob {
 };
 // Rows of at most lanes_max_c<T>() classes take the rows-in-lanes kernels
 // (kernels/smallc-inl.hpp) for plain integer-label cross-entropy, logsumexp, softmax and
-// log_softmax (without a soft cap): about the measured crossovers with the row kernels
-// (AVX2, 1 thread, bench/small_c.py: float32 near 128 classes, float64 near 80). The choice
-// depends on the call (op, options, dtype, C), not on the layout.
+// log_softmax (without a soft cap): below the measured crossovers with the row kernels
+// (AVX2, 1 thread, builds side by side: float32 0.6-0.8x their time at 88-96 classes, about
+// even at 128 in a first version of these kernels; float64 0.85-0.97x at 64, even at 80).
+// The choice depends on the call (op, options, dtype, C), not on the layout.
 template <class T>
 constexpr int64_t lanes_max_c() {
   return sizeof(T) == 4 ? 96 : 64;
