@@ -1,5 +1,6 @@
 """show_config, the XENT_ISA override, ISA-vs-scalar agreement, and fork safety."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -34,9 +35,29 @@ def test_env_forces_isa(name):
 
 
 def test_env_rejects_unknown_isa():
-    r = _run("import xent", XENT_ISA="avx512")
+    r = _run("import xent", XENT_ISA="sse9")
     assert r.returncode != 0
-    assert "XENT_ISA=avx512" in r.stderr and "available: scalar" in r.stderr
+    assert "XENT_ISA=sse9" in r.stderr and "available: scalar" in r.stderr
+
+
+@pytest.mark.parametrize("name", sorted(set(_core.config()["compiled_isas"]) - set(RUNNABLE_ISAS)) or ["(none)"])
+def test_env_rejects_isa_this_cpu_lacks(name):
+    # a kernel set compiled in but not runnable here (AVX-512 on an AVX2-only CPU) is refused
+    # like an unknown one, not run into SIGILL; on a CPU that runs every compiled set, the
+    # check is that the list of runnable sets is the compiled one
+    if name == "(none)":
+        assert RUNNABLE_ISAS == list(_core.config()["compiled_isas"])
+        return
+    r = _run("import xent", XENT_ISA=name)
+    assert r.returncode != 0
+    assert f"XENT_ISA={name}" in r.stderr and "available: scalar" in r.stderr
+    assert not _core.set_isa(name)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the x86-64 kernel sets")
+def test_x86_64_builds_carry_both_vector_sets():
+    # the best runnable set is the default: AVX-512 where the CPU has it, else AVX2
+    assert _core.config()["compiled_isas"] == ["scalar", "avx2", "avx512"]
 
 
 def test_best_isa_is_default():

@@ -222,14 +222,16 @@ def test_zloss_with_subnormal_class_weight_and_huge_sample_weight():
 @pytest.mark.parametrize("kind", ["plain", "pos_weight", "weight", "focal"])
 @pytest.mark.parametrize("red", ["mean", "sum"])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_sigmoid_float32_terms_whose_sum_overflows_float32(kind, red, layout):
-    # Each element loss is finite in float32 (~3e38), their sum is not: the float32 partial
-    # sums (kSumLane terms per lane) once overflowed to +inf, while a strided call, summed
-    # another way, gave the finite float64 total (found by CI's fuzz step as a grad_out=logits
-    # call differing from a fresh-buffer one). The reduction is the float64 sum of the
-    # per-element losses, on every layout.
-    n = 300
-    z = np.full(n, -3e38, np.float32)
+@pytest.mark.parametrize("big", [-3e38, -np.finfo(np.float32).max])
+def test_sigmoid_float32_terms_whose_sum_overflows_float32(isa, kind, red, layout, big):
+    # Each element loss is finite in float32 (~3e38, up to FLT_MAX), their sum is not: the
+    # float32 partial sums (kSumLane terms per lane, scaled by 2**-8, by 2**-9 with AVX-512's
+    # 16 lanes) once overflowed to +inf, while a strided call, summed another way, gave the
+    # finite float64 total (found by CI's fuzz step as a grad_out=logits call differing from a
+    # fresh-buffer one). The reduction is the float64 sum of the per-element losses, on every
+    # layout and kernel set.
+    n = 600
+    z = np.full(n, big, np.float32)
     z[::7] = 1.5  # some ordinary terms among them
     t = np.ones(n, np.float32)
     if layout == "strided":

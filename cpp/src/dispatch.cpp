@@ -35,12 +35,33 @@ bool cpu_has_avx2_fma() {
   return false;
 #endif
 }
+
+// AVX-512 F, DQ, BW and VL (isa_avx512.cpp's flags), on top of the avx2 set's checks.
+bool cpu_has_avx512() {
+  if (!cpu_has_avx2_fma()) return false;
+#if defined(__GNUC__) || defined(__clang__)
+  // libgcc checks the CPUID bits and that the OS saves the opmask and ZMM state (XGETBV).
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#elif defined(_MSC_VER)
+  // XCR0 bits 5-7: the OS saves the opmask registers and both halves of the ZMM state;
+  // CPUID.7.0:EBX bits 16 (F), 17 (DQ), 30 (BW), 31 (VL). (Not compiled on this project's CI.)
+  if ((_xgetbv(0) & 0xE6) != 0xE6) return false;
+  int r[4];
+  __cpuidex(r, 7, 0);
+  const unsigned ebx = static_cast<unsigned>(r[1]);
+  return ((ebx >> 16) & 1) && ((ebx >> 17) & 1) && ((ebx >> 30) & 1) && ((ebx >> 31) & 1);
+#else
+  return false;
+#endif
+}
 #endif
 
 const Isa* find(const std::string& name) {
   if (name == "scalar") return isa_scalar();
 #if defined(XENT_HAVE_AVX2)
   if (name == "avx2") return cpu_has_avx2_fma() ? isa_avx2() : nullptr;
+  if (name == "avx512") return cpu_has_avx512() ? isa_avx512() : nullptr;
 #endif
 #if defined(XENT_HAVE_NEON)
   if (name == "neon") return isa_neon();  // Advanced SIMD is mandatory on AArch64
@@ -78,6 +99,7 @@ std::vector<std::string> compiled_isas() {
   std::vector<std::string> v{"scalar"};
 #if defined(XENT_HAVE_AVX2)
   v.push_back("avx2");
+  v.push_back("avx512");
 #endif
 #if defined(XENT_HAVE_NEON)
   v.push_back("neon");

@@ -10,6 +10,7 @@ namespace xent {
 const Isa* isa_scalar();
 #if defined(XENT_HAVE_AVX2)
 const Isa* isa_avx2();
+const Isa* isa_avx512();
 #endif
 #if defined(XENT_HAVE_NEON)
 const Isa* isa_neon();

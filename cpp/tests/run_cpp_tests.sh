@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the C++ kernel tests (cpp/tests/test_kernels.cpp) twice:
-#   x86-64  natively: scalar + AVX2 (only isa_avx2*.cpp get -mavx2 -mfma -mf16c);
+#   x86-64  natively: scalar + AVX2 (only isa_avx2*.cpp get -mavx2 -mfma -mf16c) + AVX-512
+#           (isa_avx512*.cpp: F, DQ, BW, VL; run where the CPU has them, else reported skipped);
 #   aarch64 with Debian's cross compiler, static, under qemu-aarch64: scalar + NEON.
 # On an aarch64 host the NEON binary is built and run natively instead, without x86-64.
 # No flag tunes for the host CPU: the kernel set is chosen at run time.
@@ -21,6 +22,7 @@ read -r -a test_args <<< "${TEST_ARGS:-}"
 
 flags=(-O2 -std=c++17 -ffp-contract=off -Wall -Wextra -I"$repo/cpp/include" -I"$repo/cpp/src")
 common=("$repo"/cpp/src/{isa_scalar,dispatch,threadpool,api}.cpp "$repo/cpp/tests/test_kernels.cpp")
+avx512=(-mavx2 -mfma -mf16c -mavx512f -mavx512dq -mavx512bw -mavx512vl)
 host=$(uname -m)
 
 build_x86_64() {
@@ -28,7 +30,10 @@ build_x86_64() {
     "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -mf16c -c "$repo/cpp/src/isa_avx2.cpp" -o "$out/x86_64/isa_avx2.o" &&
     "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 -mavx2 -mfma -mf16c -c "$repo/cpp/src/isa_avx2_sigopt.cpp" \
       -o "$out/x86_64/isa_avx2_sigopt.o" &&
-    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${common[@]}" "$out/x86_64/isa_avx2.o" "$out/x86_64/isa_avx2_sigopt.o" \
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${avx512[@]}" -c "$repo/cpp/src/isa_avx512.cpp" -o "$out/x86_64/isa_avx512.o" &&
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${avx512[@]}" -c "$repo/cpp/src/isa_avx512_sigopt.cpp" \
+      -o "$out/x86_64/isa_avx512_sigopt.o" &&
+    "$CXX" "${flags[@]}" -DXENT_HAVE_AVX2 "${common[@]}" "$out/x86_64/"isa_avx{2,2_sigopt,512,512_sigopt}.o \
       -pthread -o "$out/x86_64/test_kernels"
 }
 

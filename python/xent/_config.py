@@ -15,9 +15,10 @@ def _version() -> str:
 
 def show_config(*, print_out: bool = True) -> dict:
     """Prints and returns xent's configuration: ``version``, ``isa`` (the kernel set in
-    use: ``"scalar"``, ``"avx2"`` or ``"neon"``), ``compiled_isas``, ``runnable_isas``
-    (compiled and supported by this CPU) and ``n_threads`` (the default thread count).
-    Set ``XENT_ISA=scalar|avx2|neon`` before importing xent to force a kernel set."""
+    use: ``"scalar"``, ``"avx2"``, ``"avx512"`` or ``"neon"``), ``compiled_isas``,
+    ``runnable_isas`` (compiled and supported by this CPU) and ``n_threads`` (the default
+    thread count). Set ``XENT_ISA=scalar|avx2|avx512|neon`` before importing xent to force a
+    kernel set."""
     c = _core.config()
     info = {
         "version": _version(),

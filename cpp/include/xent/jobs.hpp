@@ -112,7 +112,7 @@ bool lanes_rows(const SoftmaxJob<T>& j) {
   const bool op = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || !is_loss_op(j.op);
   return op && j.len >= 1 && j.len <= lanes_max_c<T>() && j.softcap == 0.0;
 }
-// the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8
+// the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8 floats
 constexpr int64_t kInnerTileRows = 72;
 // Whether a job takes that kernel (kernels/units-inl.hpp, softmax_units_inner): the caller's
 // class axis is not its array's last, and the op is plain integer-label cross-entropy

@@ -38,15 +38,16 @@ constexpr int64_t kSumLane = 16;
 
 // Such a partial sum of (elementwise, sigmoid) loss terms, each finite up to T's largest
 // value, must not overflow where the double total does not: in float32 each term enters
-// scaled by 2**-8 inside an FMA (one rounding, of the sum: the bits of the unscaled sum but
-// in the subnormal range), so kSumLane terms per lane and W <= 8 lanes stay below FLT_MAX / 2,
-// and the double total is scaled back. (float64 partial sums overflow only with the total.)
+// scaled by 2**-8 (2**-9 with AVX-512's 16 lanes) inside an FMA (one rounding, of the sum:
+// the bits of the unscaled sum but in the subnormal range), so kSumLane terms per lane and
+// W lanes stay below FLT_MAX / 2, and the double total is scaled back. (float64 partial sums
+// overflow only with the total.)
 template <class D>
 struct LossAcc {
   using T = typename D::T;
   static constexpr bool kScaled = sizeof(T) == 4;
-  static constexpr double kScale = kScaled ? 1.0 / 256 : 1.0;
-  static_assert(D::W <= 8, "kSumLane * W scaled terms must stay below T's largest value");
+  static constexpr double kScale = !kScaled ? 1.0 : D::W <= 8 ? 1.0 / 256 : 1.0 / 512;
+  static_assert(!kScaled || kSumLane * D::W * kScale <= 0.5, "kSumLane * W scaled terms must stay below T's largest value");
   static typename D::V add(typename D::V acc, typename D::V loss) {
     return kScaled ? D::fma(loss, D::set1(static_cast<T>(kScale)), acc) : D::add(acc, loss);
   }

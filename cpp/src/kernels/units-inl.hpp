@@ -437,10 +437,11 @@ inline double by_storage(Storage s, F&& f) {
 }
 
 // Rows of the tile of softmax_units_inner: groups of W rows, as many as keep the tile within
-// about 128 KiB of float32 (8 groups, 64 float32 rows, up to C = 512).
+// about 128 KiB of float32 (8 groups, 64 float32 rows, up to C = 512), and its B + W rows
+// within kInnerTileRows (AVX-512's 16 lanes: 3 groups).
 inline int inner_groups(int64_t C, int W) {
-  const int64_t g = (int64_t{32768} / C) / W;
-  return static_cast<int>(g < 1 ? 1 : g > 8 ? 8 : g);
+  const int64_t g = (int64_t{32768} / C) / W, most = std::min<int64_t>(8, kInnerTileRows / W - 1);
+  return static_cast<int>(g < 1 ? 1 : g > most ? most : g);
 }
 
 // n elements from src to dst, W at a time.
@@ -467,7 +468,7 @@ double softmax_units_inner(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   using T = typename D::T;
   constexpr int W = D::W;
   constexpr int kMaxB = 8 * W;
-  static_assert(9 * W <= kInnerTileRows, "softmax_scratch's tile holds kInnerTileRows rows");
+  static_assert(2 * W <= kInnerTileRows, "softmax_scratch's tile holds a group and the spare lanes");
   const int d = j.rows.nd - 1;
   const int64_t C = j.len, B = int64_t{inner_groups(C, W)} * W, ts = B + W;
   const int64_t L = d >= 0 ? j.rows.shape[d] : 1;
