@@ -14,6 +14,8 @@ struct F32 {
   using V = __m256;
   using M = __m256;
   static constexpr int W = 8;
+  // masked loads / stores cost more than element moves (kernels/smallc-inl.hpp)
+  static constexpr bool kMaskedTail = false;
   static V load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
   static V set1(T x) { return _mm256_set1_ps(x); }
@@ -172,6 +174,7 @@ struct F64 {
   using V = __m256d;
   using M = __m256d;
   static constexpr int W = 4;
+  static constexpr bool kMaskedTail = false;
   static V load(const T* p) { return _mm256_loadu_pd(p); }
   static V widen(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }  // W floats, exactly
   // W floats rounded from v (+-inf beyond float's range, NaN kept)

@@ -20,6 +20,8 @@ struct F32 {
   using V = float32x4_t;
   using M = uint32x4_t;
   static constexpr int W = 4;
+  // (load_tail / store_tail go through memory: kernels/smallc-inl.hpp)
+  static constexpr bool kMaskedTail = false;
   static V load(const T* p) { return vld1q_f32(p); }
   static void store(T* p, V v) { vst1q_f32(p, v); }
   static V set1(T x) { return vdupq_n_f32(x); }
@@ -145,6 +147,7 @@ struct F64 {
   using V = float64x2_t;
   using M = uint64x2_t;
   static constexpr int W = 2;
+  static constexpr bool kMaskedTail = false;
   static V load(const T* p) { return vld1q_f64(p); }
   static V widen(const float* p) { return vcvt_f64_f32(vld1_f32(p)); }  // W floats, exactly
   // W floats rounded from v (+-inf beyond float's range, NaN kept)

@@ -16,6 +16,7 @@ struct ScalarLane {
   using V = Tp;
   using M = bool;
   static constexpr int W = 1;
+  static constexpr bool kMaskedTail = false;
   static V load(const T* p) { return *p; }
   static V widen(const float* p) { return static_cast<V>(*p); }  // (F64: exact)
   // v rounded to float as the hardware rounds (+-inf beyond float's range, NaN kept), without
