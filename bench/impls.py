@@ -18,6 +18,7 @@ class Impl:
     is_peer = True  # peers get a "peer / xent" ratio
     is_limit = False  # a memory limit: the other rows get a "x limit" ratio against it
     half_ok = False  # times float16 / bfloat16 workloads (common.HALF)
+    versus: str | None = None  # the row its "peer / xent" ratio divides by (None: "xent")
 
     def unavailable(self) -> str | None:
         return None
@@ -135,6 +136,37 @@ class XentInto(Xent):
             return lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=g, n_threads=threads)
         t = data["targets"]
         return lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g, n_threads=threads)
+
+
+class XentAvx2Into(XentInto):
+    """xent's AVX2 kernel set, timed where the default is the AVX-512 one: the same calls
+    as ``xent, grad_out=`` (and their bits checked against it), its peer / xent ratio the
+    AVX-512 set's speedup. Set for each call and restored after (a pointer store)."""
+
+    name = "xent avx2, grad_out="
+    is_peer = True
+    versus = XentInto.name
+
+    def unavailable(self):
+        isas = xent.show_config(print_out=False)["runnable_isas"]
+        if "avx512" not in isas:
+            return "this CPU runs no AVX-512 kernel set (xent's default is its best, timed above)"
+        return None
+
+    def setup(self, wl, data, threads):
+        from xent import _core
+
+        call = super().setup(wl, data, threads)
+        best = _core.config()["isa"]
+
+        def f():
+            _core.set_isa("avx2")
+            try:
+                return call()
+            finally:
+                _core.set_isa(best)
+
+        return f
 
 
 class NumPy(Impl):
@@ -385,4 +417,6 @@ class Jax(Impl):
         return float(loss), None if g is None else np.asarray(g)
 
 
-IMPLS: list[Impl] = [Copy(), NewCopy(), Read(), Xent(), XentInto(), NumPy(), SciPy(), Torch(), SkLearn(), Jax()]
+IMPLS: list[Impl] = [
+    Copy(), NewCopy(), Read(), Xent(), XentInto(), XentAvx2Into(), NumPy(), SciPy(), Torch(), SkLearn(), Jax()
+]

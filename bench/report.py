@@ -113,7 +113,9 @@ def markdown(meta: dict, rows: list[Row], skipped: dict) -> str:
         *_header(meta),
         "",
         "Loss + gradient with mean reduction unless the workload says `fwd` (loss only); float32 "
-        "unless it says f64. ms: median per call. peer / xent > 1: xent is that much faster. "
+        "unless it says f64. ms: median per call. peer / xent > 1: xent is that much faster "
+        "(for `xent avx2, grad_out=`, where the CPU runs AVX-512: how much faster the default "
+        "AVX-512 kernel set is than the AVX2 one, both into `grad_out=`). "
         "× limit: time over one copy of the logits into a preallocated array (loss + gradient) "
         "or one read of them (`fwd`), the memory limits. GB/s: bytes of logits over time.",
         "",

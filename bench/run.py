@@ -95,8 +95,9 @@ def run_workload(wl, impls, threads: int, quick: bool, group: str) -> list[repor
             continue
         if limit and not impl.is_limit:
             r.over_limit = r.ms / limit
-        if x and impl.is_peer:
-            r.peer_over_xent = r.ms / x
+        base = by.get(impl.versus) if impl.versus else x
+        if base and impl.is_peer:
+            r.peer_over_xent = r.ms / base
     return rows
 
 
