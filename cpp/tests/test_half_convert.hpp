@@ -103,6 +103,13 @@ inline void test_half_roundtrip(const std::string& isa, Storage s) {
                         8.9406967e-8f, 6.1035156e-5f, 6.1035152e-5f, 3.3895314e38f, 3.4028235e38f, 1e-45f, -0.f,
                         INFINITY, -INFINITY, NAN, -NAN};
   vals.insert(vals.end(), std::begin(more), std::end(more));
+  // NaNs whose low bits would carry into the exponent if rounded as numbers (bfloat16's
+  // integer rounding: 0x7fffffff would become -0, 0x7f80ffff +inf), quiet and signalling
+  for (const uint32_t u : {0x7fffffffu, 0xffffffffu, 0x7fbfffffu, 0x7f80ffffu, 0x7fc08000u}) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    vals.push_back(f);
+  }
   const int64_t R = static_cast<int64_t>(vals.size());
   for (int64_t C : {1, 8, 17}) {
     Guarded<uint16_t> lp(static_cast<size_t>(R * C)), gr(static_cast<size_t>(R * C));
