@@ -58,8 +58,8 @@ XENT_FORCE_INLINE typename D::V log_sum_ge1(typename D::V ones, typename D::V re
 // A vector per class where the W rows are adjacent (class-major: a Fortran-order array),
 // W x W register transposes where they are contiguous rows (C order; the last C % W classes
 // too where the ISA's masked loads and stores are cheap, D::kMaskedTail: AVX-512, where rows
-// of 10 classes took 0.57-0.64x the time so; AVX2's masked moves made them 1.07-1.13x
-// slower), else element by element; half rows converted to float32 a row at a time (row:
+// of 10 classes took 0.57-0.64x the time so; AVX2's masked moves made rows of 2-20 classes
+// up to 1.20x slower), else element by element; half rows converted to float32 a row at a time (row:
 // kLanesMaxC floats). Lanes n..W-1 of the tile get 0 (a finite row of no one's).
 template <class D, class S>
 inline void lanes_tile_in(const S* const* zr, int64_t zcs, int n, int64_t C, typename D::T* tile,

@@ -47,7 +47,8 @@ struct LossAcc {
   using T = typename D::T;
   static constexpr bool kScaled = sizeof(T) == 4;
   static constexpr double kScale = !kScaled ? 1.0 : D::W <= 8 ? 1.0 / 256 : 1.0 / 512;
-  static_assert(!kScaled || kSumLane * D::W * kScale <= 0.5, "kSumLane * W scaled terms must stay below T's largest value");
+  static_assert(!kScaled || kSumLane * D::W * kScale <= 0.5,
+                "kSumLane * W scaled terms must stay below T's largest value");
   static typename D::V add(typename D::V acc, typename D::V loss) {
     return kScaled ? D::fma(loss, D::set1(static_cast<T>(kScale)), acc) : D::add(acc, loss);
   }
