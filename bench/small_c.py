@@ -1,6 +1,6 @@
 """Small C: logsumexp, softmax, log_softmax and softmax cross-entropy (integer labels, loss +
-gradient) on rows of 2 to 128 classes, where xent puts a row in each vector lane (C <= 96
-float32, 64 float64: cpp/src/kernels/smallc-inl.hpp) and the peers pay per row.
+gradient) on rows of 2 to 160 classes, where xent puts a row in each vector lane (C <= 128
+float32, 80 float64: cpp/src/kernels/smallc-inl.hpp) and the peers pay per row.
 
     python bench/small_c.py [--threads 1] [--repeats 30] [--elements 262144] [--classes 2 3 10 ...]
 
@@ -22,7 +22,7 @@ from sigmoid_options import best_ms
 
 import xent
 
-CLASSES = [2, 3, 5, 10, 20, 32, 40, 48, 64, 80, 96, 128]
+CLASSES = [2, 3, 5, 10, 20, 32, 40, 48, 64, 80, 96, 128, 160]
 OPS = ["logsumexp", "softmax", "log_softmax", "xent loss+grad"]
 
 

@@ -69,9 +69,9 @@ def _same(a, b):
 @pytest.mark.parametrize(
     "shape",
     [
-        (1, 100), (7, 97), (67, 101), (130, 128), (33, 1000), (5, 6, 99), (3, 70, 105),
-        # C <= 96 float32, 64 float64: the rows-in-lanes kernel, a vector per class for adjacent rows
-        (67, 9), (130, 32), (64, 40), (5, 6, 16), (9, 8), (67, 45), (33, 64), (64, 96),
+        (1, 140), (7, 129), (67, 133), (130, 160), (33, 1000), (5, 6, 131), (3, 70, 137),
+        # C <= 128 float32, 80 float64: the rows-in-lanes kernel, a vector per class for adjacent rows
+        (67, 9), (130, 32), (64, 40), (5, 6, 16), (9, 8), (67, 45), (33, 64), (64, 96), (67, 128),
     ],
 )
 def test_softmax_ops_class_major_give_the_c_order_bits(isa, rng, dtype, shape):

@@ -59,7 +59,7 @@ def logits(rng, shape, dtype, scale=3.0):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
 
-@pytest.mark.parametrize("c", [1, 3, 8, 17, 40, 41, 96, 97, 1000, 2049])
+@pytest.mark.parametrize("c", [1, 3, 8, 17, 40, 41, 96, 97, 128, 129, 1000, 2049])
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_xent_labels(half, c, reduction, rng, isa):
     n = 37
@@ -160,7 +160,7 @@ def test_targets_and_more_losses(half, rng):
         assert_rounded(grad, grad32, half)
 
 
-@pytest.mark.parametrize("c", [1, 7, 8, 9, 96, 97, 2049])
+@pytest.mark.parametrize("c", [1, 7, 8, 9, 96, 97, 128, 129, 2049])
 def test_normalizers(half, c, rng, isa):
     z = logits(rng, (13, c), half)
     z32 = z.astype(np.float32)

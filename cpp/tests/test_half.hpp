@@ -6,7 +6,7 @@
 //     float32 on exactly those values), and every gradient / softmax element equal to the
 //     float32 result rounded to half by the reference rounding (to nearest even);
 // and the conversions themselves (test_half_convert.hpp). Sizes around every vector width, the
-// rows-in-lanes kernels (C <= 96 in float32) and the 2048 block; contiguous and strided; the half
+// rows-in-lanes kernels (C <= 128 in float32) and the 2048 block; contiguous and strided; the half
 // buffers end at a guard page (no read or write past a tail).
 #pragma once
 #include "test_half_convert.hpp"
@@ -148,7 +148,7 @@ inline void test_half_softmax(const std::string& isa, Storage s) {
   using xent::SoftmaxOp;
   use_isa(isa);
   const std::string g = isa + " " + storage_name(s) + " softmax family";
-  const int64_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17, 25, 40, 41, 96, 97, 2047, 2048, 2049, 5000};
+  const int64_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17, 25, 40, 41, 96, 97, 128, 129, 2047, 2048, 2049, 5000};
   uint64_t seed = 4242;
   for (int64_t C : lengths)
     for (int pat = 0; pat < 4; ++pat)

@@ -68,9 +68,9 @@ void run_dtype(int64_t density) {
   test_sigmoid_case(make_sg_case<T>(700, 300, Pattern::kMasked, true, ++seed), sg_scalar);
   // class-major rows (the strided layout's rows are adjacent along B): blocks of rows moved
   // by vector transposes (units-inl.hpp, gather_rows / scatter_rows), B = 67 rows not a
-  // whole number of blocks or vectors, C = 101 not a whole number of vectors
-  test_softmax_case(make_sm_case<T>(101, 134, Pattern::kRandom, true, ++seed), sm_scalar);
-  // the rows-in-lanes kernels' moves (C <= 96 float32, 64 float64): a vector per class for
+  // whole number of blocks or vectors, C = 133 not a whole number of vectors
+  test_softmax_case(make_sm_case<T>(133, 134, Pattern::kRandom, true, ++seed), sm_scalar);
+  // the rows-in-lanes kernels' moves (C <= 128 float32, 80 float64): a vector per class for
   // class-major rows, register transposes of whole groups of contiguous rows, the classes
   // past them one by one
   test_softmax_case(make_sm_case<T>(13, 74, Pattern::kMasked, true, ++seed), sm_scalar);
@@ -78,6 +78,8 @@ void run_dtype(int64_t density) {
   test_softmax_case(make_sm_case<T>(16, 64, Pattern::kRandom, false, ++seed), sm_scalar);
   test_softmax_case(make_sm_case<T>(61, 67, Pattern::kRandom, false, ++seed), sm_scalar);
   test_softmax_case(make_sm_case<T>(45, 134, Pattern::kMasked, true, ++seed), sm_scalar);
+  test_softmax_case(make_sm_case<T>(sizeof(T) == 4 ? 123 : 77, 67, Pattern::kMasked, false, ++seed), sm_scalar);
+  test_softmax_case(make_sm_case<T>(sizeof(T) == 4 ? 128 : 80, 50, Pattern::kRandom, true, ++seed), sm_scalar);
   report().flush();
 
   // sigmoid options and the focal loss (test_sigmoid_opt.hpp), with the vector log they use

@@ -98,12 +98,13 @@ struct SoftmaxJob {
 // Rows of at most lanes_max_c<T>() classes take the rows-in-lanes kernels
 // (kernels/smallc-inl.hpp) for plain integer-label cross-entropy, logsumexp, softmax and
 // log_softmax (without a soft cap): below the measured crossovers with the row kernels
-// (AVX2, 1 thread, builds side by side: float32 0.6-0.8x their time at 88-96 classes, about
-// even at 128 in a first version of these kernels; float64 0.85-0.97x at 64, even at 80).
-// The choice depends on the call (op, options, dtype, C), not on the layout.
+// (1 thread, builds side by side, AVX2 / AVX-512: float32 at 100-128 classes 0.71-1.00x /
+// 0.61-0.83x their time, at 160 0.95-1.09x / 0.85-1.01x, at 192-256 up to 1.19x / 1.15x
+// slower; float64 at 80 0.92-1.02x / 0.80-0.94x, at 96-128 up to 1.14x slower on AVX2).
+// The choice depends on the call (op, options, dtype, C), not on the layout or the ISA.
 template <class T>
 constexpr int64_t lanes_max_c() {
-  return sizeof(T) == 4 ? 96 : 64;
+  return sizeof(T) == 4 ? 128 : 80;
 }
 constexpr int64_t kLanesMaxC = lanes_max_c<float>();  // the larger: the kernels' tile capacity
 static_assert(lanes_max_c<double>() <= kLanesMaxC, "the tile holds every lanes row");
