@@ -229,11 +229,12 @@ struct RowLse {
   bool masked() const { return m == -std::numeric_limits<double>::infinity(); }
   // a +inf logit makes lse +inf (s is NaN then: inf - inf)
   double lse() const { return (masked() || m == std::numeric_limits<double>::infinity()) ? m : m + log_s; }
+  // log(s) by log_sum, the vector log (else libm: NaN, +inf and a sum without its max,
+  // ones == 0, with NaN or +inf logits)
+  bool vector_log() const { return ones >= 1.0 && rest <= std::numeric_limits<double>::max(); }
   RowLse& finish() {
-    // NaN, +inf and a sum without its max (ones == 0, with NaN or +inf logits) take libm
-    log_s = ones >= 1.0 && rest <= std::numeric_limits<double>::max()
-                ? log_sum(ones, rest)
-                : (ones > 0 ? std::log(ones) + std::log1p(rest / ones) : std::log(rest));
+    log_s = vector_log() ? log_sum(ones, rest)
+                         : (ones > 0 ? std::log(ones) + std::log1p(rest / ones) : std::log(rest));
     return *this;
   }
 
@@ -252,9 +253,19 @@ struct RowLse {
   }
 };
 
+// A row value that still lacks its + log(s), s = ones + rest (vector_log() rows only):
+// set by the row operations given one (row_xent_label, row_logsumexp) when they leave the
+// log to the caller (LogBatch in units-inl.hpp).
+struct LogLater {
+  bool on = false;
+  double ones = 0.0, rest = 0.0;
+  void set(const RowLse& r) { on = true, ones = r.ones, rest = r.rest; }
+};
+
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b (e is T's
-// lanes whatever z's storage S).
-template <class D, bool kStore, class S = typename D::T, bool kLive = false>
+// lanes whatever z's storage S). Without kLog, log(s) is left to the caller (r.finish(), or
+// a LogLater): log_s is NaN until then.
+template <class D, bool kStore, class S = typename D::T, bool kLive = false, bool kLog = true>
 inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* refs) {
   using T = typename D::T;
   const double ninf = -std::numeric_limits<double>::infinity();
@@ -288,7 +299,9 @@ inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* re
   if (nan) m = std::numeric_limits<double>::quiet_NaN();
   RowLse r{m, ones, rest};
   r.live = live;
-  return r.finish();
+  if constexpr (kLog) return r.finish();
+  r.log_s = std::numeric_limits<double>::quiet_NaN();
+  return r;
 }
 
 // The factor of block b, exp(refs[b] - lse) * scale, as row_scale_exps applies it:
@@ -375,14 +388,19 @@ inline void fill(T* p, int64_t n, T v) {
 
 // ---- row operations used by the drivers -------------------------------------------
 
+// With `later`, a row of finite max and vector_log() returns m and leaves + log(s) to it.
 template <class D, class S = typename D::T>
-inline double row_logsumexp(const S* z, int64_t C) {
-  const RowLse r = row_lse<D, false, S>(z, C, nullptr, nullptr);
+inline double row_logsumexp(const S* z, int64_t C, LogLater* later = nullptr) {
+  RowLse r = row_lse<D, false, S, false, false>(z, C, nullptr, nullptr);
   // a +inf logit gives +inf, but a NaN beside it gives NaN, as the row's loss and softmax
   // are (the sum cannot tell them apart: it is NaN with +inf alone); only such rows look
   if (r.m == std::numeric_limits<double>::infinity() && row_has_nan<D, S>(z, C))
     return std::numeric_limits<double>::quiet_NaN();
-  return r.lse();
+  if (later && std::isfinite(r.m) && r.vector_log()) {
+    later->set(r);
+    return r.m;
+  }
+  return r.finish().lse();
 }
 
 // softmax into out (may alias z); with half storage and `hout`, out is the float32
@@ -390,7 +408,9 @@ inline double row_logsumexp(const S* z, int64_t C) {
 template <class D, class S = typename D::T>
 inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T* refs, S* hout = nullptr) {
   using T = typename D::T;
-  const RowLse r = row_lse<D, true, S>(z, C, out, refs);
+  // block_factor needs log(s) only for rows of more than one block
+  RowLse r = row_lse<D, true, S, false, false>(z, C, out, refs);
+  if (C > kBlock) r.finish();
   if (hout) {
     if (r.masked()) return fill(hout, C, S{});
     return row_scale_exps<D, S>(out, C, refs, r, 1.0, hout);

@@ -222,6 +222,60 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   return total;
 }
 
+// Row results (losses, log-sum-exps) finished kRows at a time, in row order: the logs of
+// those a LogLater left pending in F64 vectors, then the row weights, the per-row output
+// and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
+// about 70 cycles; taken per row it held up the next row's work (1 thread, AVX-512:
+// logsumexp of rows of 160 float32 0.75x the time without it, loss + gradient 0.84x).
+// Each lane computes as log_sum does (no operation crosses lanes): the same bits.
+template <class T>
+class LogBatch {
+ public:
+  explicit LogBatch(double& total) : total_(total) {}
+  LogBatch(const LogBatch&) = delete;
+  LogBatch& operator=(const LogBatch&) = delete;
+  // r is the row's value (without log(s) when later.on); w, sw, cw its weights (weigh_loss,
+  // applied here when w != 1); out, if not null, receives the finished value
+  void push(double r, const LogLater& later, double w, double sw, double cw, T* out) {
+    Row& e = rows_[n_];
+    e = Row{r, w, sw, cw, out, later.on};
+    ones_[n_] = later.on ? later.ones : 1.0;
+    rest_[n_] = later.on ? later.rest : 0.0;
+    pending_ += later.on;
+    if (++n_ == kRows) flush();
+  }
+  void flush() {
+    if (n_ == 0) return;
+    alignas(64) double l[kRows];
+    if (pending_) {
+      for (int i = n_; i < kRows; ++i) ones_[i] = 1.0, rest_[i] = 0.0;  // log(1) lanes, unused
+      for (int i = 0; i < kRows; i += F64::W)
+        F64::store(l + i, log_ones_rest<F64>(F64::load(ones_ + i), F64::load(rest_ + i)));
+    }
+    for (int i = 0; i < n_; ++i) {
+      const Row& e = rows_[i];
+      double r = e.later ? e.r + l[i] : e.r;
+      if (e.w != 1.0) r = weigh_loss(r, e.w, e.sw, e.cw);
+      if (e.out) *e.out = static_cast<T>(r);
+      total_ += r;
+    }
+    n_ = pending_ = 0;
+  }
+
+ private:
+  static constexpr int kRows = 2 * F64::W;
+  struct Row {
+    double r, w, sw, cw;
+    T* out;
+    bool later;
+  };
+  double& total_;
+  int n_ = 0, pending_ = 0;
+  Row rows_[kRows];
+  alignas(64) double ones_[kRows];
+  alignas(64) double rest_[kRows];
+};
+
 template <class D, class S>
 double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1, typename D::T* scratch) {
   using T = typename D::T;
@@ -286,6 +340,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     wsum = s;  // with smoothing: SW of the rows without a masked class (row_xent_label)
   }
   double total = 0.0;
+  LogBatch<T> fin(total);
+  // the ops whose rows may leave their log(s) to fin (row_xent_label, row_logsumexp)
+  const bool defer_log = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0 && j.z_loss == 0.0) ||
+                         j.op == SoftmaxOp::kLogsumexp;
   bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     if (K && bi == bn) {  // a new block
@@ -328,6 +386,9 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
       return t;
     };
     double r = 0.0;
+    LogLater later;
+    LogLater* const lp = defer_log ? &later : nullptr;
+    double lw = 1.0, lsw = 1.0, lcw = 1.0;  // the weights of a row whose log(s) waits
     if (loss_op) {
       // the row weight first: an ignored or zero-weight row costs no pass over its logits
       int64_t y = 0;
@@ -356,12 +417,12 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
             // (a split scale is applied to the float32 row afterwards: no direct output then)
             if (direct_out && !split) hout = os + cur.off[3];
             r = direct ? row_xent_label<D, false, S>(zs + cur.off[0], C, y, nullptr, 0.0, out, refs, gs, j.z_loss,
-                                                     hout)
+                                                     hout, nullptr, 0.0, lp)
                 : (j.class_w && eps != 0.0)
                     ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss,
                                               static_cast<T*>(nullptr), nullptr, wsum)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
-                                               cap_in_rescale ? dbuf : nullptr);
+                                               cap_in_rescale ? dbuf : nullptr, 0.0, lp);
             break;
           case SoftmaxOp::kXentTarget:
             r = j.class_w ? row_xent_target<D, true>(z, load_t(), j.class_w, eps, C, out, refs, gs, j.z_loss)
@@ -392,13 +453,14 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         }
         if (grad_capped && !cap_in_rescale) mul_rows<D>(out, dbuf, C);
         if (split && out) ldexp_row(out, 1, C, sp.e);
-        if (w != 1.0) r = weigh_loss(r, w, sw, cwy);
+        if (later.on) lw = w, lsw = sw, lcw = cwy;
+        else if (w != 1.0) r = weigh_loss(r, w, sw, cwy);
       }
     } else {
       if (!direct) load_z();
       switch (j.op) {
         case SoftmaxOp::kLogsumexp:
-          r = direct ? row_logsumexp<D, S>(zs + cur.off[0], C) : row_logsumexp<D>(z, C);
+          r = direct ? row_logsumexp<D, S>(zs + cur.off[0], C, lp) : row_logsumexp<D>(z, C, lp);
           break;
         case SoftmaxOp::kSoftmax:
           if (direct) {
@@ -418,10 +480,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     } else if (out && !o_contig && !bo) {
       scatter(obuf, C, os + cur.off[3], j.out.cs);
     }
-    if (j.row_out.p) j.row_out.p[cur.off[4]] = static_cast<T>(r);
-    total += r;
+    fin.push(r, later, lw, lsw, lcw, j.row_out.p ? j.row_out.p + cur.off[4] : nullptr);
     if (K && ++bi == bn && bo) scatter_rows<D>(bo, bn, C, j.out.p + bo_off, j.out.cs);
   }
+  fin.flush();
   return total;
 }
 

@@ -113,17 +113,23 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
 // the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
 // With smoothing and class weights w, `wsum` is their sum (in double).
+// With `later` (LogLater), a row without smoothing and z-loss whose log(s) the gradient
+// does not need (one block) returns m - z[y] and leaves + log(s) to it.
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
-                             S* hgrad = nullptr, const typename D::T* dcap = nullptr, double wsum = 0.0) {
+                             S* hgrad = nullptr, const typename D::T* dcap = nullptr, double wsum = 0.0,
+                             LogLater* later = nullptr) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
   // smoothing takes K from the forward pass
   const bool live = eps != 0.0;
-  const RowLse r = grad ? (live ? row_lse<D, true, S, true>(z, C, grad, refs) : row_lse<D, true, S>(z, C, grad, refs))
-                        : (live ? row_lse<D, false, S, true>(z, C, nullptr, nullptr)
-                                : row_lse<D, false, S>(z, C, nullptr, nullptr));
+  RowLse r = grad ? (live ? row_lse<D, true, S, true, false>(z, C, grad, refs)
+                          : row_lse<D, true, S, false, false>(z, C, grad, refs))
+                  : (live ? row_lse<D, false, S, true, false>(z, C, nullptr, nullptr)
+                          : row_lse<D, false, S, false, false>(z, C, nullptr, nullptr));
+  const bool defer = later && eps == 0.0 && zl == 0.0 && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
+  if (!defer) r.finish();
   if (r.masked()) {
     if (hgrad) fill(hgrad, C, S{});
     else if (grad) fill(grad, C, T(0));
@@ -144,6 +150,10 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
         row_scale_exps<D>(grad, C, refs, r, f);
         grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale);
       }
+    }
+    if (defer) {
+      later->set(r);
+      return r.m - zy;
     }
     return (r.m - zy) + r.log_s + zloss_term(r, zl);
   }

@@ -1,0 +1,131 @@
+"""The row kernels leave the log of each row's sum to a batch of rows (LogBatch in
+cpp/src/kernels/units-inl.hpp), finished together in the rows' order: every row keeps its
+own value, weight and place in the per-row output and the sums, for any row count (full
+and partial batches), rows of every kind in one batch, and any split between threads."""
+import numpy as np
+import pytest
+
+import reference as ref
+import xent
+from conftest import GRAD_TOL, LOSS_TOL
+
+# all past the rows-in-lanes limits (128 float32, 80 float64): the row kernels; 2049 and
+# 5000 span more than one block of 2048 (the gradient then needs the log at once)
+CLASSES = [129, 300, 2048, 2049, 5000]
+ROWS = [1, 15, 16, 17, 33, 70]
+DTYPES = [np.float32, np.float64]
+
+
+def _mixed(rng, n, C, dtype, special=True):
+    """Logits whose rows differ in scale and kind, so that a row given another row's log
+    or weight shows; with `special`, masked, partly masked, NaN and +inf rows among them."""
+    z = rng.standard_normal((n, C)) * rng.choice([0.5, 3.0, 20.0], size=(n, 1))
+    z += rng.uniform(-50, 50, size=(n, 1))
+    z[1::7, rng.integers(0, C)] += 40.0  # confident rows: s = 1 + tiny
+    z[2::9, : C // 3] = -np.inf  # partly masked
+    if special:
+        z[3::11] = -np.inf  # fully masked: lse -inf, loss +inf
+        z[5::13, C // 2] = np.nan
+        z[6::17, C - 1] = np.inf
+    return z.astype(dtype)
+
+
+def _labels(rng, z):
+    """Labels on unmasked classes where the row has any."""
+    n, C = z.shape
+    y = rng.integers(0, C, n)
+    for i in range(n):
+        live = np.flatnonzero(z[i] > -np.inf)
+        if live.size and z[i, y[i]] == -np.inf:
+            y[i] = live[rng.integers(0, live.size)]
+    return y
+
+
+def _close(a, b, dtype, tol=LOSS_TOL):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[np.isinf(a)], b[np.isinf(b)])
+    f = np.isfinite(b)
+    np.testing.assert_allclose(a[f], b[f], **tol[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", CLASSES)
+@pytest.mark.parametrize("n", ROWS)
+def test_per_row_values(isa, rng, dtype, C, n):
+    z = _mixed(rng, n, C, dtype)
+    y = _labels(rng, z)
+    want, want_grad = ref.softmax_xent_labels(z, y)
+    _close(xent.softmax_cross_entropy(z, y, reduction="none"), want, dtype)
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    _close(loss, want, dtype)
+    _close(xent.logsumexp(z, axis=-1)[~np.isnan(z).any(1) & ~np.isposinf(z).any(1)],
+           ref.logsumexp(z)[~np.isnan(z).any(1) & ~np.isposinf(z).any(1)], dtype)
+    finite = np.isfinite(want)
+    _close(grad[finite], want_grad[finite], dtype, GRAD_TOL)
+    _close(xent.softmax(z[finite], axis=-1), ref.softmax(z[finite]), dtype, GRAD_TOL)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", CLASSES)
+@pytest.mark.parametrize("n", ROWS)
+def test_weighted_rows_and_sums(isa, rng, dtype, C, n):
+    z = _mixed(rng, n, C, dtype, special=False)
+    y = _labels(rng, z)
+    cw = rng.uniform(0.1, 4.0, C)
+    sw = rng.uniform(0.0, 3.0, n)
+    sw[::5] = 0.0
+    ig = int(y[n // 2])
+    rows = ref.softmax_xent_labels(z, y)[0]
+    w = cw[y] * sw * (y != ig)
+    kw = dict(weight=cw, sample_weight=sw, ignore_index=ig)
+    for grad in (False, True):
+        out = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=grad, **kw)
+        _close(out[0] if grad else out, rows * w, dtype)
+        got = xent.softmax_cross_entropy(z, y, reduction="sum", return_grad=grad, **kw)
+        np.testing.assert_allclose(got[0] if grad else got, np.sum(rows * w), **LOSS_TOL[dtype])
+        got = xent.softmax_cross_entropy(z, y, reduction="mean", return_grad=grad, **kw)
+        want = np.sum(rows * w) / np.sum(w) if np.sum(w) > 0 else 0.0
+        np.testing.assert_allclose(got[0] if grad else got, want, **LOSS_TOL[dtype])
+    np.testing.assert_allclose(xent.logsumexp(z, axis=-1), ref.logsumexp(z), **LOSS_TOL[dtype])
+
+
+@pytest.mark.parametrize("C", [300, 2049])
+def test_threads_split_batches_bit_for_bit(rng, C):
+    # 200 rows of 300 or 2049 float32 go to two threads, which split the row batches
+    z = _mixed(rng, 200, C, np.float32, special=False)
+    y = _labels(rng, z)
+    sw = rng.uniform(0.0, 2.0, 200)
+    for red in ("none", "sum", "mean"):
+        one = xent.softmax_cross_entropy(z, y, sample_weight=sw, reduction=red, return_grad=True, n_threads=1)
+        two = xent.softmax_cross_entropy(z, y, sample_weight=sw, reduction=red, return_grad=True, n_threads=2)
+        assert np.asarray(one[0]).tobytes() == np.asarray(two[0]).tobytes()
+        assert one[1].tobytes() == two[1].tobytes()
+    one = xent.logsumexp(z, axis=-1, n_threads=1)
+    assert one.tobytes() == xent.logsumexp(z, axis=-1, n_threads=2).tobytes()
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+@pytest.mark.parametrize("C", [300, 2049])
+def test_half_rows(isa, rng, half, C):
+    # half logits are read by the forward pass directly, and their rows batched the same way
+    if half == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        dt = ml_dtypes.bfloat16
+    else:
+        dt = np.float16
+    z = _mixed(rng, 37, C, np.float32).clip(-60000, 60000).astype(dt)
+    y = _labels(rng, z.astype(np.float32))
+    zf = z.astype(np.float32)
+    _close(xent.softmax_cross_entropy(z, y, reduction="none"), ref.softmax_xent_labels(zf, y)[0], np.float32)
+    ok = ~np.isnan(zf).any(1) & ~np.isposinf(zf).any(1)
+    _close(xent.logsumexp(z, axis=-1)[ok], ref.logsumexp(zf)[ok], np.float32)
+
+
+def test_3d_rows_land_in_place(rng):
+    # per-row outputs of a (4, 9, C) batch: each finished row goes to its own (i, j)
+    z = _mixed(rng, 36, 300, np.float64, special=False).reshape(4, 9, 300)
+    y = rng.integers(0, 300, (4, 9))
+    want = ref.softmax_xent_labels(z.reshape(36, 300), y.reshape(36))[0].reshape(4, 9)
+    np.testing.assert_allclose(xent.softmax_cross_entropy(z, y, reduction="none"), want, **LOSS_TOL[np.float64])
+    np.testing.assert_allclose(xent.logsumexp(z, axis=-1), ref.logsumexp(z), **LOSS_TOL[np.float64])
