@@ -66,6 +66,29 @@ def test_per_row_values(isa, rng, dtype, C, n):
     _close(xent.softmax(z[finite], axis=-1), ref.softmax(z[finite]), dtype, GRAD_TOL)
 
 
+# log_softmax batches rows of at most 16 KiB per batch (AVX-512: 256 float32, 128 float64)
+LOG_SOFTMAX_CLASSES = [81, 100, 129, 160, 256, 257, 512, 513, 2048]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", LOG_SOFTMAX_CLASSES)
+@pytest.mark.parametrize("n", ROWS)
+def test_log_softmax_rows(isa, rng, dtype, C, n):
+    z = _mixed(rng, n, C, dtype)
+    want = ref.log_softmax(z)
+    _close(xent.log_softmax(z, axis=-1), want, dtype, GRAD_TOL)
+    inplace = z.copy()
+    assert xent.log_softmax(inplace, axis=-1, out=inplace) is inplace
+    _close(inplace, want, dtype, GRAD_TOL)
+    wide = np.full((n, 2 * C), 7.0, dtype)  # rows apart from each other: still batched
+    xent.log_softmax(z, axis=-1, out=wide[:, :C])
+    _close(wide[:, :C], want, dtype, GRAD_TOL)
+    assert np.all(wide[:, C:] == 7.0)
+    strided = np.empty((n, 2 * C), dtype)[:, ::2]  # classes 2 apart: row by row
+    xent.log_softmax(z, axis=-1, out=strided)
+    _close(strided, want, dtype, GRAD_TOL)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CLASSES)
 @pytest.mark.parametrize("n", ROWS)

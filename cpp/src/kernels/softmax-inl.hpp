@@ -419,19 +419,23 @@ inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T
   row_scale_exps<D>(out, C, refs, r, 1.0);
 }
 
-// log_softmax into out (may alias z): (z - m) - log(s).
+// log_softmax into out (may alias z): (z - m) - log(s), from the row's finished RowLse r.
 template <class D>
-inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* out) {
+inline void row_log_softmax_out(const typename D::T* z, int64_t C, typename D::T* out, const RowLse& r) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  const RowLse r = row_lse<D, false>(z, C, nullptr, nullptr);
   if (r.masked()) return fill(out, C, -std::numeric_limits<T>::infinity());
   const V vm = D::set1(static_cast<T>(r.m));
   const V vl = D::set1(static_cast<T>(r.log_s));
   int64_t i = 0;
   for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
+}
+
+template <class D>
+inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* out) {
+  row_log_softmax_out<D>(z, C, out, row_lse<D, false>(z, C, nullptr, nullptr));
 }
 
 }  // namespace XENT_ISA_NS
