@@ -66,6 +66,36 @@ def test_per_row_values(isa, rng, dtype, C, n):
     _close(xent.softmax(z[finite], axis=-1), ref.softmax(z[finite]), dtype, GRAD_TOL)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", CLASSES)
+@pytest.mark.parametrize("n", [15, 17, 33])
+def test_smoothing_and_targets(isa, rng, dtype, C, n):
+    # their rows leave T log(s) to the batch, T the row's target mass (not 1)
+    z = _mixed(rng, n, C, dtype, special=False)
+    y = _labels(rng, z)
+    cw = rng.uniform(0.1, 4.0, C).astype(dtype)
+    eps = 0.2
+    live = z > -np.inf
+    t = np.where(live, eps / live.sum(1, keepdims=True), 0.0)
+    t[np.arange(n), y] += 1 - eps
+    for weight in (None, cw):
+        want = ref.softmax_xent_targets(z, t if weight is None else t * weight)[0]
+        for grad in (False, True):
+            out = xent.softmax_cross_entropy(z, y, weight=weight, label_smoothing=eps, reduction="none",
+                                             return_grad=grad)
+            _close(out[0] if grad else out, want, dtype)
+    soft = rng.random((n, C)) ** 3 * rng.choice([0.0, 0.5, 1.0, 2.0], size=(n, 1)) / C * 4
+    soft[~live] = 0.0
+    soft = soft.astype(dtype)
+    for weight in (None, cw):
+        want = ref.softmax_xent_targets(z, soft if weight is None else soft * weight)[0]
+        for grad in (False, True):
+            out = xent.softmax_cross_entropy(z, soft, weight=weight, reduction="none", return_grad=grad)
+            _close(out[0] if grad else out, want, dtype)
+        got = xent.softmax_cross_entropy(z, soft, weight=weight, reduction="sum")
+        np.testing.assert_allclose(got, np.sum(want), **LOSS_TOL[dtype])
+
+
 # log_softmax batches rows of at most 16 KiB per batch (AVX-512: 256 float32, 128 float64)
 LOG_SOFTMAX_CLASSES = [81, 100, 129, 160, 256, 257, 512, 513, 2048]
 

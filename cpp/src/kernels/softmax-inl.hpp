@@ -253,13 +253,15 @@ struct RowLse {
   }
 };
 
-// A row value that still lacks its + log(s), s = ones + rest (vector_log() rows only):
-// set by the row operations given one (row_xent_label, row_logsumexp) when they leave the
-// log to the caller (LogBatch in units-inl.hpp).
+// A row value v that still lacks its log(s), s = ones + rest (vector_log() rows only): the
+// row's result is coef * log(s) + v, coef the row's target mass (1 for a label, as
+// (m - z[y]) + log(s) computes: 1 * l = l). Set by the row operations given one
+// (row_xent_label, row_xent_target, row_logsumexp) when they leave the log to the
+// caller (LogBatch in units-inl.hpp).
 struct LogLater {
   bool on = false;
-  double ones = 0.0, rest = 0.0;
-  void set(const RowLse& r) { on = true, ones = r.ones, rest = r.rest; }
+  double ones = 0.0, rest = 0.0, coef = 1.0;
+  void set(const RowLse& r, double c = 1.0) { on = true, ones = r.ones, rest = r.rest, coef = c; }
 };
 
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b (e is T's

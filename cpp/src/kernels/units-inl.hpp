@@ -223,8 +223,8 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
 }
 
 // Row results (losses, log-sum-exps) finished kRows at a time, in row order: the logs of
-// those a LogLater left pending in F64 vectors, then the row weights, the per-row output
-// and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
+// those a LogLater left pending in F64 vectors (coef * log(s) + r), then the row weights,
+// the per-row output and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
 // about 70 cycles; taken per row it held up the next row's work (1 thread, AVX-512:
 // logsumexp of rows of 160 float32 0.75x the time without it, loss + gradient 0.84x).
 // Each lane computes as log_sum does (no operation crosses lanes): the same bits.
@@ -238,7 +238,7 @@ class LogBatch {
   // applied here when w != 1); out, if not null, receives the finished value
   void push(double r, const LogLater& later, double w, double sw, double cw, T* out) {
     Row& e = rows_[n_];
-    e = Row{r, w, sw, cw, out, later.on};
+    e = Row{r, later.coef, w, sw, cw, out, later.on};
     ones_[n_] = later.on ? later.ones : 1.0;
     rest_[n_] = later.on ? later.rest : 0.0;
     pending_ += later.on;
@@ -254,7 +254,7 @@ class LogBatch {
     }
     for (int i = 0; i < n_; ++i) {
       const Row& e = rows_[i];
-      double r = e.later ? e.r + l[i] : e.r;
+      double r = e.later ? e.coef * l[i] + e.r : e.r;
       if (e.w != 1.0) r = weigh_loss(r, e.w, e.sw, e.cw);
       if (e.out) *e.out = static_cast<T>(r);
       total_ += r;
@@ -265,7 +265,7 @@ class LogBatch {
  private:
   static constexpr int kRows = 2 * F64::W;
   struct Row {
-    double r, w, sw, cw;
+    double r, coef, w, sw, cw;
     T* out;
     bool later;
   };
@@ -391,8 +391,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   double total = 0.0;
   LogBatch<T> fin(total);
   // the ops whose rows may leave their log(s) to fin (row_xent_label, row_logsumexp)
-  const bool defer_log = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0 && j.z_loss == 0.0) ||
-                         j.op == SoftmaxOp::kLogsumexp;
+  const bool defer_log =
+      ((j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget) && j.z_loss == 0.0) || j.op == SoftmaxOp::kLogsumexp;
   // log_softmax rows read from the logits and written in place (LogSoftmaxBatch)
   LogSoftmaxBatch<D> lsb;
   const bool batch_ls = j.op == SoftmaxOp::kLogSoftmax && !kHalf && z_contig && !capped && K == 0 && o_contig &&
@@ -473,13 +473,13 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
                                                      hout, nullptr, 0.0, lp)
                 : (j.class_w && eps != 0.0)
                     ? row_xent_label<D, true>(z, C, y, j.class_w, eps, out, refs, gs, j.z_loss,
-                                              static_cast<T*>(nullptr), nullptr, wsum)
+                                              static_cast<T*>(nullptr), nullptr, wsum, lp)
                     : row_xent_label<D, false>(z, C, y, nullptr, eps, out, refs, gs, j.z_loss, static_cast<T*>(nullptr),
                                                cap_in_rescale ? dbuf : nullptr, 0.0, lp);
             break;
           case SoftmaxOp::kXentTarget:
-            r = j.class_w ? row_xent_target<D, true>(z, load_t(), j.class_w, eps, C, out, refs, gs, j.z_loss)
-                          : row_xent_target<D, false>(z, load_t(), nullptr, eps, C, out, refs, gs, j.z_loss);
+            r = j.class_w ? row_xent_target<D, true>(z, load_t(), j.class_w, eps, C, out, refs, gs, j.z_loss, lp)
+                          : row_xent_target<D, false>(z, load_t(), nullptr, eps, C, out, refs, gs, j.z_loss, lp);
             break;
           case SoftmaxOp::kNllLabel:
             r = row_nll<D>(z, C, y, out, gs);

@@ -113,8 +113,8 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
 // the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
 // With smoothing and class weights w, `wsum` is their sum (in double).
-// With `later` (LogLater), a row without smoothing and z-loss whose log(s) the gradient
-// does not need (one block) returns m - z[y] and leaves + log(s) to it.
+// With `later` (LogLater), a row without z-loss whose log(s) the gradient does not need
+// (one block) returns the loss without its T log(s) term and leaves that to `later`.
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
@@ -128,7 +128,7 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
                           : row_lse<D, true, S, false, false>(z, C, grad, refs))
                   : (live ? row_lse<D, false, S, true, false>(z, C, nullptr, nullptr)
                           : row_lse<D, false, S, false, false>(z, C, nullptr, nullptr));
-  const bool defer = later && eps == 0.0 && zl == 0.0 && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
+  const bool defer = later && zl == 0.0 && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
   if (!defer) r.finish();
   if (r.masked()) {
     if (hgrad) fill(hgrad, C, S{});
@@ -179,6 +179,10 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
     grad[y] = static_cast<T>(static_cast<double>(grad[y]) - gscale * wy);
   }
   const double a = (wy == 0.0 ? 0.0 : wy * (r.m - zy)) + eps / st.k * st.sa;
+  if (defer) {
+    later->set(r, tsum);
+    return a;
+  }
   return tsum * r.log_s + a + zloss_term(r, zl);
   }
 }
@@ -189,9 +193,11 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
 // gradient gscale * ((T + 2 zl lse) softmax(z) - t).
 // grad must not alias z here: the second pass below reads z again (the driver,
 // units-inl.hpp, copies the row to scratch when the gradient goes over the logits).
+// `later` as for row_xent_label.
 template <class D, bool kW>
 inline double row_xent_target(const typename D::T* z, const typename D::T* t, const typename D::T* w, double eps,
-                              int64_t C, typename D::T* grad, typename D::T* refs, double gscale, double zl) {
+                              int64_t C, typename D::T* grad, typename D::T* refs, double gscale, double zl,
+                              LogLater* later = nullptr) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -200,7 +206,10 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, co
     const V tv = D::load_tail(t + i, k, T(0));
     return kW ? D::mul(tv, D::load_tail(w + i, k, T(0))) : tv;
   };
-  const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
+  RowLse r = grad ? row_lse<D, true, T, false, false>(z, C, grad, refs)
+                  : row_lse<D, false, T, false, false>(z, C, nullptr, nullptr);
+  const bool defer = later && zl == 0.0 && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
+  if (!defer) r.finish();
   // Second pass (z and t): T and A relative to the final max. z is in cache for rows that
   // fit in L2; t is read here for the first time.
   double tsum = 0.0, a = 0.0;
@@ -237,7 +246,13 @@ inline double row_xent_target(const typename D::T* z, const typename D::T* t, co
     tsum = (eps == 1.0 ? 0.0 : (1.0 - eps) * tsum) + eps / st.k * st.sw;
     a = (eps == 1.0 ? 0.0 : (1.0 - eps) * a) + eps / st.k * st.sa;
   }
-  const double loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a + zloss_term(r, zl);
+  double loss;
+  if (defer && tsum != 0.0) {
+    later->set(r, tsum);
+    loss = a;
+  } else {
+    loss = (tsum == 0.0 ? 0.0 : tsum * r.log_s) + a + zloss_term(r, zl);
+  }
   if (grad) {
     // grad = gscale*(T + 2 zl lse)*p - gscale*t, with p = e * exp(ref - lse)
     if (eps != 0.0)
