@@ -96,8 +96,9 @@ def test_smoothing_and_targets(isa, rng, dtype, C, n):
         np.testing.assert_allclose(got, np.sum(want), **LOSS_TOL[dtype])
 
 
-# log_softmax batches rows of at most 16 KiB per batch (AVX-512: 256 float32, 128 float64)
-LOG_SOFTMAX_CLASSES = [81, 100, 129, 160, 256, 257, 512, 513, 2048]
+# log_softmax (and z-loss gradients) batch rows up to 32 KiB a batch: up to 512 float32 /
+# 256 float64 classes on AVX-512, 1024 / 512 on AVX2, 4096 / 2048 on the scalar set
+LOG_SOFTMAX_CLASSES = [81, 100, 129, 160, 256, 257, 512, 513, 1024, 1025, 2048]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -117,6 +118,50 @@ def test_log_softmax_rows(isa, rng, dtype, C, n):
     strided = np.empty((n, 2 * C), dtype)[:, ::2]  # classes 2 apart: row by row
     xent.log_softmax(z, axis=-1, out=strided)
     _close(strided, want, dtype, GRAD_TOL)
+
+
+def _zloss_ref(z, y, zl):
+    loss, _ = ref.softmax_xent_labels(z, y)
+    lse = ref.logsumexp(z)
+    p = ref.softmax(z)
+    grad = (1 + 2 * zl * lse)[:, None] * p
+    grad[np.arange(len(y)), y] -= 1.0
+    return loss + zl * lse**2, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [129, 256, 257, 512, 513, 1024, 2049])
+@pytest.mark.parametrize("n", [1, 17, 33])
+def test_z_loss_rows(isa, rng, dtype, C, n):
+    # z-loss rows leave their log, and with a gradient its rescaling pass, to the batch
+    z = _mixed(rng, n, C, dtype, special=False)
+    y = _labels(rng, z)
+    zl = 1e-3
+    want, want_grad = _zloss_ref(z, y, zl)
+    _close(xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none"), want, dtype)
+    loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True)
+    _close(loss, want, dtype)
+    _close(grad, want_grad, dtype, GRAD_TOL)
+    sw = rng.uniform(0.0, 3.0, n)
+    loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, sample_weight=sw, reduction="sum", return_grad=True)
+    np.testing.assert_allclose(loss, np.sum(sw * want), **LOSS_TOL[dtype])
+    _close(grad, sw[:, None] * want_grad, dtype, GRAD_TOL)
+    inplace = z.copy()  # the gradient over the logits
+    loss, grad = xent.softmax_cross_entropy(inplace, y, z_loss=zl, reduction="none", return_grad=True,
+                                            grad_out=inplace)
+    assert grad is inplace
+    _close(loss, want, dtype)
+    _close(grad, want_grad, dtype, GRAD_TOL)
+    strided = np.empty((n, 2 * C), dtype)[:, ::2]  # written row by row, at once
+    loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True, grad_out=strided)
+    _close(grad, want_grad, dtype, GRAD_TOL)
+    big = np.full(n, np.finfo(dtype).max / 4)  # weights whose product with the scale is split
+    loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, sample_weight=big, weight=np.full(C, 8.0),
+                                            reduction="none", return_grad=True)
+    _, g1 = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True)
+    with np.errstate(over="ignore"):  # the unweighted gradient times the weights, rounded once
+        exact = (np.longdouble(8) * big[:, None].astype(np.longdouble) * g1).astype(dtype)
+    _close(grad, exact, dtype, GRAD_TOL)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

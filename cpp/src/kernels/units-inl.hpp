@@ -223,22 +223,24 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
 }
 
 // Row results (losses, log-sum-exps) finished kRows at a time, in row order: the logs of
-// those a LogLater left pending in F64 vectors (coef * log(s) + r), then the row weights,
-// the per-row output and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
+// those a LogLater left pending in F64 vectors (coef * log(s) + r, + the z-loss; the
+// gradient's rescaling pass for a z-loss row), then the row weights, the per-row output
+// and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
 // about 70 cycles; taken per row it held up the next row's work (1 thread, AVX-512:
 // logsumexp of rows of 160 float32 0.75x the time without it, loss + gradient 0.84x).
 // Each lane computes as log_sum does (no operation crosses lanes): the same bits.
-template <class T>
+template <class D>
 class LogBatch {
+  using T = typename D::T;
+
  public:
   explicit LogBatch(double& total) : total_(total) {}
   LogBatch(const LogBatch&) = delete;
   LogBatch& operator=(const LogBatch&) = delete;
   // r is the row's value (without log(s) when later.on); w, sw, cw its weights (weigh_loss,
   // applied here when w != 1); out, if not null, receives the finished value
-  void push(double r, const LogLater& later, double w, double sw, double cw, T* out) {
-    Row& e = rows_[n_];
-    e = Row{r, later.coef, w, sw, cw, out, later.on};
+  void push(double r, const LogLater<T>& later, double w, double sw, double cw, T* out) {
+    rows_[n_] = Row{r, w, sw, cw, out, later};
     ones_[n_] = later.on ? later.ones : 1.0;
     rest_[n_] = later.on ? later.rest : 0.0;
     pending_ += later.on;
@@ -254,7 +256,22 @@ class LogBatch {
     }
     for (int i = 0; i < n_; ++i) {
       const Row& e = rows_[i];
-      double r = e.later ? e.coef * l[i] + e.r : e.r;
+      const LogLater<T>& x = e.x;
+      double r = e.r;
+      if (x.on) {
+        r = x.coef * l[i] + r;
+        if (x.zl != 0.0) {  // as zloss_term and p_factor (xent-inl.hpp) compute them
+          const double lse = x.m + l[i];
+          r = r + x.zl * lse * lse;
+          if (x.grad) {
+            RowLse rl{x.m, x.ones, x.rest};
+            rl.log_s = l[i];
+            const T ref = static_cast<T>(x.m);  // the row's one block
+            row_scale_exps<D>(x.grad, x.C, &ref, rl, x.gscale * (1.0 + 2.0 * x.zl * lse));
+            x.grad[x.y] = static_cast<T>(static_cast<double>(x.grad[x.y]) - x.gscale);
+          }
+        }
+      }
       if (e.w != 1.0) r = weigh_loss(r, e.w, e.sw, e.cw);
       if (e.out) *e.out = static_cast<T>(r);
       total_ += r;
@@ -265,9 +282,9 @@ class LogBatch {
  private:
   static constexpr int kRows = 2 * F64::W;
   struct Row {
-    double r, coef, w, sw, cw;
+    double r, w, sw, cw;
     T* out;
-    bool later;
+    LogLater<T> x;
   };
   double& total_;
   int n_ = 0, pending_ = 0;
@@ -278,15 +295,14 @@ class LogBatch {
 
 // log_softmax rows whose output passes wait for their batch's logs (LogBatch's vector log):
 // rows read from the logits and written to the output in place, never through a row
-// buffer, and short: a batch's rows span at most 16 KiB, so that each row is still in L1
-// for its output pass (1 thread, AVX-512, float32: rows of 160 0.84x the time, 256 0.94x;
-// batches of 64 KiB of rows of 1024 or 4096 took 1.03-1.05x).
+// buffer, and short (log_batch_max_c; 1 thread, AVX-512, float32: rows of 160 0.84x the
+// time, 256 0.94x).
 template <class D>
 class LogSoftmaxBatch {
   using T = typename D::T;
 
  public:
-  static constexpr int64_t kRowMax = 16384 / (2 * F64::W * static_cast<int64_t>(sizeof(T)));
+  static constexpr int64_t kRowMax = log_batch_max_c<T>();
   void push(const T* z, int64_t C, T* out, const RowLse& r) {
     if (!(r.vector_log() && std::isfinite(r.m))) {  // libm's log now (NaN, +inf): no batch
       RowLse f = r;
@@ -389,10 +405,12 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     wsum = s;  // with smoothing: SW of the rows without a masked class (row_xent_label)
   }
   double total = 0.0;
-  LogBatch<T> fin(total);
+  LogBatch<D> fin(total);
   // the ops whose rows may leave their log(s) to fin (row_xent_label, row_logsumexp)
   const bool defer_log =
-      ((j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget) && j.z_loss == 0.0) || j.op == SoftmaxOp::kLogsumexp;
+      j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kLogsumexp;
+  // and whose gradient row may wait for it too (written in place, nothing applied after)
+  const bool grad_later = !kHalf && o_contig && K == 0 && !capped;
   // log_softmax rows read from the logits and written in place (LogSoftmaxBatch)
   LogSoftmaxBatch<D> lsb;
   const bool batch_ls = j.op == SoftmaxOp::kLogSoftmax && !kHalf && z_contig && !capped && K == 0 && o_contig &&
@@ -439,8 +457,8 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
       return t;
     };
     double r = 0.0;
-    LogLater later;
-    LogLater* const lp = defer_log ? &later : nullptr;
+    LogLater<T> later;
+    LogLater<T>* const lp = defer_log ? &later : nullptr;
     double lw = 1.0, lsw = 1.0, lcw = 1.0;  // the weights of a row whose log(s) waits
     if (loss_op) {
       // the row weight first: an ignored or zero-weight row costs no pass over its logits
@@ -464,6 +482,7 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
         SplitScale sp;
         const bool split = !row_scale_fits<T>(gs, inrow);
         if (split) gs = (sp = split_scale_t<T>(j.gscale, sw, cwy)).m;
+        later.grad_ok = grad_later && !split;
         const double eps = j.smoothing;
         switch (j.op) {
           case SoftmaxOp::kXentLabel:

@@ -113,13 +113,14 @@ inline void row_scale_exps_smooth(typename D::T* e, const typename D::T* z, cons
 // With `dcap` (the soft cap's derivatives, softcap_row's d; T storage and eps == 0 only),
 // the gradient is multiplied by it in the rescaling pass: the bits of mul_rows afterwards.
 // With smoothing and class weights w, `wsum` is their sum (in double).
-// With `later` (LogLater), a row without z-loss whose log(s) the gradient does not need
-// (one block) returns the loss without its T log(s) term and leaves that to `later`.
+// With `later` (LogLater), a row whose gradient needs no log(s) now (one block; with a
+// z-loss, rows of one label of at most log_batch_max_c classes whose gradient may wait)
+// returns the loss without its T log(s) and z-loss terms and leaves them to `later`.
 template <class D, bool kW, class S = typename D::T>
 inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D::T* w, double eps,
                              typename D::T* grad, typename D::T* refs, double gscale, double zl,
                              S* hgrad = nullptr, const typename D::T* dcap = nullptr, double wsum = 0.0,
-                             LogLater* later = nullptr) {
+                             LogLater<typename D::T>* later = nullptr) {
   using T = typename D::T;
   const double zy = static_cast<double>(Io<D, S>::get(z[y]));  // read before grad may overwrite z
   // smoothing takes K from the forward pass
@@ -128,7 +129,9 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
                           : row_lse<D, true, S, false, false>(z, C, grad, refs))
                   : (live ? row_lse<D, false, S, true, false>(z, C, nullptr, nullptr)
                           : row_lse<D, false, S, false, false>(z, C, nullptr, nullptr));
-  const bool defer = later && zl == 0.0 && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
+  const bool zl_ok = zl == 0.0 || (later && eps == 0.0 && (!grad || (later->grad_ok && !hgrad && !dcap &&
+                                                                        C <= log_batch_max_c<T>())));
+  const bool defer = later && zl_ok && (!grad || C <= kBlock) && !r.masked() && r.vector_log();
   if (!defer) r.finish();
   if (r.masked()) {
     if (hgrad) fill(hgrad, C, S{});
@@ -136,7 +139,9 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
     return std::numeric_limits<double>::infinity();
   }
   if (eps == 0.0) {
-    if (grad) {
+    if (grad && defer && zl != 0.0) {  // rescaled by `later` once lse is known
+      later->grad = grad, later->C = C, later->y = y, later->gscale = gscale;
+    } else if (grad) {
       const double f = gscale * p_factor(r, 1.0, zl);
       if (hgrad) {  // the float32 value of the in-place path below, rounded once
         const T gy = static_cast<T>(static_cast<double>(scaled_exp(grad, y, refs, r, f)) - gscale);
@@ -152,7 +157,7 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
       }
     }
     if (defer) {
-      later->set(r);
+      later->set(r, 1.0, zl);
       return r.m - zy;
     }
     return (r.m - zy) + r.log_s + zloss_term(r, zl);
@@ -197,7 +202,7 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
 template <class D, bool kW>
 inline double row_xent_target(const typename D::T* z, const typename D::T* t, const typename D::T* w, double eps,
                               int64_t C, typename D::T* grad, typename D::T* refs, double gscale, double zl,
-                              LogLater* later = nullptr) {
+                              LogLater<typename D::T>* later = nullptr) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
