@@ -254,7 +254,7 @@ struct RowLse {
 };
 
 // Rows of at most this many elements wait in a batch of 2 x F64::W rows for their logs
-// before a pass over them (LogSoftmaxBatch, LogBatch with a gradient): 32 KiB a batch, an
+// before a pass over them (LogBatch: log_softmax, z-loss gradients): 32 KiB a batch, an
 // L1 here, so that each row is still in cache for its pass (log_softmax, 1 thread, AVX-512:
 // 32 KiB against 16 KiB 0.93-0.96x the time at rows of 384-512 float32 and 256 float64;
 // 64 KiB batches, rows of 1024 or 4096 float32, 1.03-1.05x the time of no batch).
@@ -268,14 +268,16 @@ constexpr int64_t log_batch_max_c() {
 // (m - z[y]) + log(s) computes: 1 * l = l), plus the z-loss zl lse^2 (lse = m + log(s)).
 // With `grad` (z-loss rows, whose gradient's factor 1 + 2 zl lse needs the log), the
 // gradient row still holds the exponentials: the rescaling pass and the label's term
-// wait too. Set by the row operations given one (row_xent_label, row_xent_target,
-// row_logsumexp) when they leave the log to the caller (LogBatch in units-inl.hpp);
+// wait too; with `lsm_z` (log_softmax rows), the output pass into `grad` from z waits.
+// Set by the row operations given one (row_xent_label, row_xent_target, row_logsumexp)
+// and the driver when they leave the log to the caller (LogBatch in units-inl.hpp);
 // `grad_ok` is the caller's: the gradient row is the final one, nothing else follows.
 template <class T>
 struct LogLater {
   bool on = false, grad_ok = false;
   double ones = 0.0, rest = 0.0, coef = 1.0, zl = 0.0, m = 0.0, gscale = 0.0;
   T* grad = nullptr;
+  const T* lsm_z = nullptr;
   int64_t C = 0, y = 0;
   void set(const RowLse& r, double c = 1.0, double z = 0.0) {
     on = true, ones = r.ones, rest = r.rest, coef = c, zl = z, m = r.m;

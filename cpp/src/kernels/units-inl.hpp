@@ -224,8 +224,8 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
 
 // Row results (losses, log-sum-exps) finished kRows at a time, in row order: the logs of
 // those a LogLater left pending in F64 vectors (coef * log(s) + r, + the z-loss; the
-// gradient's rescaling pass for a z-loss row), then the row weights, the per-row output
-// and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
+// gradient's rescaling pass of a z-loss row, the output pass of a log_softmax row), then
+// the row weights, the per-row output and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
 // about 70 cycles; taken per row it held up the next row's work (1 thread, AVX-512:
 // logsumexp of rows of 160 float32 0.75x the time without it, loss + gradient 0.84x).
 // Each lane computes as log_sum does (no operation crosses lanes): the same bits.
@@ -258,7 +258,11 @@ class LogBatch {
       const Row& e = rows_[i];
       const LogLater<T>& x = e.x;
       double r = e.r;
-      if (x.on) {
+      if (x.on && x.lsm_z) {
+        RowLse rl{x.m, x.ones, x.rest};
+        rl.log_s = l[i];
+        row_log_softmax_out<D>(x.lsm_z, x.C, x.grad, rl);
+      } else if (x.on) {
         r = x.coef * l[i] + r;
         if (x.zl != 0.0) {  // as zloss_term and p_factor (xent-inl.hpp) compute them
           const double lse = x.m + l[i];
@@ -288,54 +292,6 @@ class LogBatch {
   };
   double& total_;
   int n_ = 0, pending_ = 0;
-  Row rows_[kRows];
-  alignas(64) double ones_[kRows];
-  alignas(64) double rest_[kRows];
-};
-
-// log_softmax rows whose output passes wait for their batch's logs (LogBatch's vector log):
-// rows read from the logits and written to the output in place, never through a row
-// buffer, and short (log_batch_max_c; 1 thread, AVX-512, float32: rows of 160 0.84x the
-// time, 256 0.94x).
-template <class D>
-class LogSoftmaxBatch {
-  using T = typename D::T;
-
- public:
-  static constexpr int64_t kRowMax = log_batch_max_c<T>();
-  void push(const T* z, int64_t C, T* out, const RowLse& r) {
-    if (!(r.vector_log() && std::isfinite(r.m))) {  // libm's log now (NaN, +inf): no batch
-      RowLse f = r;
-      return row_log_softmax_out<D>(z, C, out, f.finish());
-    }
-    rows_[n_] = Row{z, out, C, r};
-    ones_[n_] = r.ones;
-    rest_[n_] = r.rest;
-    if (++n_ == kRows) flush();
-  }
-  void flush() {
-    if (n_ == 0) return;
-    for (int i = n_; i < kRows; ++i) ones_[i] = 1.0, rest_[i] = 0.0;  // log(1) lanes, unused
-    alignas(64) double l[kRows];
-    for (int i = 0; i < kRows; i += F64::W)
-      F64::store(l + i, log_ones_rest<F64>(F64::load(ones_ + i), F64::load(rest_ + i)));
-    for (int i = 0; i < n_; ++i) {
-      Row& e = rows_[i];
-      e.r.log_s = l[i];
-      row_log_softmax_out<D>(e.z, e.C, e.out, e.r);
-    }
-    n_ = 0;
-  }
-
- private:
-  static constexpr int kRows = 2 * F64::W;
-  struct Row {
-    const T* z;
-    T* out;
-    int64_t C;
-    RowLse r;
-  };
-  int n_ = 0;
   Row rows_[kRows];
   alignas(64) double ones_[kRows];
   alignas(64) double rest_[kRows];
@@ -411,10 +367,11 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
       j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kLogsumexp;
   // and whose gradient row may wait for it too (written in place, nothing applied after)
   const bool grad_later = !kHalf && o_contig && K == 0 && !capped;
-  // log_softmax rows read from the logits and written in place (LogSoftmaxBatch)
-  LogSoftmaxBatch<D> lsb;
+  // log_softmax rows read from the logits and written in place, short (log_batch_max_c),
+  // whose output passes wait for fin's logs (1 thread, AVX-512, float32: rows of 160 0.84x
+  // the time, 256 0.94x)
   const bool batch_ls = j.op == SoftmaxOp::kLogSoftmax && !kHalf && z_contig && !capped && K == 0 && o_contig &&
-                        C <= LogSoftmaxBatch<D>::kRowMax;
+                        C <= log_batch_max_c<T>();
   bool cap_full = false;  // softcap_row's mode, kept from row to row
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     if (K && bi == bn) {  // a new block
@@ -543,8 +500,17 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
           }
           break;
         default:
-          if (batch_ls) lsb.push(z, C, out, row_lse<D, false, T, false, false>(z, C, nullptr, nullptr));
-          else row_log_softmax<D>(z, C, out);
+          if (batch_ls) {
+            RowLse rl = row_lse<D, false, T, false, false>(z, C, nullptr, nullptr);
+            if (rl.vector_log() && std::isfinite(rl.m)) {  // (else libm's log now: NaN, +inf)
+              later.set(rl);  // (the row's value stays 0)
+              later.lsm_z = z, later.grad = out, later.C = C;
+            } else {
+              row_log_softmax_out<D>(z, C, out, rl.finish());
+            }
+          } else {
+            row_log_softmax<D>(z, C, out);
+          }
           break;
       }
     }
@@ -557,7 +523,6 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     if (K && ++bi == bn && bo) scatter_rows<D>(bo, bn, C, j.out.p + bo_off, j.out.cs);
   }
   fin.flush();
-  lsb.flush();
   return total;
 }
 
