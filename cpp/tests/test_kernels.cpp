@@ -94,6 +94,7 @@ void run_dtype(int64_t density) {
   }
   report().flush();
   test_options<T>();
+  test_softcap_normalizers<T>();
   report().flush();
   test_inner<T>();
   report().flush();

@@ -138,6 +138,11 @@ void test_options() {
       {"label smoothing w+ignore", S::kXentLabel, true, false, true, 0, 0.2},
       {"label softcap+smoothing+zloss", S::kXentLabel, false, true, false, 1e-3, 0.1, 4.0},
       {"target w+smoothing", S::kXentTarget, true, true, false, 0, 0.15},
+      // (C <= 128 float32 / 80 float64: rows in lanes, kernels/smallc-inl.hpp)
+      {"label smoothing+sw+zloss", S::kXentLabel, false, true, false, 1e-3, 0.3},
+      {"target plain", S::kXentTarget, false, false, false},
+      {"target w+smoothing 1+zloss", S::kXentTarget, true, false, false, 1e-3, 1.0},
+      {"label softcap", S::kXentLabel, false, false, false, 0, 0, 5.0},
       {"target softcap+w", S::kXentTarget, true, false, false, 1e-3, 0, 3.0},
       {"nll w+ignore", S::kNllLabel, true, true, true},
       {"kl", S::kKlDiv, false, true},
@@ -147,7 +152,7 @@ void test_options() {
       {"focal target alpha", S::kFocalTarget, false, true, false, 0, 0, 0, 1.5, true},
   };
   const double u = unit_roundoff<T>();
-  for (int64_t C : {1, 3, 8, 9, 37, 2050}) {
+  for (int64_t C : {1, 3, 8, 9, 17, 37, 80, 2050}) {
     const int64_t R = 12, n = R * C;
     Rng rng(static_cast<uint64_t>(C) * 7 + sizeof(T));
     std::vector<T> z(n), t(n), w(C), a(C), sw(R);
@@ -270,6 +275,72 @@ void test_options() {
       }
       report().check(isa + " " + dtype_name<T>() + " options threads 1/2/3", ok, 0,
                      fmt("%s bit-identical for 1, 2, 3 threads", o.name));
+    }
+  }
+}
+
+// logsumexp, softmax and log_softmax with a soft cap (the rows-in-lanes kernels for small C,
+// the row kernels past them) against long-double references of the capped logits; the
+// capped logits are T numbers, within ~2 ulp of cap each.
+template <class T>
+void test_softcap_normalizers() {
+  using xent::SoftmaxOp;
+  const double u = unit_roundoff<T>(), cap = 5.0;
+  const LD inf = std::numeric_limits<LD>::infinity();
+  for (int64_t C : {1, 3, 9, 17, 37, 80, 129, 300}) {
+    const int64_t R = 11, n = R * C;
+    Rng rng(static_cast<uint64_t>(C) * 13 + sizeof(T));
+    std::vector<T> z(n);
+    for (int64_t i = 0; i < n; ++i) z[i] = static_cast<T>(rng.normal() * 8);
+    for (int64_t c = 0; c < C; c += 2) z[2 * C + c] = -std::numeric_limits<T>::infinity();  // partly masked
+    if (C > 1) z[2 * C + 1] = T(1);
+    for (int64_t c = 0; c < C; ++c) z[5 * C + c] = -std::numeric_limits<T>::infinity();  // fully masked
+    std::vector<LD> lse(R), sm(n), ls(n);
+    std::vector<double> tl(R), ts(n), tls(n);
+    for (int64_t r = 0; r < R; ++r) {
+      LD m = -inf, s = 0;
+      std::vector<LD> zc(C);
+      for (int64_t c = 0; c < C; ++c) {
+        const LD v = LD(z[r * C + c]);
+        zc[c] = v == -inf ? -inf : LD(cap) * std::tanh(v / LD(cap));
+        m = std::max(m, zc[c]);
+      }
+      if (m == -inf) {
+        lse[r] = -inf;
+        for (int64_t c = 0; c < C; ++c) sm[r * C + c] = 0, ls[r * C + c] = -inf, ts[r * C + c] = tls[r * C + c] = 0;
+        tl[r] = 0;
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c) s += std::exp(zc[c] - m);
+      lse[r] = m + std::log(s);
+      const double capt = 8 * u * cap;  // the capped logits' rounding, through the exponentials
+      tl[r] = loss_tol<T>(static_cast<double>(lse[r])) + capt;
+      for (int64_t c = 0; c < C; ++c) {
+        sm[r * C + c] = std::exp(zc[c] - lse[r]);
+        ls[r * C + c] = zc[c] - lse[r];
+        const double p = static_cast<double>(sm[r * C + c]);
+        ts[r * C + c] = p * (16 * u + 2 * capt) + 4 * tiny<T>();
+        tls[r * C + c] = std::fabs(static_cast<double>(ls[r * C + c])) * 4 * u + 2 * capt + tl[r];
+      }
+    }
+    for (const std::string& isa : isas()) {
+      use_isa(isa);
+      const std::string g = isa + " " + dtype_name<T>() + " softcap normalizers";
+      for (SoftmaxOp op : {SoftmaxOp::kLogsumexp, SoftmaxOp::kSoftmax, SoftmaxOp::kLogSoftmax}) {
+        std::vector<T> out(n), rows(R);
+        Ref zr(z.data(), {R, C}, {C, 1}, sizeof(T)), outr(out.data(), {R, C}, {C, 1}, sizeof(T));
+        Ref rowr(rows.data(), {R}, {1}, sizeof(T));
+        xent::XentOptions opt;
+        opt.softcap = cap;
+        const bool lse_op = op == SoftmaxOp::kLogsumexp;
+        xent::run_softmax<T>(op, zr.ref, nullptr, nullptr, lse_op ? nullptr : &outr.ref, lse_op ? &rowr.ref : nullptr,
+                             1.0, 1, opt);
+        const char* name = lse_op ? "logsumexp" : op == SoftmaxOp::kSoftmax ? "softmax" : "log_softmax";
+        const std::string what = fmt("%s C=%lld", name, static_cast<long long>(C));
+        if (lse_op) check_close(g, what, rows.data(), lse.data(), tl.data(), R);
+        else if (op == SoftmaxOp::kSoftmax) check_close(g, what, out.data(), sm.data(), ts.data(), n);
+        else check_close(g, what, out.data(), ls.data(), tls.data(), n);
+      }
     }
   }
 }

@@ -110,8 +110,8 @@ constexpr int64_t kLanesMaxC = lanes_max_c<float>();  // the larger: the kernels
 static_assert(lanes_max_c<double>() <= kLanesMaxC, "the tile holds every lanes row");
 template <class T>
 bool lanes_rows(const SoftmaxJob<T>& j) {
-  const bool op = (j.op == SoftmaxOp::kXentLabel && j.smoothing == 0.0) || !is_loss_op(j.op);
-  return op && j.len >= 1 && j.len <= lanes_max_c<T>() && j.softcap == 0.0;
+  const bool op = j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget || !is_loss_op(j.op);
+  return op && j.len >= 1 && j.len <= lanes_max_c<T>();
 }
 // the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8 floats
 constexpr int64_t kInnerTileRows = 72;

@@ -27,6 +27,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/softcap-inl.hpp"
+
 namespace xent {
 namespace XENT_ISA_NS {
 
@@ -156,19 +158,22 @@ inline void lanes_tile_out(const typename D::T* tile, int n, int64_t C, S* const
 
 // Each lane's max over the tile's C classes. Max ignores NaN (the x86 rule, on every ISA):
 // NaNs are counted apart, and the max of a lane holding one is NaN, so that its whole row
-// is NaN even if its other logits are all -inf.
-template <class D>
-XENT_FORCE_INLINE typename D::V lanes_max(const typename D::T* tile, int64_t C) {
+// is NaN even if its other logits are all -inf. With kLow, also each lane's min into *lo
+// (a -inf there: a masked class; NaN lanes may give either).
+template <class D, bool kLow = false>
+XENT_FORCE_INLINE typename D::V lanes_max(const typename D::T* tile, int64_t C, typename D::V* lo = nullptr) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
   const V one = D::set1(T(1)), zero = D::zero();
-  V m = D::load(tile), nans = D::select(D::eq(m, m), zero, one);
+  V m = D::load(tile), nans = D::select(D::eq(m, m), zero, one), l = m;
   for (int64_t c = 1; c < C; ++c) {
     const V zc = D::load(tile + c * W);
     m = D::max(zc, m);
+    if (kLow) l = D::min(zc, l);
     nans = D::add(nans, D::select(D::eq(zc, zc), zero, one));
   }
+  if (kLow) *lo = l;
   return D::select(D::gt(nans, zero), D::set1(std::numeric_limits<T>::quiet_NaN()), m);
 }
 
@@ -198,13 +203,21 @@ XENT_FORCE_INLINE void lanes_expsum(typename D::T* tile, int64_t C, typename D::
   }
 }
 
+// The soft cap (cap > 0) on a group's tile, whose C x W values are one run for softcap_row
+// (softcap-inl.hpp: elementwise, so each value gets the row kernels' bits), and the cap's
+// derivatives into d (if not null). `full` is softcap_row's mode, kept from group to group.
+template <class D>
+XENT_FORCE_INLINE void lanes_softcap(typename D::T* tile, int64_t C, double cap, typename D::T* d, bool* full) {
+  if (cap > 0.0) softcap_row<D>(tile, 1, C * D::W, cap, tile, d, full);
+}
+
 // One group of n (1..W) rows. zr[i]/outr[i]: row i's logits / gradient (outr null: no
 // gradient), class strides zcs/ocs; y[i] its label (in range), w[i] its weight (> 0).
 // Writes row i's weighted loss to r[i].
 template <class D, class S>
 inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
                              const int64_t* y, const double* w, int n, int64_t C, double gscale, double zl,
-                             double* r) {
+                             double cap, bool* full, double* r) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -212,7 +225,9 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
   constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
+  alignas(64) T dcap[kLanesMaxC * W];          // the cap's derivatives (cap > 0 and a gradient)
   lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
   for (int i = 0; i < n; ++i) {
     zy[i] = tile[y[i] * W + i];
     gw[i] = static_cast<T>(gscale * w[i]);
@@ -258,7 +273,217 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   for (int i = 0; i < n; ++i)
     if (mv[i] != -std::numeric_limits<T>::infinity())
       tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
+  if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
   lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+}
+
+// Label smoothing and target distributions, a group of n (1..W) rows, with the row
+// kernels' rules (xent-inl.hpp, row_xent_label / row_xent_target): a row's target is
+//   kTarget: (1 - eps) t_c w_c + eps / K w_c,   else: (1 - eps) w_y onehot(y) + eps / K w_c,
+// the eps / K terms over the K classes of the row that are not masked (z > -inf), w_c the
+// class weights (kW; else 1). With tsum the target's sum and a = sum_c target_c (m - z_c)
+// (a term of target 0 adds 0, as 0 log 0):
+//   loss = tsum log(s) + a (+ zl lse^2),  grad = gscale w ((tsum + 2 zl lse) p - target).
+// The statistics (K, SW = sum w_c and SA = sum w_c (m - z_c) over the unmasked classes, and
+// the targets' sum and a) are taken in the exponentials' pass, in partial sums of kSumLane
+// terms as `rest`; the loss and the gradient's factors in T's lanes. Where no lane holds a
+// -inf logit (the common case), K = C and SW = wsum (the class weights' sum) and the
+// passes test no class; else the logits are kept in a second tile for the gradient's mask.
+// A row of -inf only: +inf (label; targets: +inf for target mass > 0, 0 for none) and a zero
+// gradient; a +inf logit: NaN loss and gradient; NaN propagates to its row.
+template <class D, bool kTarget, bool kW, bool kMasked>
+inline void lanes_soft_pass(typename D::T* tile, const typename D::T* ttile, const typename D::T* cw, int64_t C,
+                            bool smooth, bool store, typename D::V m, typename D::V& ones, typename D::V& rest,
+                            typename D::V& k, typename D::V& sw, typename D::V& sa, typename D::V& ts,
+                            typename D::V& ta) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  const V one = D::set1(T(1)), zero = D::zero(), ninf = D::set1(-std::numeric_limits<T>::infinity());
+  ones = rest = k = sw = sa = ts = ta = zero;
+  for (int64_t c0 = 0; c0 < C; c0 += kSumLane) {
+    const int64_t end = C - c0 < kSumLane ? C : c0 + kSumLane;
+    V acc = zero, sa_acc = zero, sw_acc = zero, ts_acc = zero, ta_acc = zero;
+    for (int64_t c = c0; c < end; ++c) {
+      const V zc = D::load(tile + c * W);
+      const V d = D::sub(zc, m);  // <= 0: w_c (m - z_c) = -(w_c d) exactly
+      const V e = exp_nonpos<D>(d);
+      const auto top = D::eq(zc, m);
+      ones = D::add(ones, D::select(top, one, zero));
+      acc = D::add(acc, D::zero_if(top, e));
+      if (store) D::store(tile + c * W, e);
+      // a class of weight 0 adds nothing (its m - z_c may overflow to inf: no 0 * inf)
+      const bool wc_zero = kW && cw[c] == T(0);
+      const V wc = kW ? D::set1(cw[c]) : one;
+      if (smooth && !wc_zero) {
+        const V term = kW ? D::mul(wc, d) : d;
+        if constexpr (kMasked) {
+          const auto live = D::gt(zc, ninf);
+          k = D::add(k, D::select(live, one, zero));
+          if (kW) sw_acc = D::add(sw_acc, D::select(live, wc, zero));
+          sa_acc = D::add(sa_acc, D::select(live, term, zero));
+        } else {
+          sa_acc = D::add(sa_acc, term);
+        }
+      } else if (smooth && kMasked) {
+        k = D::add(k, D::select(D::gt(zc, ninf), one, zero));
+      }
+      if constexpr (kTarget) {
+        const V tc = kW ? D::mul(D::load(ttile + c * W), wc) : D::load(ttile + c * W);
+        ts_acc = D::add(ts_acc, tc);
+        ta_acc = D::add(ta_acc, D::zero_if(D::eq(tc, zero), D::mul(tc, d)));
+      }
+    }
+    rest = D::add(rest, acc);
+    sa = D::add(sa, sa_acc);
+    if (kW) sw = D::add(sw, sw_acc);
+    if (kTarget) ts = D::add(ts, ts_acc), ta = D::add(ta, ta_acc);
+  }
+  sa = D::sub(zero, sa), ta = D::sub(zero, ta);  // sums of w_c (m - z_c), t_c (m - z_c)
+}
+
+// zr / tr / outr, zcs / tcs / ocs as for lanes_xent_label (tr: the target rows, kTarget;
+// y: the labels, else); w[i] the row's weight (> 0; the class weights act inside the row),
+// cw the class weights (kW) and wsum their sum in double.
+template <class D, class S, bool kTarget, bool kW>
+inline void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs, S* const* outr,
+                            int64_t ocs, const int64_t* y, const double* w, int n, int64_t C,
+                            const typename D::T* cw, double wsum, double eps, double gscale, double zl, double cap,
+                            bool* full, double* r) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  constexpr bool kHalf = !std::is_same_v<S, T>;
+  alignas(64) T tile[kLanesMaxC * W];
+  alignas(64) T ttile[kTarget ? kLanesMaxC * W : 1];
+  alignas(64) T ztile[kLanesMaxC * W];  // the logits, where a lane holds a -inf and a gradient is due
+  alignas(64) T row[kHalf ? kLanesMaxC : 1];
+  alignas(64) T dcap[kLanesMaxC * W];  // the cap's derivatives (cap > 0 and a gradient)
+  alignas(64) T zy[W], wy[W], gw[W];  // z[y], (1 - eps) w_y and gscale * w per lane
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
+  if constexpr (kTarget) lanes_tile_in<D, S>(tr, tcs, n, C, ttile, row);
+  for (int i = 0; i < W; ++i) {
+    const bool in = i < n;
+    zy[i] = !kTarget && in ? tile[y[i] * W + i] : T(0);
+    wy[i] = !kTarget && in ? static_cast<T>((kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps)) : T(0);
+    gw[i] = in ? static_cast<T>(gscale * w[i]) : T(0);
+  }
+  const V one = D::set1(T(1)), zero = D::zero();
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity()), pinf_v = D::sub(zero, ninf);
+  const V nan = D::set1(std::numeric_limits<T>::quiet_NaN());
+  V lo;
+  const V m = lanes_max<D, true>(tile, C, &lo);
+  const bool masked = !D::none(D::eq(lo, ninf));
+  const bool smooth = eps != 0.0, grad = outr != nullptr;
+  if (masked && grad && smooth)
+    for (int64_t c = 0; c < C; ++c) D::store(ztile + c * W, D::load(tile + c * W));
+  V ones, rest, k, sw, sa, ts, ta;
+  if (masked)
+    lanes_soft_pass<D, kTarget, kW, true>(tile, ttile, cw, C, smooth, grad, m, ones, rest, k, sw, sa, ts, ta);
+  else
+    lanes_soft_pass<D, kTarget, kW, false>(tile, ttile, cw, C, smooth, grad, m, ones, rest, k, sw, sa, ts, ta);
+  // K = C and SW = wsum in the lanes without a masked class, whatever their group holds: a
+  // row's bits do not depend on its neighbours (nor, so, on the layout or the threads)
+  const V vc = D::set1(static_cast<T>(C)), vw = D::set1(static_cast<T>(wsum));
+  if (!masked) k = vc;
+  sw = !kW ? k : masked ? D::select(D::eq(k, vc), vw, sw) : vw;
+  const auto flat = D::eq(m, ninf);  // every logit -inf
+  const auto pinf = D::eq(m, pinf_v);
+  const V log_s = log_sum_ge1<D>(ones, rest);
+  const V lse = D::add(m, log_s);
+  const V ek = smooth ? D::div(D::set1(static_cast<T>(eps)), k) : zero;  // eps / K (K = 0: a flat row, set below)
+  V tsum, a;
+  if constexpr (kTarget) {
+    // eps = 1 replaces the targets: their mass on a masked class (a = inf) must give 0
+    const V keep = D::set1(static_cast<T>(1.0 - eps));
+    tsum = eps == 1.0 ? zero : eps == 0.0 ? ts : D::mul(keep, ts);
+    a = eps == 1.0 ? zero : eps == 0.0 ? ta : D::mul(keep, ta);
+  } else {
+    const V wyv = D::load(wy);
+    tsum = wyv;
+    a = D::zero_if(D::eq(wyv, zero), D::mul(wyv, D::sub(m, D::load(zy))));
+  }
+  if (smooth) {
+    tsum = D::fma(ek, sw, tsum);
+    a = D::fma(ek, sa, a);
+  }
+  V loss = D::add(D::zero_if(D::eq(tsum, zero), D::mul(tsum, log_s)), a);
+  V pf = tsum;  // factor of p in the gradient: tsum + 2 zl lse
+  if (zl != 0.0) {
+    const V zlv = D::set1(static_cast<T>(zl));
+    loss = D::fma(D::mul(zlv, lse), lse, loss);
+    pf = D::fma(D::add(zlv, zlv), lse, pf);
+  }
+  // a flat row: +inf for a label; for targets +inf where their mass is > 0, 0 where none
+  // (NaN targets: NaN)
+  const V flat_loss = kTarget ? D::select(D::gt(ts, zero), pinf_v, D::select(D::eq(ts, zero), zero, ts)) : pinf_v;
+  // a +inf logit: NaN, but for targets of no mass (nor z-loss), whose terms are all 0 log 0
+  // as in row_xent_target (a NaN logit gives the same through the arithmetic)
+  const V to_nan = D::select(pinf, kTarget && zl == 0.0 ? D::select(D::eq(tsum, zero), zero, one) : one, zero);
+  alignas(64) T lv[W];
+  D::store(lv, D::select(D::gt(to_nan, zero), nan, D::select(flat, flat_loss, loss)));
+  for (int i = 0; i < n; ++i) r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
+  if (!grad) return;
+  const V gwv = D::load(gw);
+  const V f = D::zero_if(flat, D::div(D::mul(gwv, pf), D::add(ones, rest)));
+  const V coef = D::mul(gwv, ek);                                // gscale w eps / K
+  const V gtv = D::mul(gwv, D::set1(static_cast<T>(1.0 - eps)));  // gscale w (1 - eps), on t_c w_c
+  for (int64_t c = 0; c < C; ++c) {
+    const V e = D::load(tile + c * W);
+    V g = D::zero_if(D::eq(e, zero), D::mul(e, f));  // (e = 0: 0, where f may be inf)
+    if (smooth) {
+      V cwc = kW ? D::set1(cw[c]) : coef;
+      if (masked) cwc = D::select(D::gt(D::load(ztile + c * W), ninf), cwc, zero);
+      g = kW ? D::fnma(coef, cwc, g) : D::sub(g, cwc);
+    }
+    if constexpr (kTarget) {
+      if (eps != 1.0) {
+        const V tc = kW ? D::mul(D::load(ttile + c * W), D::set1(cw[c])) : D::load(ttile + c * W);
+        g = D::fnma(tc, gtv, g);
+      }
+    }
+    D::store(tile + c * W, D::zero_if(flat, g));
+  }
+  if (!D::none(pinf))
+    for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::select(pinf, nan, D::load(tile + c * W)));
+  if constexpr (!kTarget) {
+    // the label's term, finished in double and rounded once, as in row_xent_label
+    alignas(64) T mv[W];
+    D::store(mv, m);
+    for (int i = 0; i < n; ++i)
+      if (mv[i] != -std::numeric_limits<T>::infinity())
+        tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) -
+                                            gscale * w[i] * ((kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps)));
+  }
+  if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+}
+
+// Which lanes kernel a call's rows take, and its options (softmax_units_lanes).
+template <class T>
+struct LanesXent {
+  int64_t C;
+  const T* cw;  // class weights acting inside the row (smoothing, targets; else applied by the caller)
+  double wsum;  // their sum
+  double eps;   // label smoothing
+  double zl;    // z-loss
+  double cap;   // soft cap (0: none)
+  bool target;  // target distributions (tr), else integer labels (y)
+};
+template <class D, class S>
+inline void lanes_xent(const LanesXent<typename D::T>& o, const S* const* zr, int64_t zcs, const S* const* tr,
+                       int64_t tcs, S* const* outr, int64_t ocs, const int64_t* y, const double* w, int n,
+                       double gscale, bool* full, double* r) {
+  if (o.target) {
+    if (o.cw) lanes_xent_soft<D, S, true, true>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
+    else lanes_xent_soft<D, S, true, false>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
+  } else if (o.eps != 0.0) {
+    if (o.cw) lanes_xent_soft<D, S, false, true>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
+    else lanes_xent_soft<D, S, false, false>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
+  } else {
+    lanes_xent_label<D, S>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.zl, o.cap, full, r);
+  }
 }
 
 // logsumexp (r[i], outr unused), softmax or log_softmax (into outr[i]; r[i] = 0) of a group of n
@@ -269,13 +494,14 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
 // neither on its group nor on the memory layout.
 template <class D, class S>
 inline void lanes_normalize(SoftmaxOp op, const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs, int n,
-                            int64_t C, double* r) {
+                            int64_t C, double cap, bool* full, double* r) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
   alignas(64) T tile[kLanesMaxC * W];
   alignas(64) T row[std::is_same_v<S, T> ? 1 : kLanesMaxC];
   lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_softcap<D>(tile, C, cap, nullptr, full);
   const V m = lanes_max<D>(tile, C);
   V ones, rest;
   if (op == SoftmaxOp::kSoftmax)

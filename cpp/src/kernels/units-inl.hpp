@@ -135,7 +135,8 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   const char* const yp0 = static_cast<const char*>(j.y.p);
   const bool y64 = j.label_bytes == 8, has_ignore = j.has_ignore;
   const int64_t ignore = j.ignore_index;
-  const double gscale = j.gscale, zl = j.z_loss;
+  const double gscale = j.gscale, zl = j.z_loss, cap = j.softcap;
+  bool cap_full = false;  // softcap_row's mode, kept from group to group
   const S* zr[W];
   S* outr[W];
   T* ro[W];
@@ -150,7 +151,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       outr[n] = op ? op + cur.off[3] : nullptr;
       ro[n] = rop ? rop + cur.off[4] : nullptr;
       if (++n == W || u + 1 == u1) {
-        lanes_normalize<D, S>(kind, zr, zcs, outr, ocs, n, C, r);
+        lanes_normalize<D, S>(kind, zr, zcs, outr, ocs, n, C, cap, &cap_full, r);
         for (int i = 0; i < n; ++i) {
           if (ro[i]) *ro[i] = static_cast<T>(r[i]);
           total += r[i];
@@ -160,8 +161,20 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     }
     return total;
   }
+  // label smoothing and targets: the class weights act inside the row (lanes_xent_soft), and
+  // their sum bounds the row's gradient over its scale, as in softmax_units_s
+  const bool target = j.op == SoftmaxOp::kXentTarget, soft = target || j.smoothing != 0.0;
+  const S* const tp = reinterpret_cast<const S*>(j.t.p);
+  const int64_t tcs = j.t.cs;
+  double wsum = 0.0, inrow = 1.0;
+  if (soft && cw) {
+    for (int64_t c = 0; c < C; ++c) wsum += static_cast<double>(cw[c]);
+    inrow = wsum > 1.0 ? wsum : 1.0;
+  }
+  const LanesXent<T> lx{C, soft ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
+  const S* tr[W];
   auto flush = [&] {
-    lanes_xent_label<D, S>(zr, zcs, op ? outr : nullptr, ocs, y, w, n, C, gscale, zl, r);
+    lanes_xent<D, S>(lx, zr, zcs, tr, tcs, op ? outr : nullptr, ocs, y, w, n, gscale, &cap_full, r);
     for (int i = 0; i < n; ++i) {
       if (ro[i]) *ro[i] = static_cast<T>(r[i]);
       total += r[i];
@@ -169,13 +182,15 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     n = 0;
   };
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
-    const char* yp = yp0 + cur.off[2] * (y64 ? 8 : 4);
-    const int64_t yi = y64 ? *reinterpret_cast<const int64_t*>(yp)
-                           : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
+    int64_t yi = 0;
+    if (!target) {
+      const char* yp = yp0 + cur.off[2] * (y64 ? 8 : 4);
+      yi = y64 ? *reinterpret_cast<const int64_t*>(yp) : static_cast<int64_t>(*reinterpret_cast<const int32_t*>(yp));
+    }
     const double swi = swp ? static_cast<double>(swp[cur.off[5]]) : 1.0;
     double wi = swi, cwi = 1.0;
-    if (has_ignore && yi == ignore) wi = 0.0;
-    else if (cw) wi *= (cwi = static_cast<double>(cw[yi]));
+    if (!target && has_ignore && yi == ignore) wi = 0.0;
+    else if (cw && !soft) wi *= (cwi = static_cast<double>(cw[yi]));
     T* row_out = rop ? rop + cur.off[4] : nullptr;
     if (wi == 0.0) {  // adds exactly 0, as in softmax_units
       if (op)
@@ -183,7 +198,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       if (row_out) *row_out = T(0);
       continue;
     }
-    if (!row_scale_fits<T>(gscale * wi, 1.0)) {  // huge weights: this row alone, split scale
+    if (!row_scale_fits<T>(gscale * wi, inrow)) {  // huge weights: this row alone, split scale
       // (half storage goes through float buffers, C <= kLanesMaxC: converted once each way,
       // so the gradient is the float32 one rounded once, as on every other path)
       const SplitScale sp = split_scale_t<T>(gscale, swi, cwi);
@@ -192,15 +207,18 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       double r1[1];
       if constexpr (std::is_same_v<S, T>) {
         const T* z1[1] = {zp + cur.off[0]};
+        const T* t1[1] = {target ? tp + cur.off[1] : nullptr};
         T* o1[1] = {op ? op + cur.off[3] : nullptr};
-        lanes_xent_label<D, T>(z1, zcs, op ? o1 : nullptr, ocs, y1, w1, 1, C, sp.m, zl, r1);
+        lanes_xent<D, T>(lx, z1, zcs, t1, tcs, op ? o1 : nullptr, ocs, y1, w1, 1, sp.m, &cap_full, r1);
         if (op) ldexp_row(o1[0], ocs, C, sp.e);
       } else {
-        T zb[kLanesMaxC], ob[kLanesMaxC];
+        T zb[kLanesMaxC], tb[kLanesMaxC], ob[kLanesMaxC];
         load_row<D, S>(zp + cur.off[0], zcs, C, zb);
+        if (target) load_row<D, S>(tp + cur.off[1], tcs, C, tb);
         const T* z1[1] = {zb};
+        const T* t1[1] = {tb};
         T* o1[1] = {ob};
-        lanes_xent_label<D, T>(z1, 1, op ? o1 : nullptr, 1, y1, w1, 1, C, sp.m, zl, r1);
+        lanes_xent<D, T>(lx, z1, 1, t1, 1, op ? o1 : nullptr, 1, y1, w1, 1, sp.m, &cap_full, r1);
         if (op) {
           ldexp_row(ob, 1, C, sp.e);
           store_row<D, S>(ob, C, op + cur.off[3], ocs);
@@ -212,6 +230,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       continue;
     }
     zr[n] = zp + cur.off[0];
+    tr[n] = target ? tp + cur.off[1] : nullptr;
     outr[n] = op ? op + cur.off[3] : nullptr;
     ro[n] = row_out;
     y[n] = yi;
