@@ -290,7 +290,8 @@ constexpr int huge_limit() { return std::numeric_limits<T>::max_exponent - 32; }
 template <class T>
 bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, bool has_ignore, int64_t ignore,
                      double& n) {
-  n = xent::label_weight_sum<T>(yv.ref, w.data(), sw.ref_or_null(), has_ignore, ignore);
+  n = xent::label_weight_sum<T>(yv.ref, w.data(), w.given ? w.view_or_null()->shape[0] : 0, sw.ref_or_null(),
+                                has_ignore, ignore);
   if (!w.given && !sw.given) return true;  // (ignore_index alone: a count)
   const int limit = huge_limit<T>();
   if (!(n < std::ldexp(1.0, limit)) || std::max(w.top, 0) + std::max(sw.top, 0) >= limit) return false;

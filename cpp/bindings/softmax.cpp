@@ -83,14 +83,15 @@ double label_weight_sum(const py::array& y, const py::object& weight, const py::
   const bool has_ignore = !ignore_index.is_none();
   const int64_t ignore = has_ignore ? ignore_index.cast<int64_t>() : 0;
   int64_t value = 0;
-  if (wr && xent::find_bad_label(yr.ref, wr->ref.shape[0], has_ignore, ignore, &value) >= 0)
+  const int64_t n_classes = wr ? wr->ref.shape[0] : 0;
+  if (wr && xent::find_bad_label(yr.ref, n_classes, has_ignore, ignore, &value) >= 0)
     throw py::value_error("labels must be in [0, len(weight)) or be ignore_index, got " + std::to_string(value));
   py::gil_scoped_release release;
   if (kind == 4)
-    return xent::label_weight_sum<float>(yr.ref, wr ? static_cast<const float*>(wr->ref.data) : nullptr, ptr(sr),
-                                         has_ignore, ignore);
-  return xent::label_weight_sum<double>(yr.ref, wr ? static_cast<const double*>(wr->ref.data) : nullptr, ptr(sr),
-                                        has_ignore, ignore);
+    return xent::label_weight_sum<float>(yr.ref, wr ? static_cast<const float*>(wr->ref.data) : nullptr, n_classes,
+                                         ptr(sr), has_ignore, ignore);
+  return xent::label_weight_sum<double>(yr.ref, wr ? static_cast<const double*>(wr->ref.data) : nullptr, n_classes,
+                                        ptr(sr), has_ignore, ignore);
 }
 
 // weight_stats over a C-contiguous float32 / float64 array: (sum, largest value), the

@@ -428,8 +428,50 @@ void weights_from_f64(const double* src, T* dst, int64_t n) {
   active_table<T>()->weights_from_f64(src, dst, n);
 }
 
+// label_weight_sum by class: each valid label counted in exact integers, in four tables
+// taken in turn (a run of one label then waits on no increment of the same counter), the
+// labels out of [0, C) (ignore_index) in a last counter; then sum_c w_c * count_c, the
+// ignored class left out. _core.label_weight_sum (with the binding's label check) on 87381
+// labels of 3 classes: 0.19 ms row by row, 0.05 by class; 26214 of 10: 0.056 -> 0.014 ms
+// (the weighted mean's own cost, about 0.2x of the small-C kernels' time before).
+template <class T, class L>
+double label_weight_sum_by_class(const L* y, int64_t n, const T* w, int64_t C, bool has_ignore, int64_t ignore) {
+  std::vector<int64_t> counts(4 * static_cast<size_t>(C + 1), 0);
+  int64_t* const h = counts.data();
+  const uint64_t uc = static_cast<uint64_t>(C);
+  auto bin = [&](L v) {
+    const uint64_t u = static_cast<uint64_t>(static_cast<int64_t>(v));
+    return static_cast<int64_t>(u < uc ? u : uc);
+  };
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) ++h[k * (C + 1) + bin(y[i + k])];
+  for (; i < n; ++i) ++h[bin(y[i])];
+  CompensatedSum sum;
+  for (int64_t c = 0; c < C; ++c) {
+    if (has_ignore && c == ignore) continue;
+    const int64_t k = h[c] + h[(C + 1) + c] + h[2 * (C + 1) + c] + h[3 * (C + 1) + c];
+    if (k) sum.add(static_cast<double>(w[c]) * static_cast<double>(k));
+  }
+  return sum.value();
+}
+
 template <class T>
-double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore) {
+double label_weight_sum(const ArrayRef& y, const T* class_w, int64_t n_classes, const ArrayRef* sw, bool has_ignore,
+                        int64_t ignore) {
+  if (class_w && !sw) {
+    int64_t n = 1;
+    bool contiguous = true;
+    for (int d = y.ndim - 1; d >= 0; --d) {
+      contiguous = contiguous && (y.shape[d] == 1 || y.strides[d] == n * y.itemsize);
+      n *= y.shape[d];
+    }
+    if (contiguous && n_classes <= n) {
+      if (y.itemsize == 8)
+        return label_weight_sum_by_class(static_cast<const int64_t*>(y.data), n, class_w, n_classes, has_ignore, ignore);
+      return label_weight_sum_by_class(static_cast<const int32_t*>(y.data), n, class_w, n_classes, has_ignore, ignore);
+    }
+  }
   const char* wb = sw ? static_cast<const char*>(sw->data) : nullptr;
   const int64_t* const strides[2] = {y.strides, sw ? sw->strides : nullptr};
   CompensatedSum sum;
@@ -534,8 +576,8 @@ template double run_proba<float>(const ArrayRef&, const ProbaArgs&, int);
 template double run_proba<double>(const ArrayRef&, const ProbaArgs&, int);
 template void vector_log<float>(bool, const float*, float*, int64_t);
 template void vector_log<double>(bool, const double*, double*, int64_t);
-template double label_weight_sum<float>(const ArrayRef&, const float*, const ArrayRef*, bool, int64_t);
-template double label_weight_sum<double>(const ArrayRef&, const double*, const ArrayRef*, bool, int64_t);
+template double label_weight_sum<float>(const ArrayRef&, const float*, int64_t, const ArrayRef*, bool, int64_t);
+template double label_weight_sum<double>(const ArrayRef&, const double*, int64_t, const ArrayRef*, bool, int64_t);
 template double weight_sum<float>(const float*, int64_t);
 template double weight_sum<double>(const double*, int64_t);
 template double weight_stats<float>(const float*, int64_t, float*);

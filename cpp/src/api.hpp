@@ -95,10 +95,13 @@ int64_t find_bad_label(const ArrayRef& y, int64_t n_classes, bool has_ignore, in
 // The denominator of a weighted mean with integer labels (PyTorch's, scikit-learn's): the
 // sum over rows of class_w[y] * sw (each term in double; a factor absent is 1), the rows
 // labelled ignore left out (when has_ignore). sw has y's shape (any strides); labels must
-// be valid (find_bad_label). The terms are >= 0, summed with Neumaier's compensation in
-// C order; +inf when a term or the sum overflows.
+// be valid (find_bad_label; n_classes: class_w's length). The terms are >= 0, summed with
+// Neumaier's compensation in C order; +inf when a term or the sum overflows. Class weights
+// without sample weights over C-contiguous labels (no more classes than labels) are summed
+// by class instead: sum_c class_w[c] * count_c, each class's labels counted exactly.
 template <class T>
-double label_weight_sum(const ArrayRef& y, const T* class_w, const ArrayRef* sw, bool has_ignore, int64_t ignore);
+double label_weight_sum(const ArrayRef& y, const T* class_w, int64_t n_classes, const ArrayRef* sw, bool has_ignore,
+                        int64_t ignore);
 
 // The sum of n weights w[0..n) (>= 0) in double: the denominator of the other weighted
 // means (sample weights of the sigmoid losses, say). Blocks summed in 16 lanes, the blocks
