@@ -1,7 +1,9 @@
 """The denominator of a weighted mean with integer labels, sum over rows of weight[y] *
-sample_weight without the ignored rows (_core.label_weight_sum): by class (counts of each
-label times its weight) for class weights alone over contiguous labels, else row by row;
-both within an ulp or two of the exact sum, against math.fsum of the exact terms."""
+sample_weight without the ignored rows (_core.label_weight_sum). Over contiguous labels
+(and sample weights): a count for ignore_index alone, the sample weights' vector sum without
+class weights nor ignore_index, by class (counts of each label times its weight) for class
+weights alone, else a compensated sum row by row, as for any other layout. Each within an
+ulp or two of the exact sum, against math.fsum of the exact terms."""
 import math
 
 import numpy as np
@@ -24,9 +26,11 @@ def _exact(y, w, sw, ignore):
 @pytest.mark.parametrize("ldtype", [np.int32, np.int64])
 @pytest.mark.parametrize("C", [1, 3, 10, 1000])
 @pytest.mark.parametrize("ignore", [None, -100, 1])
-def test_by_class_and_by_row(rng, dtype, ldtype, C, ignore):
-    w = rng.uniform(0.0, 3.0, C).astype(dtype)
-    w[rng.integers(0, C)] = 0
+@pytest.mark.parametrize("weighted", [True, False])
+def test_by_class_and_by_row(rng, dtype, ldtype, C, ignore, weighted):
+    w = rng.uniform(0.0, 3.0, C).astype(dtype) if weighted else None
+    if weighted:
+        w[rng.integers(0, C)] = 0
     for n in (0, 1, 5, 3001):
         y = rng.integers(0, C, n).astype(ldtype)
         if ignore is not None and n:
@@ -43,7 +47,11 @@ def test_by_class_and_by_row(rng, dtype, ldtype, C, ignore):
             assert _core.label_weight_sum(ys, w, None, ignore) == pytest.approx(_exact(ys, w, None, ignore),
                                                                               rel=5e-16, abs=0)
         sw = rng.uniform(0.0, 2.0, n).astype(dtype)
-        assert _core.label_weight_sum(y, w, sw, ignore) == pytest.approx(_exact(y, w, sw, ignore), rel=5e-16, abs=0)
+        want = _exact(y, w, sw, ignore)
+        assert _core.label_weight_sum(y, w, sw, ignore) == pytest.approx(want, rel=5e-16, abs=0)
+        if n > 1:  # sample weights strided: row by row
+            sw2 = np.repeat(sw, 2)[::2]
+            assert _core.label_weight_sum(y, w, sw2, ignore) == pytest.approx(want, rel=5e-16, abs=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
