@@ -3,6 +3,12 @@ gradient) on rows of 2 to 160 classes, where xent puts a row in each vector lane
 float32, 80 float64: cpp/src/kernels/smallc-inl.hpp) and the peers pay per row.
 
     python bench/small_c.py [--threads 1] [--repeats 30] [--elements 262144] [--classes 2 3 10 ...]
+                            [--ops logsumexp softmax log_softmax "xent loss+grad" "xent smoothing+grad"
+                                   "xent targets+grad" "xent softcap+grad"]
+
+The last three ops (not run by default) are the loss + gradient with ``label_smoothing=0.1``
+(PyTorch's ``label_smoothing=0.1``), with soft targets (PyTorch's class probabilities), and
+with ``softcap=30`` (PyTorch: ``30 * tanh(z / 30)`` composed before ``cross_entropy``).
 
 For each C, rows = elements / C. Prints per case the best time over the repeats (ms) and the
 time per row (ns) of xent, with ``scipy.special`` (``logsumexp`` / ``softmax`` /
@@ -24,13 +30,23 @@ import xent
 
 CLASSES = [2, 3, 5, 10, 20, 32, 40, 48, 64, 80, 96, 128, 160]
 OPS = ["logsumexp", "softmax", "log_softmax", "xent loss+grad"]
+LOSS_OPS = {  # op -> (xent's keywords, whether the targets are soft)
+    "xent loss+grad": ({}, False),
+    "xent smoothing+grad": ({"label_smoothing": 0.1}, False),
+    "xent targets+grad": ({}, True),
+    "xent softcap+grad": ({"softcap": 30.0}, False),
+}
 
 
 def calls(op, z, y, nt, torch):
     """name -> function for one case: xent, and the peers that have the op."""
     out = np.empty_like(z)
-    if op == "xent loss+grad":
-        c = {"xent": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=out, n_threads=nt)}
+    if op in LOSS_OPS:
+        kw, soft = LOSS_OPS[op]
+        if soft:  # rows of class probabilities
+            t = np.random.default_rng(1).random(z.shape).astype(z.dtype)
+            y = t / t.sum(-1, keepdims=True)
+        c = {"xent": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=out, n_threads=nt, **kw)}
     elif op == "logsumexp":
         c = {"xent": lambda: xent.logsumexp(z, n_threads=nt)}
     else:
@@ -39,19 +55,21 @@ def calls(op, z, y, nt, torch):
     try:
         from scipy import special
 
-        if op != "xent loss+grad":
+        if op not in LOSS_OPS:
             sf = getattr(special, op)
             c["scipy"] = lambda: sf(z, axis=-1)
     except ImportError:
         pass
     if torch is not None:
         zt, ot = torch.from_numpy(z), torch.from_numpy(out)
-        if op == "xent loss+grad":
+        if op in LOSS_OPS:
             zg, yt = zt.clone().requires_grad_(), torch.from_numpy(y)
+            eps, cap = kw.get("label_smoothing", 0.0), kw.get("softcap")
 
             def ce():
                 zg.grad = None
-                torch.nn.functional.cross_entropy(zg, yt).backward()
+                zc = zg if cap is None else cap * torch.tanh(zg / cap)
+                torch.nn.functional.cross_entropy(zc, yt, label_smoothing=eps).backward()
 
             c["torch"] = ce
         elif op == "logsumexp":
@@ -68,6 +86,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--elements", type=int, default=262144)
     ap.add_argument("--classes", type=int, nargs="+", default=CLASSES)
+    ap.add_argument("--ops", nargs="+", default=OPS, choices=OPS[:3] + list(LOSS_OPS))
     args = ap.parse_args()
     torch = optional_torch(args.threads)
     nt = args.threads
@@ -79,7 +98,7 @@ def main() -> None:
             R = max(1, args.elements // C)
             z = (rng.standard_normal((R, C)) * 3).astype(dt)
             y = rng.integers(0, C, R)
-            for op in OPS:
+            for op in args.ops:
                 ms = best_ms(calls(op, z, y, nt, torch), args.repeats)
                 x = ms["xent"]
                 ratio = {k: f"{ms[k] / x:9.2f}x" if k in ms else f"{'-':>10s}" for k in ("scipy", "torch")}

@@ -323,3 +323,21 @@ def test_label_on_a_masked_class(isa, dtype, C):
     np.testing.assert_allclose(loss, 0.5 * want, **LOSS_TOL[dtype])
     loss = xent.softmax_cross_entropy(z, y, label_smoothing=0.5, reduction="none")
     assert (loss == np.inf).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [3, 129])
+def test_class_of_weight_zero_far_below_the_max(isa, dtype, C):
+    # m - z_c overflows to inf for finite logits of both signs near the largest value: a class
+    # of weight 0 adds 0 to the smoothing sum there, not 0 * inf = NaN
+    big = np.finfo(dtype).max * 0.75  # m - z_1 = 1.5 max
+    z = np.full((2, C), big, dtype=dtype)
+    z[:, 1] = -big
+    w = np.ones(C, dtype=dtype)
+    w[1] = 0
+    y = np.zeros(2, dtype=np.int64)
+    loss, grad = xent.softmax_cross_entropy(z, y, label_smoothing=0.1, weight=w, reduction="none", return_grad=True)
+    # every other term of the smoothing sum is 0 (z_c = m): loss = tsum log(C - 1)
+    want = (0.9 + 0.1 * (C - 1) / C) * np.log(C - 1)
+    np.testing.assert_allclose(loss, want, rtol=2e-6 if dtype == np.float32 else 1e-13)
+    assert np.isfinite(grad).all()

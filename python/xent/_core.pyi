@@ -86,8 +86,9 @@ def find_bad_label(labels: np.ndarray, n_classes: int, ignore_index: int | None 
 def label_weight_sum(
     labels: np.ndarray, weight: np.ndarray | None, sample_weight: np.ndarray | None, ignore_index: int | None
 ) -> float:
-    """Sum over rows of weight[y] * sample_weight (float64 terms, compensated), ignored rows left out: the
-    denominator of a weighted mean."""
+    """Sum over rows of weight[y] * sample_weight (float64 terms), ignored rows left out: the denominator of a
+    weighted mean. Over contiguous labels a count, the sample weights' vector sum, or by class (count_c *
+    weight[c]) where the form allows; else compensated row by row."""
 
 def weight_sum(weights: np.ndarray) -> float:
     """Sum of the weights of a C-contiguous float32/float64 array (float64 terms, blocks of 1024 in 16 lanes, the

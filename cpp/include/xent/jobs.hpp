@@ -96,8 +96,9 @@ struct SoftmaxJob {
   bool inner = false;
 };
 // Rows of at most lanes_max_c<T>() classes take the rows-in-lanes kernels
-// (kernels/smallc-inl.hpp) for plain integer-label cross-entropy, logsumexp, softmax and
-// log_softmax (without a soft cap): below the measured crossovers with the row kernels
+// (kernels/smallc-inl.hpp) for cross-entropy with integer labels (label smoothing too) or
+// target distributions, logsumexp, softmax and log_softmax, with or without a soft cap:
+// below the measured crossovers with the row kernels (of the plain loss and normalizers)
 // (1 thread, builds side by side, AVX2 / AVX-512: float32 at 100-128 classes 0.71-1.00x /
 // 0.61-0.83x their time, at 160 0.95-1.09x / 0.85-1.01x, at 192-256 up to 1.19x / 1.15x
 // slower; float64 at 80 0.92-1.02x / 0.80-0.94x, at 96-128 up to 1.14x slower on AVX2).

@@ -1,5 +1,7 @@
-// The softmax family for small C ("rows in lanes"): integer-label cross-entropy, and
-// logsumexp, softmax and log_softmax (lanes_normalize), W rows at a time, one row per
+// The softmax family for small C ("rows in lanes"): integer-label cross-entropy
+// (lanes_xent_label; with label smoothing, and with target distributions, lanes_xent_soft),
+// and logsumexp, softmax and log_softmax (lanes_normalize), with or without a soft cap
+// (lanes_softcap), W rows at a time, one row per
 // vector lane, so a row of 1..kLanesMaxC classes costs no horizontal reduction, no block
 // bookkeeping and no scalar libm call. The row kernels of xent-inl.hpp / softmax-inl.hpp do
 // the opposite (classes in lanes), which wastes most of each vector and pays a fixed cost
@@ -360,13 +362,15 @@ inline void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr,
   alignas(64) T row[kHalf ? kLanesMaxC : 1];
   alignas(64) T dcap[kLanesMaxC * W];  // the cap's derivatives (cap > 0 and a gradient)
   alignas(64) T zy[W], wy[W], gw[W];  // z[y], (1 - eps) w_y and gscale * w per lane
+  double wyd[W];                      // (1 - eps) w_y in double (the label's gradient term)
   lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
   lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
   if constexpr (kTarget) lanes_tile_in<D, S>(tr, tcs, n, C, ttile, row);
   for (int i = 0; i < W; ++i) {
     const bool in = i < n;
+    wyd[i] = !kTarget && in ? (kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps) : 0.0;
     zy[i] = !kTarget && in ? tile[y[i] * W + i] : T(0);
-    wy[i] = !kTarget && in ? static_cast<T>((kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps)) : T(0);
+    wy[i] = static_cast<T>(wyd[i]);
     gw[i] = in ? static_cast<T>(gscale * w[i]) : T(0);
   }
   const V one = D::set1(T(1)), zero = D::zero();
@@ -453,8 +457,7 @@ inline void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr,
     D::store(mv, m);
     for (int i = 0; i < n; ++i)
       if (mv[i] != -std::numeric_limits<T>::infinity())
-        tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) -
-                                            gscale * w[i] * ((kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps)));
+        tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i] * wyd[i]);
   }
   if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
   lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
