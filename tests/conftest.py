@@ -37,3 +37,23 @@ def rng():
 LOSS_TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14)}
 # Probabilities and gradients: a few ulp of the largest term in the row.
 GRAD_TOL = {np.float32: dict(rtol=4e-6, atol=4e-7), np.float64: dict(rtol=1e-13, atol=1e-15)}
+
+
+def labels_on_live(rng, z):
+    """Random labels, moved to an unmasked class (z > -inf) where the row has one."""
+    n, C = z.shape
+    y = rng.integers(0, C, n)
+    for i in range(n):
+        live = np.flatnonzero(z[i] > -np.inf)
+        if live.size and z[i, y[i]] == -np.inf:
+            y[i] = live[rng.integers(0, live.size)]
+    return y
+
+
+def assert_close_specials(a, b, dtype, tol=LOSS_TOL):
+    """a within tol[dtype] of b where b is finite; NaN where b is NaN, the same infinity where b is."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[np.isinf(a)], b[np.isinf(b)])
+    f = np.isfinite(b)
+    np.testing.assert_allclose(a[f], b[f], **tol[dtype])

@@ -7,7 +7,7 @@ import pytest
 
 import reference as ref
 import xent
-from conftest import GRAD_TOL, LOSS_TOL
+from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live
 
 # all past the rows-in-lanes limits (128 float32, 80 float64): the row kernels; 2049 and
 # 5000 span more than one block of 2048 (the gradient then needs the log at once)
@@ -30,40 +30,21 @@ def _mixed(rng, n, C, dtype, special=True):
     return z.astype(dtype)
 
 
-def _labels(rng, z):
-    """Labels on unmasked classes where the row has any."""
-    n, C = z.shape
-    y = rng.integers(0, C, n)
-    for i in range(n):
-        live = np.flatnonzero(z[i] > -np.inf)
-        if live.size and z[i, y[i]] == -np.inf:
-            y[i] = live[rng.integers(0, live.size)]
-    return y
-
-
-def _close(a, b, dtype, tol=LOSS_TOL):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[np.isinf(a)], b[np.isinf(b)])
-    f = np.isfinite(b)
-    np.testing.assert_allclose(a[f], b[f], **tol[dtype])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CLASSES)
 @pytest.mark.parametrize("n", ROWS)
 def test_per_row_values(isa, rng, dtype, C, n):
     z = _mixed(rng, n, C, dtype)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     want, want_grad = ref.softmax_xent_labels(z, y)
-    _close(xent.softmax_cross_entropy(z, y, reduction="none"), want, dtype)
+    assert_close_specials(xent.softmax_cross_entropy(z, y, reduction="none"), want, dtype)
     loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
-    _close(loss, want, dtype)
-    _close(xent.logsumexp(z, axis=-1)[~np.isnan(z).any(1) & ~np.isposinf(z).any(1)],
+    assert_close_specials(loss, want, dtype)
+    assert_close_specials(xent.logsumexp(z, axis=-1)[~np.isnan(z).any(1) & ~np.isposinf(z).any(1)],
            ref.logsumexp(z)[~np.isnan(z).any(1) & ~np.isposinf(z).any(1)], dtype)
     finite = np.isfinite(want)
-    _close(grad[finite], want_grad[finite], dtype, GRAD_TOL)
-    _close(xent.softmax(z[finite], axis=-1), ref.softmax(z[finite]), dtype, GRAD_TOL)
+    assert_close_specials(grad[finite], want_grad[finite], dtype, GRAD_TOL)
+    assert_close_specials(xent.softmax(z[finite], axis=-1), ref.softmax(z[finite]), dtype, GRAD_TOL)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -72,7 +53,7 @@ def test_per_row_values(isa, rng, dtype, C, n):
 def test_smoothing_and_targets(isa, rng, dtype, C, n):
     # their rows leave T log(s) to the batch, T the row's target mass (not 1)
     z = _mixed(rng, n, C, dtype, special=False)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
     eps = 0.2
     live = z > -np.inf
@@ -83,7 +64,7 @@ def test_smoothing_and_targets(isa, rng, dtype, C, n):
         for grad in (False, True):
             out = xent.softmax_cross_entropy(z, y, weight=weight, label_smoothing=eps, reduction="none",
                                              return_grad=grad)
-            _close(out[0] if grad else out, want, dtype)
+            assert_close_specials(out[0] if grad else out, want, dtype)
     soft = rng.random((n, C)) ** 3 * rng.choice([0.0, 0.5, 1.0, 2.0], size=(n, 1)) / C * 4
     soft[~live] = 0.0
     soft = soft.astype(dtype)
@@ -91,7 +72,7 @@ def test_smoothing_and_targets(isa, rng, dtype, C, n):
         want = ref.softmax_xent_targets(z, soft if weight is None else soft * weight)[0]
         for grad in (False, True):
             out = xent.softmax_cross_entropy(z, soft, weight=weight, reduction="none", return_grad=grad)
-            _close(out[0] if grad else out, want, dtype)
+            assert_close_specials(out[0] if grad else out, want, dtype)
         got = xent.softmax_cross_entropy(z, soft, weight=weight, reduction="sum")
         np.testing.assert_allclose(got, np.sum(want), **LOSS_TOL[dtype])
 
@@ -107,17 +88,17 @@ LOG_SOFTMAX_CLASSES = [81, 100, 129, 160, 256, 257, 512, 513, 1024, 1025, 2048]
 def test_log_softmax_rows(isa, rng, dtype, C, n):
     z = _mixed(rng, n, C, dtype)
     want = ref.log_softmax(z)
-    _close(xent.log_softmax(z, axis=-1), want, dtype, GRAD_TOL)
+    assert_close_specials(xent.log_softmax(z, axis=-1), want, dtype, GRAD_TOL)
     inplace = z.copy()
     assert xent.log_softmax(inplace, axis=-1, out=inplace) is inplace
-    _close(inplace, want, dtype, GRAD_TOL)
+    assert_close_specials(inplace, want, dtype, GRAD_TOL)
     wide = np.full((n, 2 * C), 7.0, dtype)  # rows apart from each other: still batched
     xent.log_softmax(z, axis=-1, out=wide[:, :C])
-    _close(wide[:, :C], want, dtype, GRAD_TOL)
+    assert_close_specials(wide[:, :C], want, dtype, GRAD_TOL)
     assert np.all(wide[:, C:] == 7.0)
     strided = np.empty((n, 2 * C), dtype)[:, ::2]  # classes 2 apart: row by row
     xent.log_softmax(z, axis=-1, out=strided)
-    _close(strided, want, dtype, GRAD_TOL)
+    assert_close_specials(strided, want, dtype, GRAD_TOL)
 
 
 def _zloss_ref(z, y, zl):
@@ -135,33 +116,33 @@ def _zloss_ref(z, y, zl):
 def test_z_loss_rows(isa, rng, dtype, C, n):
     # z-loss rows leave their log, and with a gradient its rescaling pass, to the batch
     z = _mixed(rng, n, C, dtype, special=False)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     zl = 1e-3
     want, want_grad = _zloss_ref(z, y, zl)
-    _close(xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none"), want, dtype)
+    assert_close_specials(xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none"), want, dtype)
     loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True)
-    _close(loss, want, dtype)
-    _close(grad, want_grad, dtype, GRAD_TOL)
+    assert_close_specials(loss, want, dtype)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
     sw = rng.uniform(0.0, 3.0, n)
     loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, sample_weight=sw, reduction="sum", return_grad=True)
     np.testing.assert_allclose(loss, np.sum(sw * want), **LOSS_TOL[dtype])
-    _close(grad, sw[:, None] * want_grad, dtype, GRAD_TOL)
+    assert_close_specials(grad, sw[:, None] * want_grad, dtype, GRAD_TOL)
     inplace = z.copy()  # the gradient over the logits
     loss, grad = xent.softmax_cross_entropy(inplace, y, z_loss=zl, reduction="none", return_grad=True,
                                             grad_out=inplace)
     assert grad is inplace
-    _close(loss, want, dtype)
-    _close(grad, want_grad, dtype, GRAD_TOL)
+    assert_close_specials(loss, want, dtype)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
     strided = np.empty((n, 2 * C), dtype)[:, ::2]  # written row by row, at once
     loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True, grad_out=strided)
-    _close(grad, want_grad, dtype, GRAD_TOL)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
     big = np.full(n, np.finfo(dtype).max / 4)  # weights whose product with the scale is split
     loss, grad = xent.softmax_cross_entropy(z, y, z_loss=zl, sample_weight=big, weight=np.full(C, 8.0),
                                             reduction="none", return_grad=True)
     _, g1 = xent.softmax_cross_entropy(z, y, z_loss=zl, reduction="none", return_grad=True)
     with np.errstate(over="ignore"):  # the unweighted gradient times the weights, rounded once
         exact = (np.longdouble(8) * big[:, None].astype(np.longdouble) * g1).astype(dtype)
-    _close(grad, exact, dtype, GRAD_TOL)
+    assert_close_specials(grad, exact, dtype, GRAD_TOL)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -169,7 +150,7 @@ def test_z_loss_rows(isa, rng, dtype, C, n):
 @pytest.mark.parametrize("n", ROWS)
 def test_weighted_rows_and_sums(isa, rng, dtype, C, n):
     z = _mixed(rng, n, C, dtype, special=False)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     cw = rng.uniform(0.1, 4.0, C)
     sw = rng.uniform(0.0, 3.0, n)
     sw[::5] = 0.0
@@ -179,7 +160,7 @@ def test_weighted_rows_and_sums(isa, rng, dtype, C, n):
     kw = dict(weight=cw, sample_weight=sw, ignore_index=ig)
     for grad in (False, True):
         out = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=grad, **kw)
-        _close(out[0] if grad else out, rows * w, dtype)
+        assert_close_specials(out[0] if grad else out, rows * w, dtype)
         got = xent.softmax_cross_entropy(z, y, reduction="sum", return_grad=grad, **kw)
         np.testing.assert_allclose(got[0] if grad else got, np.sum(rows * w), **LOSS_TOL[dtype])
         got = xent.softmax_cross_entropy(z, y, reduction="mean", return_grad=grad, **kw)
@@ -192,7 +173,7 @@ def test_weighted_rows_and_sums(isa, rng, dtype, C, n):
 def test_threads_split_batches_bit_for_bit(rng, C):
     # 200 rows of 300 or 2049 float32 go to two threads, which split the row batches
     z = _mixed(rng, 200, C, np.float32, special=False)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     sw = rng.uniform(0.0, 2.0, 200)
     for red in ("none", "sum", "mean"):
         one = xent.softmax_cross_entropy(z, y, sample_weight=sw, reduction=red, return_grad=True, n_threads=1)
@@ -213,11 +194,12 @@ def test_half_rows(isa, rng, half, C):
     else:
         dt = np.float16
     z = _mixed(rng, 37, C, np.float32).clip(-60000, 60000).astype(dt)
-    y = _labels(rng, z.astype(np.float32))
+    y = labels_on_live(rng, z.astype(np.float32))
     zf = z.astype(np.float32)
-    _close(xent.softmax_cross_entropy(z, y, reduction="none"), ref.softmax_xent_labels(zf, y)[0], np.float32)
+    assert_close_specials(xent.softmax_cross_entropy(z, y, reduction="none"), ref.softmax_xent_labels(zf, y)[0],
+                          np.float32)
     ok = ~np.isnan(zf).any(1) & ~np.isposinf(zf).any(1)
-    _close(xent.logsumexp(z, axis=-1)[ok], ref.logsumexp(zf)[ok], np.float32)
+    assert_close_specials(xent.logsumexp(z, axis=-1)[ok], ref.logsumexp(zf)[ok], np.float32)
 
 
 def test_3d_rows_land_in_place(rng):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xent
-from conftest import GRAD_TOL, LOSS_TOL
+from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live
 
 LD = np.longdouble
 # around the lane widths (f64 AVX2 4, f32 AVX2 8, AVX-512 16 / f64 8), the partial sums of
@@ -32,16 +32,6 @@ def _mixed(rng, n, C, dtype, special=False):
         if n > 7:
             z[7, C - 1] = np.inf
     return z.astype(dtype)
-
-
-def _labels(rng, z):
-    n, C = z.shape
-    y = rng.integers(0, C, n)
-    for i in range(n):
-        live = np.flatnonzero(z[i] > -np.inf)
-        if live.size and z[i, y[i]] == -np.inf:
-            y[i] = live[rng.integers(0, live.size)]
-    return y
 
 
 def _effective(z, eps, cw, y=None, t=None):
@@ -91,15 +81,6 @@ def _reference(z, tt, base, zl=0.0, label=False):
     return loss.astype(np.float64), grad.astype(np.float64)
 
 
-def _close(a, b, dtype, tol):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    inf = np.isinf(b)
-    assert np.array_equal(np.isinf(a), inf) and np.array_equal(a[inf], b[inf])
-    f = np.isfinite(b)
-    np.testing.assert_allclose(a[f], b[f], **tol[dtype])
-
-
 def _check(z, y, t, eps, cw, sw, zl, dtype):
     tt, base = _effective(z, eps, cw, y=y, t=t)
     want, want_grad = _reference(z, tt, base, zl, label=t is None)
@@ -110,8 +91,8 @@ def _check(z, y, t, eps, cw, sw, zl, dtype):
     kw = dict(label_smoothing=eps, weight=cw, sample_weight=sw, z_loss=zl, reduction="none")
     target = y if t is None else t
     loss, grad = xent.softmax_cross_entropy(z, target, return_grad=True, **kw)
-    _close(loss, want, dtype, LOSS_TOL)
-    _close(grad, want_grad, dtype, GRAD_TOL)
+    assert_close_specials(loss, want, dtype, LOSS_TOL)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
     # the forward-only call gives the same losses, and the sums are theirs
     np.testing.assert_array_equal(xent.softmax_cross_entropy(z, target, **kw), loss)
     kw["reduction"] = "sum"
@@ -127,7 +108,7 @@ def _check(z, y, t, eps, cw, sw, zl, dtype):
 def test_label_smoothing(isa, rng, dtype, C, weighted):
     for n in ROWS:
         z = _mixed(rng, n, C, dtype)
-        y = _labels(rng, z)
+        y = labels_on_live(rng, z)
         cw = rng.uniform(0.1, 4.0, C).astype(dtype) if weighted else None
         if weighted and C > 2:
             cw[rng.integers(0, C)] = 0  # a class of weight 0, with or without the label
@@ -155,7 +136,7 @@ def test_targets(isa, rng, dtype, C, weighted):
 def test_weights_and_z_loss(isa, rng, dtype, C):
     n = 37
     z = _mixed(rng, n, C, dtype)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     t = (rng.dirichlet(np.ones(C), n) * 1.5).astype(dtype)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
     sw = rng.uniform(0.0, 3.0, n).astype(dtype)
@@ -172,7 +153,7 @@ def test_special_rows_stay_in_their_lane(isa, rng, dtype, C):
     # fully masked, NaN and +inf rows among finite ones: each row gets its own value
     n = 33
     z = _mixed(rng, n, C, dtype, special=True)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     t = (rng.dirichlet(np.ones(C), n) * rng.choice([0.0, 1.0], size=(n, 1))).astype(dtype)
     cw = rng.uniform(0.5, 2.0, C).astype(dtype)
     _check(z, y, None, 0.1, None, None, 0.0, dtype)
@@ -202,7 +183,7 @@ def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
     # bits it gives in a group without one (and so for any layout and thread split)
     z = _mixed(rng, 40, C, dtype)
     z[2::7] = rng.standard_normal((len(z[2::7]), C))  # no masked rows but the one below
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
     t = rng.dirichlet(np.ones(C), 40).astype(dtype)
     for target, kw in ((y, dict(label_smoothing=0.1, weight=cw)), (t, dict(label_smoothing=0.1, weight=cw))):
@@ -220,7 +201,7 @@ def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
 def test_layouts_in_place_and_threads(isa, rng, dtype, C):
     n = 70
     z = _mixed(rng, n, C, dtype)
-    y = _labels(rng, z)
+    y = labels_on_live(rng, z)
     t = rng.dirichlet(np.ones(C), n).astype(dtype)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
     for target, kw in ((y, dict(label_smoothing=0.2, weight=cw)), (t, dict(label_smoothing=0.2)), (t, {})):
@@ -265,7 +246,7 @@ def test_half_storage(isa, rng, half, C):
     n = 40
     z = (rng.standard_normal((n, C)) * 4).astype(hdt)
     z[3, : C // 2] = -np.inf
-    y = _labels(rng, z.astype(np.float32))
+    y = labels_on_live(rng, z.astype(np.float32))
     t = rng.dirichlet(np.ones(C), n).astype(hdt)
     cw = rng.uniform(0.1, 4.0, C).astype(np.float32)
     for target, t32, kw in ((y, y, dict(label_smoothing=0.1, weight=cw)), (t, t.astype(np.float32),
@@ -295,7 +276,7 @@ def test_huge_weights_split_scale(isa, rng, dtype):
                                             reduction="none", return_grad=True)
     with np.errstate(over="ignore"):
         exact = (want * sw.astype(np.float64)).astype(dtype)  # +inf where it overflows
-    _close(loss, exact, dtype, LOSS_TOL)
+    assert_close_specials(loss, exact, dtype, LOSS_TOL)
     np.testing.assert_allclose(grad[5] / big, want_grad[5], **GRAD_TOL[dtype])
     np.testing.assert_allclose(grad[11], want_grad[11] * float(sw[11]), rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=2 * np.finfo(dtype).smallest_subnormal)
