@@ -216,7 +216,9 @@ XENT_FORCE_INLINE void lanes_softcap(typename D::T* tile, int64_t C, double cap,
 // One group of n (1..W) rows. zr[i]/outr[i]: row i's logits / gradient (outr null: no
 // gradient), class strides zcs/ocs; y[i] its label (in range), w[i] its weight (> 0).
 // Writes row i's weighted loss to r[i].
-template <class D, class S>
+// kCap: with the soft cap (cap > 0; else cap is not read), whose derivatives take a
+// tile of their own (kept out of the plain path's stack frame).
+template <class D, class S, bool kCap = false>
 inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
                              const int64_t* y, const double* w, int n, int64_t C, double gscale, double zl,
                              double cap, bool* full, double* r) {
@@ -227,9 +229,9 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
   constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
-  alignas(64) T dcap[kLanesMaxC * W];          // the cap's derivatives (cap > 0 and a gradient)
+  alignas(64) T dcap[kCap ? kLanesMaxC * W : 1];  // the cap's derivatives (with a gradient)
   lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
-  lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
+  if (kCap) lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
   for (int i = 0; i < n; ++i) {
     zy[i] = tile[y[i] * W + i];
     gw[i] = static_cast<T>(gscale * w[i]);
@@ -275,8 +277,14 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   for (int i = 0; i < n; ++i)
     if (mv[i] != -std::numeric_limits<T>::infinity())
       tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
-  if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
+  if (kCap) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
   lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+}
+template <class D, class S>
+XENT_NOINLINE void lanes_xent_label_capped(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
+                                           const int64_t* y, const double* w, int n, int64_t C, double gscale,
+                                           double zl, double cap, bool* full, double* r) {
+  lanes_xent_label<D, S, true>(zr, zcs, outr, ocs, y, w, n, C, gscale, zl, cap, full, r);
 }
 
 // Label smoothing and target distributions, a group of n (1..W) rows, with the row
@@ -348,7 +356,7 @@ inline void lanes_soft_pass(typename D::T* tile, const typename D::T* ttile, con
 // y: the labels, else); w[i] the row's weight (> 0; the class weights act inside the row),
 // cw the class weights (kW) and wsum their sum in double.
 template <class D, class S, bool kTarget, bool kW>
-inline void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs, S* const* outr,
+XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs, S* const* outr,
                             int64_t ocs, const int64_t* y, const double* w, int n, int64_t C,
                             const typename D::T* cw, double wsum, double eps, double gscale, double zl, double cap,
                             bool* full, double* r) {
@@ -484,8 +492,10 @@ inline void lanes_xent(const LanesXent<typename D::T>& o, const S* const* zr, in
   } else if (o.eps != 0.0) {
     if (o.cw) lanes_xent_soft<D, S, false, true>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
     else lanes_xent_soft<D, S, false, false>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
+  } else if (o.cap > 0.0) {
+    lanes_xent_label_capped<D, S>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.zl, o.cap, full, r);
   } else {
-    lanes_xent_label<D, S>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.zl, o.cap, full, r);
+    lanes_xent_label<D, S>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.zl, 0.0, full, r);
   }
 }
 
