@@ -1,8 +1,9 @@
 """The cost of one small call, the whole Python call included (issue 4): 64 x 10 float32
 logits with int64 labels (or 0/1 targets), default options, reduction "mean"; the
 loss + gradient rows also with ``grad_out=`` (a preallocated gradient), and softmax
-cross-entropy with class weights (float64, as users pass them), and with class weights,
-sample weights and ``ignore_index`` together.
+cross-entropy with class weights (float64, as users pass them), with class weights,
+sample weights and ``ignore_index`` together, with label smoothing and class weights, and
+with ``softcap=30``.
 
     python bench/small_calls.py [--repeats 200] [--number 500] [--no-torch]
 
@@ -86,8 +87,19 @@ def torch_calls(z, y, t, w):
         F.binary_cross_entropy_with_logits(zt, tt, weight=wt, pos_weight=wt).backward()
         return zt.grad
 
+    def smoothed():
+        zt.grad = None
+        F.cross_entropy(zt, yt, weight=wt, label_smoothing=0.1).backward()
+        return zt.grad
+
+    def capped():  # (no soft cap in PyTorch's loss: composed before it)
+        zt.grad = None
+        F.cross_entropy(30.0 * torch.tanh(zt / 30.0), yt).backward()
+        return zt.grad
+
     return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid,
-            "softmax_cross_entropy weight=": weighted, "sigmoid_cross_entropy weight, pos_w": sigmoid_weighted}
+            "softmax_cross_entropy weight=": weighted, "sigmoid_cross_entropy weight, pos_w": sigmoid_weighted,
+            "softmax_cross_entropy smoothing, w": smoothed, "softmax_cross_entropy softcap=30": capped}
 
 
 def main() -> None:
@@ -111,6 +123,9 @@ def main() -> None:
         "softmax_cross_entropy weight=": lambda: xent.softmax_cross_entropy(z, y, weight=w, return_grad=True),
         "softmax_cross_entropy w, sw, ignore": lambda: xent.softmax_cross_entropy(
             z, y_ign, weight=w, sample_weight=sw, ignore_index=-100, return_grad=True),
+        "softmax_cross_entropy smoothing, w": lambda: xent.softmax_cross_entropy(
+            z, y, weight=w, label_smoothing=0.1, return_grad=True),
+        "softmax_cross_entropy softcap=30": lambda: xent.softmax_cross_entropy(z, y, softcap=30.0, return_grad=True),
         "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
         "sigmoid_cross_entropy grad_out=": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g),
         "sigmoid_cross_entropy weight, pos_w": lambda: xent.sigmoid_cross_entropy(
