@@ -300,7 +300,8 @@ XENT_NOINLINE void lanes_xent_label_capped(const S* const* zr, int64_t zcs, S* c
 // -inf logit (the common case), K = C and SW = wsum (the class weights' sum) and the
 // passes test no class; else the logits are kept in a second tile for the gradient's mask.
 // A row of -inf only: +inf (label; targets: +inf for target mass > 0, 0 for none) and a zero
-// gradient; a +inf logit: NaN loss and gradient; NaN propagates to its row.
+// gradient; a +inf or NaN logit: a NaN gradient and loss (but 0 for targets of no mass
+// without a z-loss: 0 log 0 on every class, as in row_xent_target).
 template <class D, bool kTarget, bool kW, bool kMasked>
 inline void lanes_soft_pass(typename D::T* tile, const typename D::T* ttile, const typename D::T* cw, int64_t C,
                             bool smooth, bool store, typename D::V m, typename D::V& ones, typename D::V& rest,
@@ -356,10 +357,10 @@ inline void lanes_soft_pass(typename D::T* tile, const typename D::T* ttile, con
 // y: the labels, else); w[i] the row's weight (> 0; the class weights act inside the row),
 // cw the class weights (kW) and wsum their sum in double.
 template <class D, class S, bool kTarget, bool kW>
-XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs, S* const* outr,
-                            int64_t ocs, const int64_t* y, const double* w, int n, int64_t C,
-                            const typename D::T* cw, double wsum, double eps, double gscale, double zl, double cap,
-                            bool* full, double* r) {
+XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs,
+                                   S* const* outr, int64_t ocs, const int64_t* y, const double* w, int n, int64_t C,
+                                   const typename D::T* cw, double wsum, double eps, double gscale, double zl,
+                                   double cap, bool* full, double* r) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
