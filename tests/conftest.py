@@ -57,3 +57,20 @@ def assert_close_specials(a, b, dtype, tol=LOSS_TOL):
     assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[np.isinf(a)], b[np.isinf(b)])
     f = np.isfinite(b)
     np.testing.assert_allclose(a[f], b[f], **tol[dtype])
+
+
+def mixed_rows(rng, n, C, dtype, special=False):
+    """Rows of different scales and kinds in one call: a row given another lane's value shows."""
+    z = rng.standard_normal((n, C)) * rng.choice([0.3, 3.0, 20.0], size=(n, 1))
+    z += rng.uniform(-40, 40, size=(n, 1))
+    if C > 1:
+        z[1::5, rng.integers(0, C)] += 45.0  # confident: s = 1 + tiny
+        z[2::7, : max(1, C // 3)] = -np.inf  # partly masked
+        z[4::9] = (rng.random(C) * 80 + 1e4)  # huge: exp(z) overflows
+        z[6::11] = rng.standard_normal(C) * 1e-30  # tiny
+    if special:
+        z[3::8] = -np.inf  # fully masked
+        z[5::10, C // 2] = np.nan
+        if n > 7:
+            z[7, C - 1] = np.inf
+    return z.astype(dtype)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xent
-from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live
+from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live, mixed_rows
 
 LD = np.longdouble
 # around the lane widths (f64 AVX2 4, f32 AVX2 8, AVX-512 16 / f64 8), the partial sums of
@@ -15,23 +15,6 @@ LD = np.longdouble
 CLASSES = [1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 80, 81, 127, 128, 129]
 ROWS = [1, 3, 8, 9, 17, 33]
 DTYPES = [np.float32, np.float64]
-
-
-def _mixed(rng, n, C, dtype, special=False):
-    """Rows of different scales and kinds in one call: a row given another lane's value shows."""
-    z = rng.standard_normal((n, C)) * rng.choice([0.3, 3.0, 20.0], size=(n, 1))
-    z += rng.uniform(-40, 40, size=(n, 1))
-    if C > 1:
-        z[1::5, rng.integers(0, C)] += 45.0  # confident: s = 1 + tiny
-        z[2::7, : max(1, C // 3)] = -np.inf  # partly masked
-        z[4::9] = (rng.random(C) * 80 + 1e4)  # huge: exp(z) overflows
-        z[6::11] = rng.standard_normal(C) * 1e-30  # tiny
-    if special:
-        z[3::8] = -np.inf  # fully masked
-        z[5::10, C // 2] = np.nan
-        if n > 7:
-            z[7, C - 1] = np.inf
-    return z.astype(dtype)
 
 
 def _effective(z, eps, cw, y=None, t=None):
@@ -107,7 +90,7 @@ def _check(z, y, t, eps, cw, sw, zl, dtype):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_label_smoothing(isa, rng, dtype, C, weighted):
     for n in ROWS:
-        z = _mixed(rng, n, C, dtype)
+        z = mixed_rows(rng, n, C, dtype)
         y = labels_on_live(rng, z)
         cw = rng.uniform(0.1, 4.0, C).astype(dtype) if weighted else None
         if weighted and C > 2:
@@ -121,7 +104,7 @@ def test_label_smoothing(isa, rng, dtype, C, weighted):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_targets(isa, rng, dtype, C, weighted):
     for n in ROWS:
-        z = _mixed(rng, n, C, dtype)
+        z = mixed_rows(rng, n, C, dtype)
         t = rng.dirichlet(np.ones(C), n) * rng.choice([0.0, 0.5, 1.0, 2.0], size=(n, 1))
         t[::4] = 0
         t[::4, rng.integers(0, C)] = 1.0  # one-hot rows
@@ -135,7 +118,7 @@ def test_targets(isa, rng, dtype, C, weighted):
 @pytest.mark.parametrize("C", [3, 17, 64])
 def test_weights_and_z_loss(isa, rng, dtype, C):
     n = 37
-    z = _mixed(rng, n, C, dtype)
+    z = mixed_rows(rng, n, C, dtype)
     y = labels_on_live(rng, z)
     t = (rng.dirichlet(np.ones(C), n) * 1.5).astype(dtype)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
@@ -152,7 +135,7 @@ def test_weights_and_z_loss(isa, rng, dtype, C):
 def test_special_rows_stay_in_their_lane(isa, rng, dtype, C):
     # fully masked, NaN and +inf rows among finite ones: each row gets its own value
     n = 33
-    z = _mixed(rng, n, C, dtype, special=True)
+    z = mixed_rows(rng, n, C, dtype, special=True)
     y = labels_on_live(rng, z)
     t = (rng.dirichlet(np.ones(C), n) * rng.choice([0.0, 1.0], size=(n, 1))).astype(dtype)
     cw = rng.uniform(0.5, 2.0, C).astype(dtype)
@@ -181,7 +164,7 @@ def test_target_mass_on_a_masked_class(isa, dtype):
 def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
     # a group with a masked class takes the masked pass; an unmasked row in it must give the
     # bits it gives in a group without one (and so for any layout and thread split)
-    z = _mixed(rng, 40, C, dtype)
+    z = mixed_rows(rng, 40, C, dtype)
     z[2::7] = rng.standard_normal((len(z[2::7]), C))  # no masked rows but the one below
     y = labels_on_live(rng, z)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)
@@ -200,7 +183,7 @@ def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
 @pytest.mark.parametrize("C", [3, 16, 45])
 def test_layouts_in_place_and_threads(isa, rng, dtype, C):
     n = 70
-    z = _mixed(rng, n, C, dtype)
+    z = mixed_rows(rng, n, C, dtype)
     y = labels_on_live(rng, z)
     t = rng.dirichlet(np.ones(C), n).astype(dtype)
     cw = rng.uniform(0.1, 4.0, C).astype(dtype)

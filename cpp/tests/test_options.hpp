@@ -150,6 +150,9 @@ void test_options() {
       {"poly1 target softcap", S::kPoly1Target, false, true, false, 0, 0, 5.0, -1.0},
       {"focal label alpha+softcap", S::kFocalLabel, true, false, true, 0, 0, 6.0, 2.0, true},
       {"focal target alpha", S::kFocalTarget, false, true, false, 0, 0, 0, 1.5, true},
+      // (C <= 128 float32 / 80 float64: rows in lanes, smallc-inl.hpp's lanes_factor)
+      {"focal label sw", S::kFocalLabel, false, true, false, 0, 0, 0, 0.5},
+      {"poly1 label sw+softcap", S::kPoly1Label, false, true, false, 0, 0, 4.0, -1.0},
   };
   const double u = unit_roundoff<T>();
   for (int64_t C : {1, 3, 8, 9, 17, 37, 80, 2050}) {

@@ -30,6 +30,7 @@
 #include <type_traits>
 
 #include "kernels/softcap-inl.hpp"
+#include "kernels/xent_more-inl.hpp"
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -213,15 +214,89 @@ XENT_FORCE_INLINE void lanes_softcap(typename D::T* tile, int64_t C, double cap,
   if (cap > 0.0) softcap_row<D>(tile, 1, C * D::W, cap, tile, d, full);
 }
 
+// Poly-1 and focal losses of integer labels (FactorKind, xent_more-inl.hpp): their
+// per-row multipliers, and the per-lane stage that turns each lane's cross-entropy into them.
+// param: poly-1's epsilon or focal's gamma; a: one multiplier per lane (focal's alpha[y]),
+// null for 1.
+struct LanesFactor {
+  double param;
+  const double* a;
+};
+
+// From each lane's cross-entropy nlp = -log p_y (lv: T's lanes, +inf for a row of -inf only,
+// NaN), its max m, z_y, ones and rest, computes in double lanes (F64) what class_term
+// (xent_more-inl.hpp) computes per row with libm: the loss (times a, then the row weight w,
+// into r), the label's gradient term gy = gscale w a G and the factor fw = gy / s of the
+// exponentials (0 for a row of -inf only). q = 1 - p_y comes from the sums, not from
+// 1 - exp(-nlp): ones - 1 + rest where z_y is the row max (p_y near 1: no cancellation),
+// else s - exp(z_y - m) >= 1 (the max's term), over s = ones + rest. Focal's q^gamma is
+// exp(gamma log q) (0 at q = 0; 1 for gamma = 0, so that gamma = 0 is cross-entropy's loss).
+// As in class_term, a = 0 weighs any loss (even +inf or NaN) 0, not its gradient.
+template <class D, FactorKind K>
+inline void lanes_factor(const LanesFactor& fac, const typename D::T* lv, const typename D::T* mv,
+                         const typename D::T* zyv, typename D::V ones, typename D::V rest, const double* w,
+                         double gscale, int n, double* r, double* gy, double* fw) {
+  using T = typename D::T;
+  using E = F64;
+  using U = typename E::V;
+  constexpr int W = D::W;
+  static_assert(W % E::W == 0, "whole F64 vectors per group");
+  alignas(64) T ov[W], rv[W];
+  D::store(ov, ones);
+  D::store(rv, rest);
+  alignas(64) double nl[W], md[W], zd[W], od[W], rd[W], ad[W];
+  for (int i = 0; i < W; ++i) {  // lanes n..W-1: a row of one class (q = 0, finite everywhere)
+    const bool live = i < n;
+    nl[i] = live ? static_cast<double>(lv[i]) : 0.0;
+    md[i] = live ? static_cast<double>(mv[i]) : 0.0;
+    zd[i] = live ? static_cast<double>(zyv[i]) : 0.0;
+    od[i] = live ? static_cast<double>(ov[i]) : 1.0;
+    rd[i] = live ? static_cast<double>(rv[i]) : 0.0;
+    ad[i] = live && fac.a ? fac.a[i] : 1.0;
+  }
+  const U one = E::set1(1.0), zero = E::zero(), prm = E::set1(fac.param);
+  alignas(64) double lo[W], gv[W];
+  for (int k = 0; k < W; k += E::W) {
+    const U nlp = E::load(nl + k), m = E::load(md + k), zy = E::load(zd + k);
+    const U on = E::load(od + k), re = E::load(rd + k), s = E::add(on, re);
+    const U qn = E::select(E::eq(zy, m), E::add(E::sub(on, one), re), E::sub(s, exp_nonpos<E>(E::sub(zy, m))));
+    const U q = E::div(qn, s);
+    const U p = exp_nonpos<E>(E::sub(zero, nlp));
+    U loss, g;
+    if constexpr (K == FactorKind::kPoly1) {
+      loss = E::fma(prm, q, nlp);
+      g = E::fma(prm, p, one);
+    } else {
+      const U qg = fac.param == 0.0 ? one : E::zero_if(E::eq(q, zero), exp_nonpos<E>(E::mul(prm, log_unit<E>(q))));
+      loss = E::zero_if(E::eq(qg, zero), E::mul(qg, nlp));
+      const U ratio = E::select(E::gt(q, zero), E::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
+      g = E::select(E::eq(p, zero), qg, E::mul(qg, E::fma(E::mul(prm, p), ratio, one)));
+    }
+    // a NaN nlp (NaN or +inf logits) is NaN here too, even where q came out 0 (z_y = m = +inf)
+    const auto num = E::eq(nlp, nlp);
+    E::store(lo + k, E::select(num, loss, nlp));
+    E::store(gv + k, E::select(num, g, nlp));
+  }
+  for (int i = 0; i < n; ++i) {
+    const bool flat = mv[i] == -std::numeric_limits<T>::infinity();  // +inf, zero gradient
+    const double ri = ad[i] == 0.0 ? 0.0 : flat ? std::numeric_limits<double>::infinity() : ad[i] * lo[i];
+    r[i] = w[i] == 1.0 ? ri : ri * w[i];
+    gy[i] = gscale * w[i] * ad[i] * gv[i];
+    fw[i] = flat ? 0.0 : gy[i] / (od[i] + rd[i]);
+  }
+  for (int i = n; i < W; ++i) gy[i] = fw[i] = 0.0;
+}
+
 // One group of n (1..W) rows. zr[i]/outr[i]: row i's logits / gradient (outr null: no
 // gradient), class strides zcs/ocs; y[i] its label (in range), w[i] its weight (> 0).
 // Writes row i's weighted loss to r[i].
 // kCap: with the soft cap (cap > 0; else cap is not read), whose derivatives take a
-// tile of their own (kept out of the plain path's stack frame).
-template <class D, class S, bool kCap = false>
+// tile of their own (kept out of the plain path's stack frame). kFac: the poly-1 or focal
+// loss K (fac; zl is 0) instead of cross-entropy (lanes_factor).
+template <class D, class S, bool kCap = false, bool kFac = false, FactorKind K = FactorKind::kPoly1>
 inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
                              const int64_t* y, const double* w, int n, int64_t C, double gscale, double zl,
-                             double cap, bool* full, double* r) {
+                             double cap, bool* full, double* r, const LanesFactor* fac = nullptr) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -261,23 +336,48 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   const auto pinf = D::eq(m, pinf_v);
   const bool any_pinf = !D::none(pinf);  // (the mask itself is not kept across the loops)
   D::store(lv, D::select(pinf, nan, D::select(flat, D::sub(zero, ninf), loss)));
-  for (int i = 0; i < n; ++i) r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
+  alignas(64) T mv[W];
+  D::store(mv, m);
+  alignas(64) double gy[W], fw[W];  // the label's term per lane, and (kFac) the factor in double
+  if constexpr (kFac) {
+    lanes_factor<D, K>(*fac, lv, mv, zy, ones, rest, w, gscale, n, r, gy, fw);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
+      gy[i] = gscale * w[i];
+    }
+  }
   if (!outr) return;
-  const V f = D::zero_if(flat, D::div(D::mul(D::load(gw), pf), D::add(ones, rest)));
+  bool wide = false;  // kFac: a factor beyond T's range (a huge epsilon), applied in double
+  V f;
+  if constexpr (kFac) {
+    alignas(64) T ft[W];
+    for (int i = 0; i < W; ++i) {
+      ft[i] = static_cast<T>(fw[i]);
+      wide = wide || factor_overflows<T>(fw[i]);
+    }
+    f = D::load(ft);
+  } else {
+    f = D::zero_if(flat, D::div(D::mul(D::load(gw), pf), D::add(ones, rest)));
+  }
   // e = 0 gives 0 even where f overflowed to inf (z-loss with a huge lse): no 0 * inf = NaN
-  for (int64_t c = 0; c < C; ++c) {
-    const V e = D::load(tile + c * W);
-    D::store(tile + c * W, D::zero_if(flat, D::zero_if(D::eq(e, zero), D::mul(e, f))));
+  if (!wide) {
+    for (int64_t c = 0; c < C; ++c) {
+      const V e = D::load(tile + c * W);
+      D::store(tile + c * W, D::zero_if(flat, D::zero_if(D::eq(e, zero), D::mul(e, f))));
+    }
+  } else {  // as row_scale_exps scales by a factor that overflows T (scale_wide)
+    for (int64_t c = 0; c < C; ++c)
+      for (int i = 0; i < W; ++i)
+        tile[c * W + i] = mv[i] == -std::numeric_limits<T>::infinity() ? T(0) : scale_wide(tile[c * W + i], fw[i]);
   }
   if (any_pinf)  // rare: no test per vector above (e = 0 at the finite logits of such a row)
     for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::select(D::eq(m, pinf_v), nan, D::load(tile + c * W)));
-  alignas(64) T mv[W];
-  D::store(mv, m);
   // the label's term, finished in double and rounded once (to float32 first for half rows)
   for (int i = 0; i < n; ++i)
     if (mv[i] != -std::numeric_limits<T>::infinity())
-      tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i]);
-  if (kCap) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
+      tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gy[i]);
+  if (kCap && cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
   lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
 }
 template <class D, class S>
@@ -285,6 +385,13 @@ XENT_NOINLINE void lanes_xent_label_capped(const S* const* zr, int64_t zcs, S* c
                                            const int64_t* y, const double* w, int n, int64_t C, double gscale,
                                            double zl, double cap, bool* full, double* r) {
   lanes_xent_label<D, S, true>(zr, zcs, outr, ocs, y, w, n, C, gscale, zl, cap, full, r);
+}
+// the poly-1 and focal losses (with or without a cap: cap 0 is none)
+template <class D, class S, FactorKind K>
+XENT_NOINLINE void lanes_xent_label_factor(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
+                                           const int64_t* y, const double* w, int n, int64_t C, double gscale,
+                                           double cap, bool* full, double* r, const LanesFactor& fac) {
+  lanes_xent_label<D, S, true, true, K>(zr, zcs, outr, ocs, y, w, n, C, gscale, 0.0, cap, full, r, &fac);
 }
 
 // Label smoothing and target distributions, a group of n (1..W) rows, with the row
@@ -482,12 +589,23 @@ struct LanesXent {
   double zl;    // z-loss
   double cap;   // soft cap (0: none)
   bool target;  // target distributions (tr), else integer labels (y)
+  // the poly-1 or focal loss of integer labels (`kind`, of parameter `param`) instead of
+  // cross-entropy; a per-row multiplier a (focal's alpha[y]) is given to lanes_xent
+  bool factor = false;
+  FactorKind kind = FactorKind::kPoly1;
+  double param = 0.0;
 };
 template <class D, class S>
 inline void lanes_xent(const LanesXent<typename D::T>& o, const S* const* zr, int64_t zcs, const S* const* tr,
                        int64_t tcs, S* const* outr, int64_t ocs, const int64_t* y, const double* w, int n,
-                       double gscale, bool* full, double* r) {
-  if (o.target) {
+                       double gscale, bool* full, double* r, const double* a = nullptr) {
+  if (o.factor) {
+    const LanesFactor fac{o.param, a};
+    if (o.kind == FactorKind::kFocal)
+      lanes_xent_label_factor<D, S, FactorKind::kFocal>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.cap, full, r, fac);
+    else
+      lanes_xent_label_factor<D, S, FactorKind::kPoly1>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.cap, full, r, fac);
+  } else if (o.target) {
     if (o.cw) lanes_xent_soft<D, S, true, true>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
     else lanes_xent_soft<D, S, true, false>(zr, zcs, tr, tcs, outr, ocs, y, w, n, o.C, o.cw, o.wsum, o.eps, gscale, o.zl, o.cap, full, r);
   } else if (o.eps != 0.0) {

@@ -166,15 +166,26 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   const bool target = j.op == SoftmaxOp::kXentTarget, soft = target || j.smoothing != 0.0;
   const S* const tp = reinterpret_cast<const S*>(j.t.p);
   const int64_t tcs = j.t.cs;
+  // the poly-1 and focal losses: focal's alpha[y] multiplies the row's loss and gradient
+  // (not its weight in the mean); their sum bounds the gradient over its scale, as there
+  const bool focal = j.op == SoftmaxOp::kFocalLabel;
+  const T* const ca = focal ? j.class_a : nullptr;
+  const T* const inw = soft ? cw : ca;
   double wsum = 0.0, inrow = 1.0;
-  if (soft && cw) {
-    for (int64_t c = 0; c < C; ++c) wsum += static_cast<double>(cw[c]);
+  if (inw) {
+    for (int64_t c = 0; c < C; ++c) wsum += static_cast<double>(inw[c]);
     inrow = wsum > 1.0 ? wsum : 1.0;
   }
-  const LanesXent<T> lx{C, soft ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
+  LanesXent<T> lx{C, soft ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
+  if (focal || j.op == SoftmaxOp::kPoly1Label) {
+    lx.factor = true;
+    lx.kind = focal ? FactorKind::kFocal : FactorKind::kPoly1;
+    lx.param = j.param;
+  }
   const S* tr[W];
+  double a[W];  // focal's alpha[y] per row
   auto flush = [&] {
-    lanes_xent<D, S>(lx, zr, zcs, tr, tcs, op ? outr : nullptr, ocs, y, w, n, gscale, &cap_full, r);
+    lanes_xent<D, S>(lx, zr, zcs, tr, tcs, op ? outr : nullptr, ocs, y, w, n, gscale, &cap_full, r, ca ? a : nullptr);
     for (int i = 0; i < n; ++i) {
       if (ro[i]) *ro[i] = static_cast<T>(r[i]);
       total += r[i];
@@ -203,13 +214,13 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
       // so the gradient is the float32 one rounded once, as on every other path)
       const SplitScale sp = split_scale_t<T>(gscale, swi, cwi);
       const int64_t y1[1] = {yi};
-      const double w1[1] = {1.0};
+      const double w1[1] = {1.0}, a1[1] = {ca ? static_cast<double>(ca[yi]) : 1.0};
       double r1[1];
       if constexpr (std::is_same_v<S, T>) {
         const T* z1[1] = {zp + cur.off[0]};
         const T* t1[1] = {target ? tp + cur.off[1] : nullptr};
         T* o1[1] = {op ? op + cur.off[3] : nullptr};
-        lanes_xent<D, T>(lx, z1, zcs, t1, tcs, op ? o1 : nullptr, ocs, y1, w1, 1, sp.m, &cap_full, r1);
+        lanes_xent<D, T>(lx, z1, zcs, t1, tcs, op ? o1 : nullptr, ocs, y1, w1, 1, sp.m, &cap_full, r1, a1);
         if (op) ldexp_row(o1[0], ocs, C, sp.e);
       } else {
         T zb[kLanesMaxC], tb[kLanesMaxC], ob[kLanesMaxC];
@@ -218,7 +229,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
         const T* z1[1] = {zb};
         const T* t1[1] = {tb};
         T* o1[1] = {ob};
-        lanes_xent<D, T>(lx, z1, 1, t1, 1, op ? o1 : nullptr, 1, y1, w1, 1, sp.m, &cap_full, r1);
+        lanes_xent<D, T>(lx, z1, 1, t1, 1, op ? o1 : nullptr, 1, y1, w1, 1, sp.m, &cap_full, r1, a1);
         if (op) {
           ldexp_row(ob, 1, C, sp.e);
           store_row<D, S>(ob, C, op + cur.off[3], ocs);
@@ -235,6 +246,7 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     ro[n] = row_out;
     y[n] = yi;
     w[n] = wi;
+    if (ca) a[n] = static_cast<double>(ca[yi]);
     if (++n == W) flush();
   }
   if (n) flush();

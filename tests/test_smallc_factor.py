@@ -1,0 +1,275 @@
+"""The poly-1 and focal losses of integer labels for small C, where the kernels put rows in
+vector lanes (cpp/src/kernels/smallc-inl.hpp, lanes_factor; C <= 128 float32, 80 float64):
+q = 1 - p_y from the sums, q**gamma in double lanes, with alpha, class and sample weights,
+ignore_index and the soft cap, masked classes, rows of every kind in one group, partial
+groups, every layout, half storage and two threads, against an extended-precision
+reference of Keras's and optax's formulas."""
+import numpy as np
+import pytest
+
+import xent
+from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live, mixed_rows
+
+LD = np.longdouble
+# around the lane widths, the partial sums of 16 classes and the switches to the row
+# kernels (after 80 classes float64, 128 float32)
+CLASSES = [1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 80, 81, 127, 128, 129]
+ROWS = [1, 3, 8, 9, 17, 33]
+DTYPES = [np.float32, np.float64]
+LOSSES = [("focal", 0.0), ("focal", 0.5), ("focal", 2.0), ("focal", 3.7), ("poly1", 2.0), ("poly1", -1.0)]
+
+
+def _call(kind, param, z, y, **kw):
+    if kind == "focal":
+        return xent.softmax_focal_loss(z, y, gamma=param, **kw)
+    return xent.poly1_cross_entropy(z, y, epsilon=param, **kw)
+
+
+def _reference(kind, param, z, y, alpha=None, cap=None):
+    """Per-row loss a_y f(p_y) and gradient a_y G_y (p - onehot(y)), in long double
+    (xent_more-inl.hpp's class_term): focal f = (1 - p)^g (-log p), G = (1 - p)^g (1 + g p
+    (-log p) / (1 - p)); poly-1 f = -log p + eps (1 - p), G = 1 + eps p. A fully masked row:
+    +inf (0 if a_y = 0), zero gradient; a NaN or +inf logit: NaN (the loss 0 if a_y = 0)."""
+    zz = z.astype(LD)
+    if cap is not None:
+        with np.errstate(invalid="ignore"):
+            zz = np.where(zz == -np.inf, zz, LD(cap) * np.tanh(zz / LD(cap)))
+    n, C = z.shape
+    a = np.ones(C, dtype=LD) if alpha is None else np.asarray(alpha, dtype=LD)
+    loss = np.zeros(n, dtype=LD)
+    grad = np.zeros((n, C), dtype=LD)
+    for i in range(n):
+        r, ai = zz[i], a[y[i]]
+        if np.isnan(r).any() or np.isposinf(r).any():
+            loss[i] = 0 if ai == 0 else np.nan
+            grad[i] = np.nan
+            continue
+        m = r.max()
+        if m == -np.inf:
+            loss[i] = 0 if ai == 0 else np.inf
+            continue
+        e = np.exp(r - m)
+        s = e.sum()
+        top = r == m  # log(s) as log1p of the rest (1 + 1e-26 rounds to 1 in long double)
+        nlp = (m - r[y[i]]) + np.log1p((top.sum() - 1) + e[~top].sum())
+        p = np.exp(-nlp)
+        q = -np.expm1(-nlp)
+        if kind == "focal":
+            qg = LD(1) if param == 0 else q ** LD(param)
+            f = 0 if qg == 0 else qg * nlp
+            g = qg if p == 0 else qg * (1 + LD(param) * p * (nlp / q if q > 0 else LD(1)))
+        else:
+            f = nlp + LD(param) * q
+            g = 1 + LD(param) * p
+        loss[i] = 0 if ai == 0 else ai * f
+        grad[i] = ai * g * (e / s)
+        grad[i, y[i]] -= ai * g
+    if cap is not None:  # the chain rule through the cap: sech^2(z / cap)
+        with np.errstate(invalid="ignore"):
+            d = np.where(z == -np.inf, 0, 1 / np.cosh(z.astype(LD) / LD(cap)) ** 2)
+        grad = np.where(np.isnan(grad), grad, grad * d)
+    return loss.astype(np.float64), grad.astype(np.float64)
+
+
+def _check(kind, param, z, y, dtype, alpha=None, cw=None, sw=None, ignore=None, cap=None):
+    want, want_grad = _reference(kind, param, z, y, alpha, cap)
+    rw = np.ones(len(y))
+    if cw is not None:
+        rw = rw * cw[y].astype(np.float64)
+    if sw is not None:
+        rw = rw * sw.astype(np.float64)
+    if ignore is not None:
+        rw = np.where(y == ignore, 0.0, rw)
+    with np.errstate(invalid="ignore"):  # a row of weight 0 adds exactly 0, whatever its logits
+        want = np.where(rw == 0, 0.0, want * rw)
+        want_grad = np.where(rw[:, None] == 0, 0.0, want_grad * rw[:, None])
+    kw = dict(weight=cw, sample_weight=sw, ignore_index=ignore, softcap=cap, reduction="none")
+    if kind == "focal":
+        kw["alpha"] = alpha
+    loss, grad = _call(kind, param, z, y, return_grad=True, **kw)
+    assert_close_specials(loss, want, dtype, LOSS_TOL)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
+    # the forward-only call gives the same losses, and the weighted mean is theirs (within
+    # the per-row contract: poly-1 with eps = -1 is ~q^2 / 2 on confident rows, q = 1 - p_y,
+    # from -log p_y - q: not relatively accurate, as -log p_y is accurate to ~u q only)
+    np.testing.assert_array_equal(_call(kind, param, z, y, **kw), loss)
+    kw["reduction"] = "mean"
+    if np.all(np.isfinite(want)) and rw.sum() > 0:
+        np.testing.assert_allclose(_call(kind, param, z, y, **kw), want.sum() / rw.sum(),
+                                   rtol=1e-12 if dtype == np.float64 else 3e-6, atol=LOSS_TOL[dtype]["atol"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", CLASSES)
+@pytest.mark.parametrize("kind, param", LOSSES)
+def test_matches_reference(isa, rng, dtype, C, kind, param):
+    for n in ROWS:
+        z = mixed_rows(rng, n, C, dtype)
+        y = labels_on_live(rng, z)
+        _check(kind, param, z, y, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [2, 9, 40, 129])
+@pytest.mark.parametrize("kind, param", [("focal", 2.0), ("focal", 0.0), ("poly1", 2.0)])
+def test_options(isa, rng, dtype, C, kind, param):
+    n = 37
+    z = mixed_rows(rng, n, C, dtype)
+    y = labels_on_live(rng, z)
+    cw = rng.uniform(0.1, 4.0, C).astype(dtype)
+    sw = rng.uniform(0.0, 3.0, n).astype(dtype)
+    sw[::6] = 0  # rows of weight 0: exactly 0 and a zero gradient
+    alpha = rng.uniform(0.1, 1.0, C)
+    alpha[y[3]] = 0  # a_y = 0 weighs the row's loss 0
+    _check(kind, param, z, y, dtype, cw=cw, sw=sw, ignore=int(y[5]))
+    if kind == "focal":
+        _check(kind, param, z, y, dtype, alpha=alpha, cw=cw)
+    zc = (rng.standard_normal((n, C)) * 8).astype(dtype)
+    zc[2, : C // 2] = -np.inf
+    yc = labels_on_live(rng, zc)
+    _check(kind, param, zc, yc, dtype, alpha=alpha if kind == "focal" else None, cw=cw, cap=5.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [1, 2, 9, 40])
+@pytest.mark.parametrize("kind, param", [("focal", 2.0), ("poly1", -1.0)])
+def test_special_rows_stay_in_their_lane(isa, rng, dtype, C, kind, param):
+    # fully masked, NaN and +inf rows among finite ones: each row gets its own value; with
+    # a_y = 0 a NaN or fully masked row still weighs 0
+    n = 33
+    z = mixed_rows(rng, n, C, dtype, special=True)
+    y = labels_on_live(rng, z)
+    _check(kind, param, z, y, dtype)
+    if kind == "focal":
+        alpha = np.linspace(0.0, 1.0, C)  # class 0 of alpha 0
+        y[3::8] = 0
+        y[5::10] = 0
+        _check(kind, param, z, y, dtype, alpha=alpha)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [1, 4, 33, 129])
+@pytest.mark.parametrize("kind, param", [("focal", 2.0), ("focal", 0.0), ("poly1", 2.0)])
+def test_labels_confident_and_masked(isa, dtype, C, kind, param):
+    # a label on a masked class: +inf, and cross-entropy's gradient times G = 1 (p_y = 0); a
+    # confident label: 1 - p_y ~ 1e-26 from the sums, not 1 - p_y rounded to 0 (C = 1: q = 0)
+    z = np.zeros((3, C), dtype=dtype)
+    z[0, 0] = -np.inf
+    z[1, 0] = 60.0
+    z[2, -1] = -np.inf
+    y = np.array([0, 0, 0])
+    if C == 1:
+        z, y = z[1:2], y[1:2]
+    loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True)
+    want, want_grad = _reference(kind, param, z, y)
+    assert_close_specials(loss, want, dtype, LOSS_TOL)
+    assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
+    if C > 1:
+        assert loss[0] == np.inf and np.isfinite(grad[0]).all() and grad[0, 0] == -1
+        ce = xent.softmax_cross_entropy(z[:1], y[:1], reduction="none", return_grad=True)[1]
+        np.testing.assert_array_equal(grad[:1], ce)
+        if kind == "focal" and param > 0 and dtype == np.float64:
+            assert 0 < loss[1] < 1e-40  # (1 - p_y)^2 (-log p_y), 1 - p_y = (C - 1) e^-60
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [5, 16, 33])
+def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
+    z = mixed_rows(rng, 40, C, dtype, special=True)
+    y = labels_on_live(rng, z)
+    alpha = rng.uniform(0.1, 1.0, C)
+    for kind, param, kw in (("focal", 2.0, dict(alpha=alpha)), ("poly1", 2.0, {})):
+        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        for i in range(40):
+            li, gi = _call(kind, param, z[i:i + 1], y[i:i + 1], reduction="none", return_grad=True, **kw)
+            np.testing.assert_array_equal(li, loss[i:i + 1])
+            np.testing.assert_array_equal(gi, grad[i:i + 1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [3, 16, 45])
+def test_layouts_in_place_and_threads(isa, rng, dtype, C):
+    n = 70
+    z = mixed_rows(rng, n, C, dtype)
+    y = labels_on_live(rng, z)
+    cw = rng.uniform(0.1, 4.0, C).astype(dtype)
+    alpha = rng.uniform(0.1, 1.0, C)
+    for kind, param, kw in (("focal", 2.0, dict(alpha=alpha, weight=cw)), ("poly1", 2.0, dict(weight=cw)),
+                            ("focal", 1.5, dict(softcap=4.0))):
+        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        lf, gf = _call(kind, param, np.asfortranarray(z), y, reduction="none", return_grad=True, **kw)
+        np.testing.assert_array_equal(lf, loss)
+        np.testing.assert_array_equal(gf, grad)
+        big = np.zeros((n, 2 * C), dtype=dtype)
+        big[:, ::2] = z
+        ls, gs = _call(kind, param, big[:, ::2], y, reduction="none", return_grad=True, **kw)
+        np.testing.assert_array_equal(ls, loss)
+        np.testing.assert_array_equal(gs, grad)
+        la, ga = _call(kind, param, z.T, y, axis=0, reduction="none", return_grad=True, **kw)
+        np.testing.assert_array_equal(la, loss)
+        np.testing.assert_array_equal(ga, grad.T)
+        zi = z.copy()  # the gradient written over the logits
+        li = _call(kind, param, zi, y, reduction="none", return_grad=True, grad_out=zi, **kw)[0]
+        np.testing.assert_array_equal(li, loss)
+        np.testing.assert_array_equal(zi, grad)
+        for red in ("none", "sum", "mean"):  # two threads: the same bits
+            one = _call(kind, param, z, y, reduction=red, return_grad=True, n_threads=1, **kw)
+            two = _call(kind, param, z, y, reduction=red, return_grad=True, n_threads=2, **kw)
+            np.testing.assert_array_equal(one[0], two[0])
+            np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+@pytest.mark.parametrize("C", [3, 16, 45, 128])
+def test_half_storage(isa, rng, half, C):
+    # half rows computed as float32 on the upcast values, the gradient rounded once
+    if half == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        hdt = ml_dtypes.bfloat16
+    else:
+        hdt = np.float16
+    z = (rng.standard_normal((40, C)) * 4).astype(hdt)
+    z[3, : C // 2] = -np.inf
+    y = labels_on_live(rng, z.astype(np.float32))
+    for kind, param, kw in (("focal", 2.0, dict(alpha=rng.uniform(0.1, 1.0, C))), ("poly1", 2.0, {})):
+        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        l32, g32 = _call(kind, param, z.astype(np.float32), y, reduction="none", return_grad=True, **kw)
+        assert grad.dtype == hdt
+        np.testing.assert_array_equal(loss, l32)
+        np.testing.assert_array_equal(grad, g32.astype(hdt))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, param", [("focal", 2.0), ("poly1", 2.0)])
+def test_huge_weights_split_scale(isa, rng, dtype, kind, param):
+    # a row whose gradient scale nears the largest value: scaled in two steps
+    # (weight_scale-inl.hpp), its loss weighed exactly
+    C, n = 6, 20
+    z = rng.standard_normal((n, C)).astype(dtype)
+    y = rng.integers(0, C, n)
+    alpha = rng.uniform(0.5, 1.0, C)
+    sw = np.ones(n, dtype=dtype)
+    big = np.finfo(dtype).max / 16
+    sw[5] = big
+    want, want_grad = _reference(kind, param, z, y, alpha if kind == "focal" else None)
+    kw = dict(alpha=alpha) if kind == "focal" else {}
+    loss, grad = _call(kind, param, z, y, sample_weight=sw, reduction="none", return_grad=True, **kw)
+    with np.errstate(over="ignore"):
+        exact = (want * sw.astype(np.float64)).astype(dtype)  # +inf where it overflows
+    assert_close_specials(loss, exact, dtype, LOSS_TOL)
+    np.testing.assert_allclose(grad[5] / big, want_grad[5], **GRAD_TOL[dtype])
+    rest = np.arange(n) != 5
+    np.testing.assert_allclose(grad[rest], want_grad[rest], **GRAD_TOL[dtype])
+
+
+def test_factor_beyond_float32(isa):
+    # poly-1's G = 1 + eps p_y with eps = 1e39: the exponentials' factor G / s overflows
+    # float32 and is applied in double, so the other classes' terms G p_c stay finite
+    z = np.array([[60.0, 0.0, 0.0, 0.0], [0.0, 60.0, 1.0, 2.0]], dtype=np.float32)
+    y = np.array([0, 1])
+    loss, grad = xent.poly1_cross_entropy(z, y, epsilon=1e39, reduction="none", return_grad=True)
+    want, want_grad = _reference("poly1", 1e39, z, y)
+    np.testing.assert_allclose(loss, want, **LOSS_TOL[np.float32])
+    others = np.ones_like(grad, dtype=bool)
+    others[[0, 1], y] = False  # the label's term p_y - 1 cancels (in every kernel)
+    np.testing.assert_allclose(grad[others], want_grad[others], **GRAD_TOL[np.float32])
