@@ -9,7 +9,9 @@
 //   poly-1 (CE + eps sum t (1 - p)):           G_c = t_c (1 + eps p_c)
 //   focal (-sum a t (1 - p)^g log p):          G_c = a_c t_c q_c^g (1 + g p_c (-lp_c) / q_c)
 // For an integer label only G_y is non-zero and grad = G_y (p - onehot(y)).
-// Everything per row or per class with t_c != 0 is in double (scalar libm calls); the
+// An integer label's terms are computed per row in double (scalar libm calls: class_term;
+// rows of at most 128 classes take smallc-inl.hpp's lanes_factor instead, double lanes);
+// a target distribution's, one per class, in T's vector lanes (row_target_factor). The
 // passes over all C classes are the vector ones of softmax-inl.hpp.
 #pragma once
 #include <algorithm>
@@ -64,36 +66,107 @@ inline double row_label_factor(const typename D::T* z, int64_t C, int64_t y, dou
   return a == 0.0 ? 0.0 : a * loss;  // alpha_y = 0 weighs even an infinite loss (a masked label) 0
 }
 
+// q^gamma for q in [0, 1] (or NaN) and gamma >= 0, per lane: products for an integer gamma
+// ig of 1 to 4 (2 is the usual one: a rounding per product), 1 for gamma = 0 (ig == 0), else
+// (ig < 0) exp(gamma log q), 0 at q = 0.
+template <class D>
+XENT_FORCE_INLINE typename D::V pow_unit(typename D::V q, typename D::V gamma, int ig) {
+  using T = typename D::T;
+  if (ig == 0) return D::set1(T(1));
+  if (ig > 0) {
+    typename D::V r = q;
+    for (int k = 1; k < ig; ++k) r = D::mul(r, q);
+    return r;
+  }
+  return D::zero_if(D::eq(q, D::zero()), exp_nonpos<D>(D::mul(gamma, log_unit<D>(q))));
+}
+inline int int_gamma(double gamma) {
+  for (int k = 0; k <= 4; ++k)
+    if (gamma == k) return k;
+  return -1;
+}
+
 // Poly-1 or focal loss of a target distribution t, each term weighted by a_c (nullable).
 // gbuf: C elements of scratch. grad may not alias z or t (z is read again after it).
+// Every class's term is computed in T's lanes (class_term's formulas, above, on the
+// vector exp and log): with e_c = exp(z_c - m) and s = ones + rest (row_lse),
+// -log p_c = (m - z_c) + log(s), p_c = e_c / s, and q_c = 1 - p_c from the sums, without
+// cancellation: (ones - 1 + rest) / s where z_c is the row max, else (s - e_c) / s (then
+// s - e_c >= 1, the max's term). Terms of t_c a_c = 0 add nothing (0 log 0 = 0); the loss
+// is summed in T's lanes kSumLane vectors at a time, then in double, as the row sums are.
+// A fully masked row: +inf where a target has mass (a negative target adds itself), a zero
+// gradient.
 template <class D, FactorKind K>
 inline double row_target_factor(const typename D::T* z, const typename D::T* t, const typename D::T* a, int64_t C,
                                 double param, typename D::T* grad, typename D::T* refs, typename D::T* gbuf,
                                 double gscale) {
   using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
   const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
-  const bool masked = r.masked();
-  double loss = 0.0, gsum = 0.0;
-  for (int64_t c = 0; c < C; ++c) {
-    const double tc = static_cast<double>(t[c]) * (a ? static_cast<double>(a[c]) : 1.0);
-    double g = 0.0;
-    if (tc != 0.0) {  // 0 log 0 = 0; NaN targets propagate
-      if (masked) {
-        loss += tc > 0 ? std::numeric_limits<double>::infinity() : tc;
-      } else {
-        double lc;
-        class_term<K>((r.m - static_cast<double>(z[c])) + r.log_s, param, &lc, &g);
-        loss += tc * lc;
-        g *= tc;
-      }
+  if (r.masked()) {
+    double loss = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double tc = static_cast<double>(t[c]) * (a ? static_cast<double>(a[c]) : 1.0);
+      if (tc != 0.0) loss += tc > 0 ? std::numeric_limits<double>::infinity() : tc;  // (NaN propagates)
     }
-    if (grad) gbuf[c] = static_cast<T>(g * gscale);
-    gsum += g;
+    if (grad) fill(grad, C, T(0));
+    return loss;
   }
+  const double s = r.ones + r.rest;
+  const V vm = D::set1(static_cast<T>(r.m)), vls = D::set1(static_cast<T>(r.log_s));
+  const V vs = D::set1(static_cast<T>(s)), qtop = D::set1(static_cast<T>(((r.ones - 1.0) + r.rest) / s));
+  const V one = D::set1(T(1)), zero = D::zero(), prm = D::set1(static_cast<T>(param));
+  const V gs = D::set1(static_cast<T>(gscale));
+  const int ig = K == FactorKind::kFocal ? int_gamma(param) : 0;
+  typename D::Wide lw = D::wide_zero(), gw = D::wide_zero();
+  V lacc = zero, gacc = zero;
+  int64_t nv = 0;
+  // k (<= W) classes from c: their loss terms and effective targets into the accumulators
+  auto step = [&](int64_t c, int64_t k) {
+    const bool full = k == W;
+    const V zc = full ? D::load(z + c) : D::load_tail(z + c, k, T(0));
+    V tc = full ? D::load(t + c) : D::load_tail(t + c, k, T(0));
+    if (a) tc = D::mul(tc, full ? D::load(a + c) : D::load_tail(a + c, k, T(0)));
+    const V d = D::sub(zc, vm);
+    const V e = exp_nonpos<D>(d);
+    const V nlp = D::add(D::sub(vm, zc), vls);
+    const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(vs, e), vs));
+    const V p = D::div(e, vs);
+    V lc, g;
+    if constexpr (K == FactorKind::kPoly1) {
+      lc = D::fma(prm, q, nlp);
+      g = D::fma(prm, p, one);
+    } else {
+      const V qg = pow_unit<D>(q, prm, ig);
+      lc = D::zero_if(D::eq(qg, zero), D::mul(qg, nlp));
+      const V ratio = D::select(D::gt(q, zero), D::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
+      g = D::select(D::eq(p, zero), qg, D::mul(qg, D::fma(D::mul(prm, p), ratio, one)));
+    }
+    // (NaN or +inf logits: d, e and q are NaN too, so lc and g are NaN)
+    const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
+    lacc = D::add(lacc, D::zero_if(none, D::mul(tc, lc)));
+    const V gt = D::zero_if(none, D::mul(tc, g));
+    gacc = D::add(gacc, gt);
+    if (grad) {
+      if (full) D::store(gbuf + c, D::mul(gt, gs));
+      else D::store_tail(gbuf + c, D::mul(gt, gs), k);
+    }
+    if (++nv == kSumLane) {
+      lw = D::wide_add(lw, lacc), gw = D::wide_add(gw, gacc);
+      lacc = gacc = zero, nv = 0;
+    }
+  };
+  int64_t c = 0;
+  for (; c + W <= C; c += W) step(c, W);
+  if (c < C) step(c, C - c);
+  lw = D::wide_add(lw, lacc), gw = D::wide_add(gw, gacc);
+  const double loss = D::wide_total(lw), gsum = D::wide_total(gw);
   if (grad) {
-    if (masked) return fill(grad, C, T(0)), loss;
     row_scale_exps<D>(grad, C, refs, r, gscale * gsum);
-    for (int64_t c = 0; c < C; ++c) grad[c] -= gbuf[c];
+    int64_t i = 0;
+    for (; i + W <= C; i += W) D::store(grad + i, D::sub(D::load(grad + i), D::load(gbuf + i)));
+    if (i < C) D::store_tail(grad + i, D::sub(D::load_tail(grad + i, C - i, T(0)), D::load_tail(gbuf + i, C - i, T(0))), C - i);
   }
   return loss;
 }
