@@ -4,11 +4,15 @@ float32, 80 float64: cpp/src/kernels/smallc-inl.hpp) and the peers pay per row.
 
     python bench/small_c.py [--threads 1] [--repeats 30] [--elements 262144] [--classes 2 3 10 ...]
                             [--ops logsumexp softmax log_softmax "xent loss+grad" "xent smoothing+grad"
-                                   "xent targets+grad" "xent softcap+grad"]
+                                   "xent targets+grad" "xent softcap+grad" "focal loss+grad"
+                                   "poly1 loss+grad" "focal targets+grad"]
 
-The last three ops (not run by default) are the loss + gradient with ``label_smoothing=0.1``
-(PyTorch's ``label_smoothing=0.1``), with soft targets (PyTorch's class probabilities), and
-with ``softcap=30`` (PyTorch: ``30 * tanh(z / 30)`` composed before ``cross_entropy``).
+The last six ops (not run by default) are the loss + gradient with ``label_smoothing=0.1``
+(PyTorch's ``label_smoothing=0.1``), with soft targets (PyTorch's class probabilities),
+with ``softcap=30`` (PyTorch: ``30 * tanh(z / 30)`` composed before ``cross_entropy``),
+``softmax_focal_loss`` with ``gamma=2`` and ``poly1_cross_entropy`` with ``epsilon=2``
+(PyTorch: composed from ``cross_entropy(reduction="none")``, the per-row ``-log p_y``), and
+``softmax_focal_loss`` of soft targets (PyTorch: ``-(t * (1 - p)**2 * log_softmax).sum(-1)``).
 
 For each C, rows = elements / C. Prints per case the best time over the repeats (ms) and the
 time per row (ns) of xent, with ``scipy.special`` (``logsumexp`` / ``softmax`` /
@@ -35,7 +39,12 @@ LOSS_OPS = {  # op -> (xent's keywords, whether the targets are soft)
     "xent smoothing+grad": ({"label_smoothing": 0.1}, False),
     "xent targets+grad": ({}, True),
     "xent softcap+grad": ({"softcap": 30.0}, False),
+    "focal loss+grad": ({"gamma": 2.0}, False),
+    "poly1 loss+grad": ({"epsilon": 2.0}, False),
+    "focal targets+grad": ({"gamma": 2.0}, True),
 }
+LOSS_FN = {"focal loss+grad": "softmax_focal_loss", "poly1 loss+grad": "poly1_cross_entropy",
+           "focal targets+grad": "softmax_focal_loss"}
 
 
 def calls(op, z, y, nt, torch):
@@ -46,7 +55,8 @@ def calls(op, z, y, nt, torch):
         if soft:  # rows of class probabilities
             t = np.random.default_rng(1).random(z.shape).astype(z.dtype)
             y = t / t.sum(-1, keepdims=True)
-        c = {"xent": lambda: xent.softmax_cross_entropy(z, y, return_grad=True, grad_out=out, n_threads=nt, **kw)}
+        fn = getattr(xent, LOSS_FN.get(op, "softmax_cross_entropy"))
+        c = {"xent": lambda: fn(z, y, return_grad=True, grad_out=out, n_threads=nt, **kw)}
     elif op == "logsumexp":
         c = {"xent": lambda: xent.logsumexp(z, n_threads=nt)}
     else:
@@ -69,7 +79,16 @@ def calls(op, z, y, nt, torch):
             def ce():
                 zg.grad = None
                 zc = zg if cap is None else cap * torch.tanh(zg / cap)
-                torch.nn.functional.cross_entropy(zc, yt, label_smoothing=eps).backward()
+                if op in LOSS_FN and soft:  # composed: -sum t (1 - p)^gamma log p
+                    lp = torch.log_softmax(zg, -1)
+                    (-(yt * (1 - lp.exp()) ** kw["gamma"] * lp).sum(-1)).mean().backward()
+                elif op in LOSS_FN:  # composed from the per-row loss -log p_y, p_y = exp(-loss)
+                    nll = torch.nn.functional.cross_entropy(zg, yt, reduction="none")
+                    q = 1 - torch.exp(-nll)
+                    loss = q**kw["gamma"] * nll if "gamma" in kw else nll + kw["epsilon"] * q
+                    loss.mean().backward()
+                else:
+                    torch.nn.functional.cross_entropy(zc, yt, label_smoothing=eps).backward()
 
             c["torch"] = ce
         elif op == "logsumexp":

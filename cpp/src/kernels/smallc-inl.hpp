@@ -1,5 +1,6 @@
 // The softmax family for small C ("rows in lanes"): integer-label cross-entropy
 // (lanes_xent_label; with label smoothing, and with target distributions, lanes_xent_soft),
+// the poly-1 and focal losses of integer labels (lanes_xent_label with lanes_factor),
 // and logsumexp, softmax and log_softmax (lanes_normalize), with or without a soft cap
 // (lanes_softcap), W rows at a time, one row per
 // vector lane, so a row of 1..kLanesMaxC classes costs no horizontal reduction, no block
