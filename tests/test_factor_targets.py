@@ -42,8 +42,8 @@ def _reference(kind, param, z, t, a=None, cap=None):
             grad[i] = np.nan
             continue
         m = r.max()
-        if m == -np.inf:
-            loss[i] = np.inf if live.any() else 0
+        if m == -np.inf:  # +inf per positive target; a negative one adds itself
+            loss[i] = np.where(ti > 0, np.inf, ti)[live].sum()
             continue
         e = np.exp(r - m)
         top = r == m  # log(s) as log1p of the rest (1 + 1e-26 rounds to 1 in long double)
@@ -126,13 +126,19 @@ def test_weights_and_softcap(isa, rng, dtype, C, kind, param):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", [2, 9, 40])
+@pytest.mark.parametrize("C", [2, 9, 40, 129])
 @pytest.mark.parametrize("kind, param", [("focal", 2.0), ("focal", 0.7), ("poly1", -1.0)])
 def test_special_rows(isa, rng, dtype, C, kind, param):
     # fully masked, NaN and +inf rows among finite ones; target mass on a masked class: +inf
     z = mixed_rows(rng, 33, C, dtype, special=True)
     t = _targets(rng, 33, C, dtype)
     t[2, 0] = 0.5  # row 2 masks class 0 (mixed_rows): its loss is +inf
+    t[7] = 0  # row 7's +inf logit is at C - 1: NaN, though its target mass is elsewhere
+    t[7, 0] = 1
+    t[11] = 0  # a fully masked row of one negative target: it adds itself
+    t[11, 0] = -0.5
+    z[13, 0] = np.inf  # a +inf logit and targets of no mass: 0 (0 log 0), a NaN gradient
+    t[13] = 0
     _check(kind, param, z, t, dtype)
 
 
@@ -187,3 +193,27 @@ def test_half_storage(isa, rng, C):
         assert grad.dtype == np.float16
         np.testing.assert_array_equal(loss, l32)
         np.testing.assert_array_equal(grad, g32.astype(np.float16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [6, 129])
+@pytest.mark.parametrize("kind, param", [("focal", 2.0), ("poly1", 2.0)])
+def test_huge_weights_split_scale(isa, rng, dtype, C, kind, param):
+    # a row whose gradient scale times the class multipliers' sum nears the largest value:
+    # scaled in two steps (weight_scale-inl.hpp), its loss weighed exactly
+    n = 12
+    z = rng.standard_normal((n, C)).astype(dtype)
+    t = rng.dirichlet(np.ones(C), n).astype(dtype)
+    a = rng.uniform(10.0, 40.0, C).astype(dtype)  # G_c up to ~120 times the row's scale
+    sw = np.ones(n, dtype=dtype)
+    big = np.finfo(dtype).max / 16
+    sw[5] = big
+    want, want_grad = _reference(kind, param, z, t, a)
+    kw = {"alpha" if kind == "focal" else "weight": a}
+    loss, grad = _call(kind, param, z, t, sample_weight=sw, reduction="none", return_grad=True, **kw)
+    with np.errstate(over="ignore"):
+        exact = (want * sw.astype(np.float64)).astype(dtype)  # +inf where it overflows
+    assert_close_specials(loss, exact, dtype, LOSS_TOL)
+    np.testing.assert_allclose(grad[5] / big, want_grad[5], **GRAD_TOL[dtype])
+    rest = np.arange(n) != 5
+    np.testing.assert_allclose(grad[rest], want_grad[rest], **GRAD_TOL[dtype])

@@ -97,8 +97,8 @@ struct SoftmaxJob {
 };
 // Rows of at most lanes_max_c<T>() classes take the rows-in-lanes kernels
 // (kernels/smallc-inl.hpp) for cross-entropy with integer labels (label smoothing too) or
-// target distributions, the poly-1 and focal losses of integer labels, logsumexp, softmax
-// and log_softmax, with or without a soft cap:
+// target distributions, the poly-1 and focal losses, logsumexp, softmax and log_softmax,
+// with or without a soft cap:
 // below the measured crossovers with the row kernels (of the plain loss and normalizers)
 // (1 thread, builds side by side, AVX2 / AVX-512: float32 at 100-128 classes 0.71-1.00x /
 // 0.61-0.83x their time, at 160 0.95-1.09x / 0.85-1.01x, at 192-256 up to 1.19x / 1.15x
@@ -113,7 +113,8 @@ static_assert(lanes_max_c<double>() <= kLanesMaxC, "the tile holds every lanes r
 template <class T>
 bool lanes_rows(const SoftmaxJob<T>& j) {
   const bool op = j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Label ||
-                  j.op == SoftmaxOp::kFocalLabel || !is_loss_op(j.op);
+                  j.op == SoftmaxOp::kFocalLabel || j.op == SoftmaxOp::kPoly1Target ||
+                  j.op == SoftmaxOp::kFocalTarget || !is_loss_op(j.op);
   return op && j.len >= 1 && j.len <= lanes_max_c<T>();
 }
 // the row capacity of that kernel's tile (in softmax_scratch: len x this), 9 vectors of 8 floats

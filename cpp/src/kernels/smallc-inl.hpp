@@ -1,6 +1,7 @@
 // The softmax family for small C ("rows in lanes"): integer-label cross-entropy
 // (lanes_xent_label; with label smoothing, and with target distributions, lanes_xent_soft),
-// the poly-1 and focal losses of integer labels (lanes_xent_label with lanes_factor),
+// the poly-1 and focal losses (integer labels: lanes_xent_label with lanes_factor; target
+// distributions: lanes_target_factor),
 // and logsumexp, softmax and log_softmax (lanes_normalize), with or without a soft cap
 // (lanes_softcap), W rows at a time, one row per
 // vector lane, so a row of 1..kLanesMaxC classes costs no horizontal reduction, no block
@@ -580,6 +581,97 @@ XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* con
   lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
 }
 
+// The poly-1 and focal losses of target distributions, a group of n (1..W) rows: every
+// class's term as row_target_factor (xent_more-inl.hpp) computes it, in T's lanes, one
+// vector per class for W rows. With G_c = a_c t_c g(p_c) (a: the class multipliers, focal's
+// alpha times the class weights or poly-1's class weights; nullable) and -log p_c =
+// (m - z_c) + log(s):
+//   loss = sum_c a_c t_c f(p_c),  grad = gscale w ((sum_c G_c) p - G),
+// terms of a_c t_c = 0 adding nothing (0 log 0), the loss summed in partial sums of kSumLane
+// classes, q_c = 1 - p_c from the sums (the rest of the sum where z_c is the lane's max).
+// A row of -inf only: +inf where a target has mass (a negative target adds itself), a
+// zero gradient; a +inf or NaN logit: a NaN loss where a target has mass (0 for none) and
+// a NaN gradient, as on the row kernels.
+template <class D, class S, FactorKind K>
+XENT_NOINLINE void lanes_target_factor(const S* const* zr, int64_t zcs, const S* const* tr, int64_t tcs,
+                                       S* const* outr, int64_t ocs, const double* w, int n, int64_t C,
+                                       const typename D::T* ca, double param, double gscale, double cap, bool* full,
+                                       double* r) {
+  using T = typename D::T;
+  using V = typename D::V;
+  constexpr int W = D::W;
+  constexpr bool kHalf = !std::is_same_v<S, T>;
+  alignas(64) T tile[kLanesMaxC * W];   // the logits, then their exponentials
+  alignas(64) T ttile[kLanesMaxC * W];  // the targets, then G_c
+  alignas(64) T row[kHalf ? kLanesMaxC : 1];
+  alignas(64) T dcap[kLanesMaxC * W];  // the cap's derivatives (cap > 0 and a gradient)
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
+  lanes_tile_in<D, S>(tr, tcs, n, C, ttile, row);
+  const V one = D::set1(T(1)), zero = D::zero(), prm = D::set1(static_cast<T>(param));
+  const V ninf = D::set1(-std::numeric_limits<T>::infinity()), nan = D::set1(std::numeric_limits<T>::quiet_NaN());
+  const V m = lanes_max<D>(tile, C);
+  V ones, rest;
+  lanes_expsum<D, false>(tile, C, m, ones, rest);
+  const V s = D::add(ones, rest), log_s = log_sum_ge1<D>(ones, rest);
+  const V qtop = D::div(D::add(D::sub(ones, one), rest), s);
+  const int ig = K == FactorKind::kFocal ? int_gamma(param) : 0;
+  const auto flat = D::eq(m, ninf);
+  const auto odd = D::eq(m, D::sub(zero, ninf));  // +inf (a NaN max: NaN arithmetic below)
+  V loss = zero, gsum = zero, mass = zero;  // mass: the lanes' count of terms a_c t_c != 0
+  for (int64_t c0 = 0; c0 < C; c0 += kSumLane) {
+    const int64_t end = C - c0 < kSumLane ? C : c0 + kSumLane;
+    V acc = zero;
+    for (int64_t c = c0; c < end; ++c) {
+      const V zc = D::load(tile + c * W);
+      V tc = D::load(ttile + c * W);
+      if (ca) tc = D::mul(tc, D::set1(ca[c]));
+      const V d = D::sub(zc, m);
+      const V e = exp_nonpos<D>(d);
+      const V nlp = D::add(D::sub(m, zc), log_s);
+      const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(s, e), s));
+      const V p = D::div(e, s);
+      V lc, g;
+      if constexpr (K == FactorKind::kPoly1) {
+        lc = D::fma(prm, q, nlp);
+        g = D::fma(prm, p, one);
+      } else {
+        const V qg = pow_unit<D>(q, prm, ig);
+        lc = D::zero_if(D::eq(qg, zero), D::mul(qg, nlp));
+        const V ratio = D::select(D::gt(q, zero), D::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
+        g = D::select(D::eq(p, zero), qg, D::mul(qg, D::fma(D::mul(prm, p), ratio, one)));
+      }
+      const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
+      // a fully masked lane: +inf per positive target (a negative one adds itself)
+      const V term = D::select(flat, D::select(D::gt(tc, zero), D::sub(zero, ninf), tc), D::mul(tc, lc));
+      acc = D::add(acc, D::zero_if(none, term));
+      mass = D::add(mass, D::zero_if(none, one));
+      const V gt = D::zero_if(none, D::mul(tc, g));
+      gsum = D::add(gsum, gt);
+      D::store(tile + c * W, e);
+      D::store(ttile + c * W, gt);
+    }
+    loss = D::add(loss, acc);
+  }
+  // a +inf logit: NaN where a target has mass, as (inf - inf) gives on the row kernels
+  loss = D::select(odd, D::select(D::gt(mass, zero), nan, zero), loss);
+  alignas(64) T lv[W];
+  D::store(lv, loss);
+  for (int i = 0; i < n; ++i) r[i] = w[i] == 1.0 ? static_cast<double>(lv[i]) : static_cast<double>(lv[i]) * w[i];
+  if (!outr) return;
+  alignas(64) T gw[W];
+  for (int i = 0; i < W; ++i) gw[i] = i < n ? static_cast<T>(gscale * w[i]) : T(0);
+  const V vgw = D::load(gw);
+  const V f = D::mul(vgw, D::div(gsum, s));
+  for (int64_t c = 0; c < C; ++c) {
+    const V e = D::load(tile + c * W);
+    const V gc = D::sub(D::zero_if(D::eq(e, zero), D::mul(e, f)), D::mul(vgw, D::load(ttile + c * W)));
+    D::store(tile + c * W, D::select(odd, nan, D::zero_if(flat, gc)));
+  }
+  if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+}
+
 // Which lanes kernel a call's rows take, and its options (softmax_units_lanes).
 template <class T>
 struct LanesXent {
@@ -595,12 +687,20 @@ struct LanesXent {
   bool factor = false;
   FactorKind kind = FactorKind::kPoly1;
   double param = 0.0;
+  const T* ca = nullptr;  // with targets: the class multipliers (jobs.hpp's class_a)
 };
 template <class D, class S>
 inline void lanes_xent(const LanesXent<typename D::T>& o, const S* const* zr, int64_t zcs, const S* const* tr,
                        int64_t tcs, S* const* outr, int64_t ocs, const int64_t* y, const double* w, int n,
                        double gscale, bool* full, double* r, const double* a = nullptr) {
-  if (o.factor) {
+  if (o.factor && o.target) {
+    if (o.kind == FactorKind::kFocal)
+      lanes_target_factor<D, S, FactorKind::kFocal>(zr, zcs, tr, tcs, outr, ocs, w, n, o.C, o.ca, o.param, gscale,
+                                                    o.cap, full, r);
+    else
+      lanes_target_factor<D, S, FactorKind::kPoly1>(zr, zcs, tr, tcs, outr, ocs, w, n, o.C, o.ca, o.param, gscale,
+                                                    o.cap, full, r);
+  } else if (o.factor) {
     const LanesFactor fac{o.param, a};
     if (o.kind == FactorKind::kFocal)
       lanes_xent_label_factor<D, S, FactorKind::kFocal>(zr, zcs, outr, ocs, y, w, n, o.C, gscale, o.cap, full, r, fac);

@@ -163,24 +163,27 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   }
   // label smoothing and targets: the class weights act inside the row (lanes_xent_soft), and
   // their sum bounds the row's gradient over its scale, as in softmax_units_s
-  const bool target = j.op == SoftmaxOp::kXentTarget, soft = target || j.smoothing != 0.0;
+  // the poly-1 and focal losses: with labels, focal's alpha[y] multiplies the row's loss and
+  // gradient (not its weight in the mean); with targets, the class multipliers class_a act
+  // inside the row. Their sum bounds the gradient over its scale, as in softmax_units_s
+  const bool ftarget = j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget;
+  const bool target = j.op == SoftmaxOp::kXentTarget || ftarget, soft = target || j.smoothing != 0.0;
   const S* const tp = reinterpret_cast<const S*>(j.t.p);
   const int64_t tcs = j.t.cs;
-  // the poly-1 and focal losses: focal's alpha[y] multiplies the row's loss and gradient
-  // (not its weight in the mean); their sum bounds the gradient over its scale, as there
-  const bool focal = j.op == SoftmaxOp::kFocalLabel;
-  const T* const ca = focal ? j.class_a : nullptr;
-  const T* const inw = soft ? cw : ca;
+  const bool focal = j.op == SoftmaxOp::kFocalLabel || j.op == SoftmaxOp::kFocalTarget;
+  const T* const ca = j.op == SoftmaxOp::kFocalLabel ? j.class_a : nullptr;  // alpha[y] per row
+  const T* const inw = ftarget || j.op == SoftmaxOp::kFocalLabel ? j.class_a : soft ? cw : nullptr;
   double wsum = 0.0, inrow = 1.0;
   if (inw) {
     for (int64_t c = 0; c < C; ++c) wsum += static_cast<double>(inw[c]);
     inrow = wsum > 1.0 ? wsum : 1.0;
   }
-  LanesXent<T> lx{C, soft ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
-  if (focal || j.op == SoftmaxOp::kPoly1Label) {
+  LanesXent<T> lx{C, soft && !ftarget ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
+  if (focal || j.op == SoftmaxOp::kPoly1Label || ftarget) {
     lx.factor = true;
     lx.kind = focal ? FactorKind::kFocal : FactorKind::kPoly1;
     lx.param = j.param;
+    lx.ca = ftarget ? j.class_a : nullptr;
   }
   const S* tr[W];
   double a[W];  // focal's alpha[y] per row

@@ -11,7 +11,8 @@
 // For an integer label only G_y is non-zero and grad = G_y (p - onehot(y)).
 // An integer label's terms are computed per row in double (scalar libm calls: class_term;
 // rows of at most 128 classes take smallc-inl.hpp's lanes_factor instead, double lanes);
-// a target distribution's, one per class, in T's vector lanes (row_target_factor). The
+// a target distribution's, one per class, in T's vector lanes (row_target_factor; rows of
+// at most 128 classes: smallc-inl.hpp's lanes_target_factor, the same formulas). The
 // passes over all C classes are the vector ones of softmax-inl.hpp.
 #pragma once
 #include <algorithm>
