@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+import xent
 from xent import _core
 
 RUNNABLE_ISAS = list(_core.config()["runnable_isas"])
@@ -74,3 +75,54 @@ def mixed_rows(rng, n, C, dtype, special=False):
         if n > 7:
             z[7, C - 1] = np.inf
     return z.astype(dtype)
+
+
+# the focal and poly-1 losses, each with a few parameters (gamma; epsilon)
+FACTOR_LOSSES = [("focal", 0.0), ("focal", 0.5), ("focal", 2.0), ("focal", 3.7), ("poly1", 2.0), ("poly1", -1.0)]
+
+
+def factor_loss(kind, param, z, labels, **kw):
+    """softmax_focal_loss with gamma=param, or poly1_cross_entropy with epsilon=param."""
+    if kind == "focal":
+        return xent.softmax_focal_loss(z, labels, gamma=param, **kw)
+    return xent.poly1_cross_entropy(z, labels, epsilon=param, **kw)
+
+
+def assert_in_place_and_threads(loss_fn, z, labels, loss, grad, **kw):
+    """The gradient written over the logits (grad_out=z) and two threads give the bits of
+    (loss, grad) = loss_fn(z, labels, reduction="none", return_grad=True, **kw)."""
+    zi = z.copy()
+    li = loss_fn(zi, labels, reduction="none", return_grad=True, grad_out=zi, **kw)[0]
+    np.testing.assert_array_equal(li, loss)
+    np.testing.assert_array_equal(zi, grad)
+    for red in ("none", "sum", "mean"):
+        one = loss_fn(z, labels, reduction=red, return_grad=True, n_threads=1, **kw)
+        two = loss_fn(z, labels, reduction=red, return_grad=True, n_threads=2, **kw)
+        np.testing.assert_array_equal(one[0], two[0])
+        np.testing.assert_array_equal(one[1], two[1])
+
+
+def half_dtype(name):
+    """np.float16, or ml_dtypes' bfloat16 (the test is skipped without ml_dtypes)."""
+    if name == "bfloat16":
+        return pytest.importorskip("ml_dtypes").bfloat16
+    return np.float16
+
+
+def assert_huge_weight_rows(loss, grad, want, want_grad, sw, big_row, dtype, others):
+    """Per-row losses of sample weights sw against want * sw (exactly weighed: +inf where the
+    product overflows), and the gradient of the row of weight sw[big_row] / that weight and
+    of the rows `others` (a boolean mask) against the unweighted want_grad."""
+    with np.errstate(over="ignore"):
+        exact = (want * sw.astype(np.float64)).astype(dtype)
+    assert_close_specials(loss, exact, dtype, LOSS_TOL)
+    np.testing.assert_allclose(grad[big_row] / sw[big_row], want_grad[big_row], **GRAD_TOL[dtype])
+    np.testing.assert_allclose(grad[others], want_grad[others], **GRAD_TOL[dtype])
+
+
+# The rows-in-lanes kernels' cases (cpp/src/kernels/smallc-inl.hpp): C around the lane widths
+# (f64 AVX2 4, f32 AVX2 8, AVX-512 16 / f64 8), the partial sums of 16 classes, and the
+# switches to the row kernels (after 80 classes float64, 128 float32); groups of 1 row to
+# more than two full ones
+LANES_CLASSES = [1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 80, 81, 127, 128, 129]
+LANES_ROWS = [1, 3, 8, 9, 17, 33]

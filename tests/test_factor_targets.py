@@ -4,22 +4,25 @@ sums): against an extended-precision reference of Keras's and optax's formulas, 
 gradient, at every C (one class, partial vectors, several blocks of 2048), with alpha,
 class and sample weights, the soft cap, masked classes, special rows, layouts, half storage
 and threads."""
+from functools import partial
+
 import numpy as np
 import pytest
 
-import xent
-from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, mixed_rows
+from conftest import (
+    FACTOR_LOSSES,
+    GRAD_TOL,
+    LOSS_TOL,
+    assert_close_specials,
+    assert_huge_weight_rows,
+    assert_in_place_and_threads,
+    factor_loss,
+    mixed_rows,
+)
 
 LD = np.longdouble
 CLASSES = [1, 2, 3, 9, 16, 17, 40, 129, 2050, 4099]
 DTYPES = [np.float32, np.float64]
-LOSSES = [("focal", 0.0), ("focal", 0.5), ("focal", 2.0), ("focal", 3.7), ("poly1", 2.0), ("poly1", -1.0)]
-
-
-def _call(kind, param, z, t, **kw):
-    if kind == "focal":
-        return xent.softmax_focal_loss(z, t, gamma=param, **kw)
-    return xent.poly1_cross_entropy(z, t, epsilon=param, **kw)
 
 
 def _reference(kind, param, z, t, a=None, cap=None):
@@ -90,15 +93,15 @@ def _check(kind, param, z, t, dtype, a=None, sw=None, cap=None):
     kw = dict(sample_weight=sw, softcap=cap, reduction="none")
     if a is not None:
         kw["alpha" if kind == "focal" else "weight"] = a
-    loss, grad = _call(kind, param, z, t, return_grad=True, **kw)
+    loss, grad = factor_loss(kind, param, z, t, return_grad=True, **kw)
     assert_close_specials(loss, want, dtype, LOSS_TOL)
     assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
-    np.testing.assert_array_equal(_call(kind, param, z, t, **kw), loss)
+    np.testing.assert_array_equal(factor_loss(kind, param, z, t, **kw), loss)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CLASSES)
-@pytest.mark.parametrize("kind, param", LOSSES)
+@pytest.mark.parametrize("kind, param", FACTOR_LOSSES)
 def test_matches_reference(isa, rng, dtype, C, kind, param):
     n = 3 if C > 1000 else 21
     z = mixed_rows(rng, n, C, dtype)
@@ -150,7 +153,7 @@ def test_confident_rows(isa, dtype, kind, param):
     t = np.array([[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]], dtype=dtype)
     _check(kind, param, z, t, dtype)
     if kind == "focal" and dtype == np.float64:
-        loss = _call(kind, param, z, t, reduction="none")
+        loss = factor_loss(kind, param, z, t, reduction="none")
         assert 0 < loss[0] < 1e-20
 
 
@@ -162,23 +165,15 @@ def test_layouts_in_place_and_threads(isa, rng, dtype, C):
     t = _targets(rng, n, C, dtype)
     a = rng.uniform(0.1, 1.0, C)
     for kind, param, kw in (("focal", 2.0, dict(alpha=a)), ("poly1", 2.0, dict(weight=a)), ("focal", 1.5, {})):
-        loss, grad = _call(kind, param, z, t, reduction="none", return_grad=True, **kw)
-        lf, gf = _call(kind, param, np.asfortranarray(z), np.asfortranarray(t), reduction="none", return_grad=True,
-                       **kw)
+        loss, grad = factor_loss(kind, param, z, t, reduction="none", return_grad=True, **kw)
+        zf, tf = np.asfortranarray(z), np.asfortranarray(t)
+        lf, gf = factor_loss(kind, param, zf, tf, reduction="none", return_grad=True, **kw)
         np.testing.assert_array_equal(lf, loss)
         np.testing.assert_array_equal(gf, grad)
-        la, ga = _call(kind, param, z.T, t.T, axis=0, reduction="none", return_grad=True, **kw)
+        la, ga = factor_loss(kind, param, z.T, t.T, axis=0, reduction="none", return_grad=True, **kw)
         np.testing.assert_array_equal(la, loss)
         np.testing.assert_array_equal(ga, grad.T)
-        zi = z.copy()  # the gradient written over the logits
-        li = _call(kind, param, zi, t, reduction="none", return_grad=True, grad_out=zi, **kw)[0]
-        np.testing.assert_array_equal(li, loss)
-        np.testing.assert_array_equal(zi, grad)
-        for red in ("none", "sum", "mean"):  # two threads: the same bits
-            one = _call(kind, param, z, t, reduction=red, return_grad=True, n_threads=1, **kw)
-            two = _call(kind, param, z, t, reduction=red, return_grad=True, n_threads=2, **kw)
-            np.testing.assert_array_equal(one[0], two[0])
-            np.testing.assert_array_equal(one[1], two[1])
+        assert_in_place_and_threads(partial(factor_loss, kind, param), z, t, loss, grad, **kw)
 
 
 @pytest.mark.parametrize("C", [3, 45, 300])
@@ -188,8 +183,9 @@ def test_half_storage(isa, rng, C):
     t = rng.dirichlet(np.ones(C), 30).astype(np.float16)
     t[3, : C // 2] = 0
     for kind, param in (("focal", 2.0), ("poly1", 2.0)):
-        loss, grad = _call(kind, param, z, t, reduction="none", return_grad=True)
-        l32, g32 = _call(kind, param, z.astype(np.float32), t.astype(np.float32), reduction="none", return_grad=True)
+        loss, grad = factor_loss(kind, param, z, t, reduction="none", return_grad=True)
+        z32, t32 = z.astype(np.float32), t.astype(np.float32)
+        l32, g32 = factor_loss(kind, param, z32, t32, reduction="none", return_grad=True)
         assert grad.dtype == np.float16
         np.testing.assert_array_equal(loss, l32)
         np.testing.assert_array_equal(grad, g32.astype(np.float16))
@@ -210,10 +206,5 @@ def test_huge_weights_split_scale(isa, rng, dtype, C, kind, param):
     sw[5] = big
     want, want_grad = _reference(kind, param, z, t, a)
     kw = {"alpha" if kind == "focal" else "weight": a}
-    loss, grad = _call(kind, param, z, t, sample_weight=sw, reduction="none", return_grad=True, **kw)
-    with np.errstate(over="ignore"):
-        exact = (want * sw.astype(np.float64)).astype(dtype)  # +inf where it overflows
-    assert_close_specials(loss, exact, dtype, LOSS_TOL)
-    np.testing.assert_allclose(grad[5] / big, want_grad[5], **GRAD_TOL[dtype])
-    rest = np.arange(n) != 5
-    np.testing.assert_allclose(grad[rest], want_grad[rest], **GRAD_TOL[dtype])
+    loss, grad = factor_loss(kind, param, z, t, sample_weight=sw, reduction="none", return_grad=True, **kw)
+    assert_huge_weight_rows(loss, grad, want, want_grad, sw, 5, dtype, np.arange(n) != 5)

@@ -4,25 +4,29 @@ q = 1 - p_y from the sums, q**gamma in double lanes, with alpha, class and sampl
 ignore_index and the soft cap, masked classes, rows of every kind in one group, partial
 groups, every layout, half storage and two threads, against an extended-precision
 reference of Keras's and optax's formulas."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 import xent
-from conftest import GRAD_TOL, LOSS_TOL, assert_close_specials, labels_on_live, mixed_rows
+from conftest import (
+    FACTOR_LOSSES,
+    GRAD_TOL,
+    LANES_CLASSES,
+    LANES_ROWS,
+    LOSS_TOL,
+    assert_close_specials,
+    assert_huge_weight_rows,
+    assert_in_place_and_threads,
+    factor_loss,
+    half_dtype,
+    labels_on_live,
+    mixed_rows,
+)
 
 LD = np.longdouble
-# around the lane widths, the partial sums of 16 classes and the switches to the row
-# kernels (after 80 classes float64, 128 float32)
-CLASSES = [1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 80, 81, 127, 128, 129]
-ROWS = [1, 3, 8, 9, 17, 33]
 DTYPES = [np.float32, np.float64]
-LOSSES = [("focal", 0.0), ("focal", 0.5), ("focal", 2.0), ("focal", 3.7), ("poly1", 2.0), ("poly1", -1.0)]
-
-
-def _call(kind, param, z, y, **kw):
-    if kind == "focal":
-        return xent.softmax_focal_loss(z, y, gamma=param, **kw)
-    return xent.poly1_cross_entropy(z, y, epsilon=param, **kw)
 
 
 def _reference(kind, param, z, y, alpha=None, cap=None):
@@ -86,24 +90,24 @@ def _check(kind, param, z, y, dtype, alpha=None, cw=None, sw=None, ignore=None, 
     kw = dict(weight=cw, sample_weight=sw, ignore_index=ignore, softcap=cap, reduction="none")
     if kind == "focal":
         kw["alpha"] = alpha
-    loss, grad = _call(kind, param, z, y, return_grad=True, **kw)
+    loss, grad = factor_loss(kind, param, z, y, return_grad=True, **kw)
     assert_close_specials(loss, want, dtype, LOSS_TOL)
     assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
     # the forward-only call gives the same losses, and the weighted mean is theirs (within
     # the per-row contract: poly-1 with eps = -1 is ~q^2 / 2 on confident rows, q = 1 - p_y,
     # from -log p_y - q: not relatively accurate, as -log p_y is accurate to ~u q only)
-    np.testing.assert_array_equal(_call(kind, param, z, y, **kw), loss)
+    np.testing.assert_array_equal(factor_loss(kind, param, z, y, **kw), loss)
     kw["reduction"] = "mean"
     if np.all(np.isfinite(want)) and rw.sum() > 0:
-        np.testing.assert_allclose(_call(kind, param, z, y, **kw), want.sum() / rw.sum(),
+        np.testing.assert_allclose(factor_loss(kind, param, z, y, **kw), want.sum() / rw.sum(),
                                    rtol=1e-12 if dtype == np.float64 else 3e-6, atol=LOSS_TOL[dtype]["atol"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", CLASSES)
-@pytest.mark.parametrize("kind, param", LOSSES)
+@pytest.mark.parametrize("C", LANES_CLASSES)
+@pytest.mark.parametrize("kind, param", FACTOR_LOSSES)
 def test_matches_reference(isa, rng, dtype, C, kind, param):
-    for n in ROWS:
+    for n in LANES_ROWS:
         z = mixed_rows(rng, n, C, dtype)
         y = labels_on_live(rng, z)
         _check(kind, param, z, y, dtype)
@@ -160,7 +164,7 @@ def test_labels_confident_and_masked(isa, dtype, C, kind, param):
     y = np.array([0, 0, 0])
     if C == 1:
         z, y = z[1:2], y[1:2]
-    loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True)
+    loss, grad = factor_loss(kind, param, z, y, reduction="none", return_grad=True)
     want, want_grad = _reference(kind, param, z, y)
     assert_close_specials(loss, want, dtype, LOSS_TOL)
     assert_close_specials(grad, want_grad, dtype, GRAD_TOL)
@@ -179,9 +183,9 @@ def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
     y = labels_on_live(rng, z)
     alpha = rng.uniform(0.1, 1.0, C)
     for kind, param, kw in (("focal", 2.0, dict(alpha=alpha)), ("poly1", 2.0, {})):
-        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        loss, grad = factor_loss(kind, param, z, y, reduction="none", return_grad=True, **kw)
         for i in range(40):
-            li, gi = _call(kind, param, z[i:i + 1], y[i:i + 1], reduction="none", return_grad=True, **kw)
+            li, gi = factor_loss(kind, param, z[i:i + 1], y[i:i + 1], reduction="none", return_grad=True, **kw)
             np.testing.assert_array_equal(li, loss[i:i + 1])
             np.testing.assert_array_equal(gi, grad[i:i + 1])
 
@@ -196,44 +200,32 @@ def test_layouts_in_place_and_threads(isa, rng, dtype, C):
     alpha = rng.uniform(0.1, 1.0, C)
     for kind, param, kw in (("focal", 2.0, dict(alpha=alpha, weight=cw)), ("poly1", 2.0, dict(weight=cw)),
                             ("focal", 1.5, dict(softcap=4.0))):
-        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
-        lf, gf = _call(kind, param, np.asfortranarray(z), y, reduction="none", return_grad=True, **kw)
+        loss, grad = factor_loss(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        lf, gf = factor_loss(kind, param, np.asfortranarray(z), y, reduction="none", return_grad=True, **kw)
         np.testing.assert_array_equal(lf, loss)
         np.testing.assert_array_equal(gf, grad)
         big = np.zeros((n, 2 * C), dtype=dtype)
         big[:, ::2] = z
-        ls, gs = _call(kind, param, big[:, ::2], y, reduction="none", return_grad=True, **kw)
+        ls, gs = factor_loss(kind, param, big[:, ::2], y, reduction="none", return_grad=True, **kw)
         np.testing.assert_array_equal(ls, loss)
         np.testing.assert_array_equal(gs, grad)
-        la, ga = _call(kind, param, z.T, y, axis=0, reduction="none", return_grad=True, **kw)
+        la, ga = factor_loss(kind, param, z.T, y, axis=0, reduction="none", return_grad=True, **kw)
         np.testing.assert_array_equal(la, loss)
         np.testing.assert_array_equal(ga, grad.T)
-        zi = z.copy()  # the gradient written over the logits
-        li = _call(kind, param, zi, y, reduction="none", return_grad=True, grad_out=zi, **kw)[0]
-        np.testing.assert_array_equal(li, loss)
-        np.testing.assert_array_equal(zi, grad)
-        for red in ("none", "sum", "mean"):  # two threads: the same bits
-            one = _call(kind, param, z, y, reduction=red, return_grad=True, n_threads=1, **kw)
-            two = _call(kind, param, z, y, reduction=red, return_grad=True, n_threads=2, **kw)
-            np.testing.assert_array_equal(one[0], two[0])
-            np.testing.assert_array_equal(one[1], two[1])
+        assert_in_place_and_threads(partial(factor_loss, kind, param), z, y, loss, grad, **kw)
 
 
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
 @pytest.mark.parametrize("C", [3, 16, 45, 128])
 def test_half_storage(isa, rng, half, C):
     # half rows computed as float32 on the upcast values, the gradient rounded once
-    if half == "bfloat16":
-        ml_dtypes = pytest.importorskip("ml_dtypes")
-        hdt = ml_dtypes.bfloat16
-    else:
-        hdt = np.float16
+    hdt = half_dtype(half)
     z = (rng.standard_normal((40, C)) * 4).astype(hdt)
     z[3, : C // 2] = -np.inf
     y = labels_on_live(rng, z.astype(np.float32))
     for kind, param, kw in (("focal", 2.0, dict(alpha=rng.uniform(0.1, 1.0, C))), ("poly1", 2.0, {})):
-        loss, grad = _call(kind, param, z, y, reduction="none", return_grad=True, **kw)
-        l32, g32 = _call(kind, param, z.astype(np.float32), y, reduction="none", return_grad=True, **kw)
+        loss, grad = factor_loss(kind, param, z, y, reduction="none", return_grad=True, **kw)
+        l32, g32 = factor_loss(kind, param, z.astype(np.float32), y, reduction="none", return_grad=True, **kw)
         assert grad.dtype == hdt
         np.testing.assert_array_equal(loss, l32)
         np.testing.assert_array_equal(grad, g32.astype(hdt))
@@ -253,13 +245,8 @@ def test_huge_weights_split_scale(isa, rng, dtype, kind, param):
     sw[5] = big
     want, want_grad = _reference(kind, param, z, y, alpha if kind == "focal" else None)
     kw = dict(alpha=alpha) if kind == "focal" else {}
-    loss, grad = _call(kind, param, z, y, sample_weight=sw, reduction="none", return_grad=True, **kw)
-    with np.errstate(over="ignore"):
-        exact = (want * sw.astype(np.float64)).astype(dtype)  # +inf where it overflows
-    assert_close_specials(loss, exact, dtype, LOSS_TOL)
-    np.testing.assert_allclose(grad[5] / big, want_grad[5], **GRAD_TOL[dtype])
-    rest = np.arange(n) != 5
-    np.testing.assert_allclose(grad[rest], want_grad[rest], **GRAD_TOL[dtype])
+    loss, grad = factor_loss(kind, param, z, y, sample_weight=sw, reduction="none", return_grad=True, **kw)
+    assert_huge_weight_rows(loss, grad, want, want_grad, sw, 5, dtype, np.arange(n) != 5)
 
 
 def test_factor_beyond_float32(isa):

@@ -626,21 +626,8 @@ XENT_NOINLINE void lanes_target_factor(const S* const* zr, int64_t zcs, const S*
       const V zc = D::load(tile + c * W);
       V tc = D::load(ttile + c * W);
       if (ca) tc = D::mul(tc, D::set1(ca[c]));
-      const V d = D::sub(zc, m);
-      const V e = exp_nonpos<D>(d);
-      const V nlp = D::add(D::sub(m, zc), log_s);
-      const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(s, e), s));
-      const V p = D::div(e, s);
-      V lc, g;
-      if constexpr (K == FactorKind::kPoly1) {
-        lc = D::fma(prm, q, nlp);
-        g = D::fma(prm, p, one);
-      } else {
-        const V qg = pow_unit<D>(q, prm, ig);
-        lc = D::zero_if(D::eq(qg, zero), D::mul(qg, nlp));
-        const V ratio = D::select(D::gt(q, zero), D::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
-        g = D::select(D::eq(p, zero), qg, D::mul(qg, D::fma(D::mul(prm, p), ratio, one)));
-      }
+      V e, lc, g;
+      factor_terms<D, K>(zc, m, log_s, s, qtop, prm, ig, e, lc, g);
       const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
       // a fully masked lane: +inf per positive target (a negative one adds itself)
       const V term = D::select(flat, D::select(D::gt(tc, zero), D::sub(zero, ninf), tc), D::mul(tc, lc));

@@ -87,6 +87,34 @@ inline int int_gamma(double gamma) {
   return -1;
 }
 
+// One vector of classes' terms, class_term's formulas in T's lanes, from the logits zc, the
+// row's (or lane's) max m, log(s), s and qtop = (ones - 1 + rest) / s: e = exp(z - m), the
+// loss term f(p) (lc) and the effective target per unit of target g. -log p = (m - z) +
+// log(s), p = e / s, and q = 1 - p from the sums without cancellation: qtop where z is the
+// max, else (s - e) / s (then s - e >= 1, the max's term). NaN or +inf logits make d, e
+// and q NaN, so lc and g are NaN too. ig: int_gamma(gamma) (focal).
+template <class D, FactorKind K>
+XENT_FORCE_INLINE void factor_terms(typename D::V zc, typename D::V m, typename D::V log_s, typename D::V s,
+                                    typename D::V qtop, typename D::V prm, int ig, typename D::V& e,
+                                    typename D::V& lc, typename D::V& g) {
+  using V = typename D::V;
+  const V one = D::set1(typename D::T(1)), zero = D::zero();
+  const V d = D::sub(zc, m);
+  e = exp_nonpos<D>(d);
+  const V nlp = D::add(D::sub(m, zc), log_s);
+  const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(s, e), s));
+  const V p = D::div(e, s);
+  if constexpr (K == FactorKind::kPoly1) {
+    lc = D::fma(prm, q, nlp);
+    g = D::fma(prm, p, one);
+  } else {
+    const V qg = pow_unit<D>(q, prm, ig);
+    lc = D::zero_if(D::eq(qg, zero), D::mul(qg, nlp));
+    const V ratio = D::select(D::gt(q, zero), D::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
+    g = D::select(D::eq(p, zero), qg, D::mul(qg, D::fma(D::mul(prm, p), ratio, one)));
+  }
+}
+
 // Poly-1 or focal loss of a target distribution t, each term weighted by a_c (nullable).
 // gbuf: C elements of scratch. grad may not alias z or t (z is read again after it).
 // Every class's term is computed in T's lanes (class_term's formulas, above, on the
@@ -117,7 +145,7 @@ inline double row_target_factor(const typename D::T* z, const typename D::T* t, 
   const double s = r.ones + r.rest;
   const V vm = D::set1(static_cast<T>(r.m)), vls = D::set1(static_cast<T>(r.log_s));
   const V vs = D::set1(static_cast<T>(s)), qtop = D::set1(static_cast<T>(((r.ones - 1.0) + r.rest) / s));
-  const V one = D::set1(T(1)), zero = D::zero(), prm = D::set1(static_cast<T>(param));
+  const V zero = D::zero(), prm = D::set1(static_cast<T>(param));
   const V gs = D::set1(static_cast<T>(gscale));
   const int ig = K == FactorKind::kFocal ? int_gamma(param) : 0;
   typename D::Wide lw = D::wide_zero(), gw = D::wide_zero();
@@ -129,22 +157,8 @@ inline double row_target_factor(const typename D::T* z, const typename D::T* t, 
     const V zc = full ? D::load(z + c) : D::load_tail(z + c, k, T(0));
     V tc = full ? D::load(t + c) : D::load_tail(t + c, k, T(0));
     if (a) tc = D::mul(tc, full ? D::load(a + c) : D::load_tail(a + c, k, T(0)));
-    const V d = D::sub(zc, vm);
-    const V e = exp_nonpos<D>(d);
-    const V nlp = D::add(D::sub(vm, zc), vls);
-    const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(vs, e), vs));
-    const V p = D::div(e, vs);
-    V lc, g;
-    if constexpr (K == FactorKind::kPoly1) {
-      lc = D::fma(prm, q, nlp);
-      g = D::fma(prm, p, one);
-    } else {
-      const V qg = pow_unit<D>(q, prm, ig);
-      lc = D::zero_if(D::eq(qg, zero), D::mul(qg, nlp));
-      const V ratio = D::select(D::gt(q, zero), D::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
-      g = D::select(D::eq(p, zero), qg, D::mul(qg, D::fma(D::mul(prm, p), ratio, one)));
-    }
-    // (NaN or +inf logits: d, e and q are NaN too, so lc and g are NaN)
+    V e, lc, g;
+    factor_terms<D, K>(zc, vm, vls, vs, qtop, prm, ig, e, lc, g);
     const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
     lacc = D::add(lacc, D::zero_if(none, D::mul(tc, lc)));
     const V gt = D::zero_if(none, D::mul(tc, g));
