@@ -229,11 +229,10 @@ struct LanesFactor {
 // NaN), its max m, z_y, ones and rest, computes in double lanes (F64) what class_term
 // (xent_more-inl.hpp) computes per row with libm: the loss (times a, then the row weight w,
 // into r), the label's gradient term gy = gscale w a G and the factor fw = gy / s of the
-// exponentials (0 for a row of -inf only). q = 1 - p_y comes from the sums, not from
-// 1 - exp(-nlp): ones - 1 + rest where z_y is the row max (p_y near 1: no cancellation),
-// else s - exp(z_y - m) >= 1 (the max's term), over s = ones + rest. Focal's q^gamma is
-// exp(gamma log q) (0 at q = 0; 1 for gamma = 0, so that gamma = 0 is cross-entropy's loss).
-// As in class_term, a = 0 weighs any loss (even +inf or NaN) 0, not its gradient.
+// exponentials (0 for a row of -inf only), by factor_terms (xent_more-inl.hpp) on F64 lanes:
+// q = 1 - p_y from the sums, not from 1 - exp(-nlp) (p_y near 1: no cancellation), and for
+// gamma = 0 the loss is cross-entropy's nlp itself. As in class_term, a = 0 weighs any loss
+// (even +inf or NaN) 0, not its gradient.
 template <class D, FactorKind K>
 inline void lanes_factor(const LanesFactor& fac, const typename D::T* lv, const typename D::T* mv,
                          const typename D::T* zyv, typename D::V ones, typename D::V rest, const double* w,
@@ -256,28 +255,17 @@ inline void lanes_factor(const LanesFactor& fac, const typename D::T* lv, const 
     rd[i] = live ? static_cast<double>(rv[i]) : 0.0;
     ad[i] = live && fac.a ? fac.a[i] : 1.0;
   }
-  const U one = E::set1(1.0), zero = E::zero(), prm = E::set1(fac.param);
+  const U one = E::set1(1.0), prm = E::set1(fac.param);
+  const int ig = K == FactorKind::kFocal ? int_gamma(fac.param) : 0;
   alignas(64) double lo[W], gv[W];
   for (int k = 0; k < W; k += E::W) {
-    const U nlp = E::load(nl + k), m = E::load(md + k), zy = E::load(zd + k);
-    const U on = E::load(od + k), re = E::load(rd + k), s = E::add(on, re);
-    const U qn = E::select(E::eq(zy, m), E::add(E::sub(on, one), re), E::sub(s, exp_nonpos<E>(E::sub(zy, m))));
-    const U q = E::div(qn, s);
-    const U p = exp_nonpos<E>(E::sub(zero, nlp));
+    const U m = E::load(md + k), on = E::load(od + k), re = E::load(rd + k), s = E::add(on, re);
+    const U d = E::sub(E::load(zd + k), m);  // z_y - m (NaN for z_y = m = +inf)
     U loss, g;
-    if constexpr (K == FactorKind::kPoly1) {
-      loss = E::fma(prm, q, nlp);
-      g = E::fma(prm, p, one);
-    } else {
-      const U qg = fac.param == 0.0 ? one : E::zero_if(E::eq(q, zero), exp_nonpos<E>(E::mul(prm, log_unit<E>(q))));
-      loss = E::zero_if(E::eq(qg, zero), E::mul(qg, nlp));
-      const U ratio = E::select(E::gt(q, zero), E::div(nlp, q), one);  // -log(1 - q) / q -> 1 as q -> 0
-      g = E::select(E::eq(p, zero), qg, E::mul(qg, E::fma(E::mul(prm, p), ratio, one)));
-    }
-    // a NaN nlp (NaN or +inf logits) is NaN here too, even where q came out 0 (z_y = m = +inf)
-    const auto num = E::eq(nlp, nlp);
-    E::store(lo + k, E::select(num, loss, nlp));
-    E::store(gv + k, E::select(num, g, nlp));
+    factor_terms<E, K>(d, exp_nonpos<E>(d), E::load(nl + k), s, E::div(E::add(E::sub(on, one), re), s), prm, ig, loss,
+                       g);
+    E::store(lo + k, loss);
+    E::store(gv + k, g);
   }
   for (int i = 0; i < n; ++i) {
     const bool flat = mv[i] == -std::numeric_limits<T>::infinity();  // +inf, zero gradient
@@ -626,8 +614,9 @@ XENT_NOINLINE void lanes_target_factor(const S* const* zr, int64_t zcs, const S*
       const V zc = D::load(tile + c * W);
       V tc = D::load(ttile + c * W);
       if (ca) tc = D::mul(tc, D::set1(ca[c]));
-      V e, lc, g;
-      factor_terms<D, K>(zc, m, log_s, s, qtop, prm, ig, e, lc, g);
+      const V d = D::sub(zc, m), e = exp_nonpos<D>(d);
+      V lc, g;
+      factor_terms<D, K>(d, e, D::add(D::sub(m, zc), log_s), s, qtop, prm, ig, lc, g);
       const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
       // a fully masked lane: +inf per positive target (a negative one adds itself)
       const V term = D::select(flat, D::select(D::gt(tc, zero), D::sub(zero, ninf), tc), D::mul(tc, lc));

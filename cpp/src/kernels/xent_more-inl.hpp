@@ -87,21 +87,18 @@ inline int int_gamma(double gamma) {
   return -1;
 }
 
-// One vector of classes' terms, class_term's formulas in T's lanes, from the logits zc, the
-// row's (or lane's) max m, log(s), s and qtop = (ones - 1 + rest) / s: e = exp(z - m), the
-// loss term f(p) (lc) and the effective target per unit of target g. -log p = (m - z) +
-// log(s), p = e / s, and q = 1 - p from the sums without cancellation: qtop where z is the
-// max, else (s - e) / s (then s - e >= 1, the max's term). NaN or +inf logits make d, e
-// and q NaN, so lc and g are NaN too. ig: int_gamma(gamma) (focal).
+// One vector of classes' terms, class_term's formulas in D's lanes: from d = z - m (m the
+// row's max), e = exp(d), nlp = -log p = (m - z) + log(s), s and qtop = (ones - 1 + rest) / s,
+// the loss term f(p) (lc) and the effective target per unit of target g. p = e / s, and
+// q = 1 - p comes from the sums without cancellation: qtop where z is the max (d = 0), else
+// (s - e) / s (then s - e >= 1, the max's term). NaN or +inf logits make d, e and q NaN,
+// so lc and g are NaN too. ig: int_gamma(gamma) (focal).
 template <class D, FactorKind K>
-XENT_FORCE_INLINE void factor_terms(typename D::V zc, typename D::V m, typename D::V log_s, typename D::V s,
-                                    typename D::V qtop, typename D::V prm, int ig, typename D::V& e,
-                                    typename D::V& lc, typename D::V& g) {
+XENT_FORCE_INLINE void factor_terms(typename D::V d, typename D::V e, typename D::V nlp, typename D::V s,
+                                    typename D::V qtop, typename D::V prm, int ig, typename D::V& lc,
+                                    typename D::V& g) {
   using V = typename D::V;
   const V one = D::set1(typename D::T(1)), zero = D::zero();
-  const V d = D::sub(zc, m);
-  e = exp_nonpos<D>(d);
-  const V nlp = D::add(D::sub(m, zc), log_s);
   const V q = D::select(D::eq(d, zero), qtop, D::div(D::sub(s, e), s));
   const V p = D::div(e, s);
   if constexpr (K == FactorKind::kPoly1) {
@@ -157,8 +154,9 @@ inline double row_target_factor(const typename D::T* z, const typename D::T* t, 
     const V zc = full ? D::load(z + c) : D::load_tail(z + c, k, T(0));
     V tc = full ? D::load(t + c) : D::load_tail(t + c, k, T(0));
     if (a) tc = D::mul(tc, full ? D::load(a + c) : D::load_tail(a + c, k, T(0)));
-    V e, lc, g;
-    factor_terms<D, K>(zc, vm, vls, vs, qtop, prm, ig, e, lc, g);
+    const V d = D::sub(zc, vm), e = exp_nonpos<D>(d);
+    V lc, g;
+    factor_terms<D, K>(d, e, D::add(D::sub(vm, zc), vls), vs, qtop, prm, ig, lc, g);
     const auto none = D::eq(tc, zero);  // 0 log 0 = 0 (a NaN target is not 0: it propagates)
     lacc = D::add(lacc, D::zero_if(none, D::mul(tc, lc)));
     const V gt = D::zero_if(none, D::mul(tc, g));
