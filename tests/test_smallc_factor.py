@@ -1,9 +1,13 @@
-"""The poly-1 and focal losses of integer labels for small C, where the kernels put rows in
-vector lanes (cpp/src/kernels/smallc-inl.hpp, lanes_factor; C <= 128 float32, 80 float64):
-q = 1 - p_y from the sums, q**gamma in double lanes, with alpha, class and sample weights,
-ignore_index and the soft cap, masked classes, rows of every kind in one group, partial
-groups, every layout, half storage and two threads, against an extended-precision
-reference of Keras's and optax's formulas."""
+"""The poly-1 and focal losses of integer labels: for small C, where the kernels put rows in
+vector lanes (cpp/src/kernels/smallc-inl.hpp, lanes_factor; C <= 128 float32, 80 float64),
+and above, where the row kernels leave each row's log and factor (and, for rows of one
+block, the gradient's rescaling pass) to a batch of rows (LogBatch, units-inl.hpp) or
+compute them at once (other layouts, the soft cap, huge weights, half
+storage, NaN rows): q = 1 - p_y from the sums, q**gamma in double lanes (label_factor_lanes
+on both), with alpha, class and sample weights, ignore_index and the soft cap, masked
+classes, rows of every kind in one group or batch, partial groups, every layout, half
+storage and two threads, against an extended-precision reference of Keras's and optax's
+formulas."""
 from functools import partial
 
 import numpy as np
@@ -113,8 +117,30 @@ def test_matches_reference(isa, rng, dtype, C, kind, param):
         _check(kind, param, z, y, dtype)
 
 
+# The row kernels: C past the lanes (81 float64, 129 float32), batches of 16 (AVX-512), 8
+# (AVX2) or 2 rows (scalar) or of 32 KiB of waiting gradient rows (256 float64 / 512
+# float32 classes at 16 rows), full, partial and ended by the bytes, up to a block (2048
+# classes: the gradient of a longer row does not wait)
+ROW_CLASSES = [81, 160, 256, 257, 512, 513, 1000, 1025, 2048, 2049, 4099]
+ROW_ROWS = [1, 7, 8, 16, 17, 40]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", [2, 9, 40, 129])
+@pytest.mark.parametrize("C", ROW_CLASSES)
+@pytest.mark.parametrize("kind, param", FACTOR_LOSSES)
+def test_row_kernels_match_reference(isa, rng, dtype, C, kind, param):
+    for n in ROW_ROWS:
+        z = mixed_rows(rng, n, C, dtype, special=n == 40)  # NaN, +inf, fully masked rows among them
+        y = labels_on_live(rng, z)
+        _check(kind, param, z, y, dtype)
+        if kind == "focal" and n == 40:
+            alpha = rng.uniform(0.1, 1.0, C)
+            alpha[y[::3]] = 0  # a_y = 0: the row's loss 0, NaN and masked rows too
+            _check(kind, param, z, y, dtype, alpha=alpha)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [2, 9, 40, 129, 300, 1000])
 @pytest.mark.parametrize("kind, param", [("focal", 2.0), ("focal", 0.0), ("poly1", 2.0)])
 def test_options(isa, rng, dtype, C, kind, param):
     n = 37
@@ -152,7 +178,7 @@ def test_special_rows_stay_in_their_lane(isa, rng, dtype, C, kind, param):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", [1, 4, 33, 129])
+@pytest.mark.parametrize("C", [1, 4, 33, 129, 300])
 @pytest.mark.parametrize("kind, param", [("focal", 2.0), ("focal", 0.0), ("poly1", 2.0)])
 def test_labels_confident_and_masked(isa, dtype, C, kind, param):
     # a label on a masked class: +inf, and cross-entropy's gradient times G = 1 (p_y = 0); a
@@ -174,10 +200,16 @@ def test_labels_confident_and_masked(isa, dtype, C, kind, param):
         np.testing.assert_array_equal(grad[:1], ce)
         if kind == "focal" and param > 0 and dtype == np.float64:
             assert 0 < loss[1] < 1e-40  # (1 - p_y)^2 (-log p_y), 1 - p_y = (C - 1) e^-60
+    if kind == "focal":  # alpha_y = 0 weighs the label on a masked class (+inf) 0, not NaN
+        alpha = np.ones(C)
+        alpha[0] = 0.0
+        la, ga = factor_loss(kind, param, z, y, alpha=alpha, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(la, np.zeros(len(y)))
+        np.testing.assert_array_equal(ga, np.zeros_like(z))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", [5, 16, 33])
+@pytest.mark.parametrize("C", [5, 16, 33, 200, 700])
 def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
     z = mixed_rows(rng, 40, C, dtype, special=True)
     y = labels_on_live(rng, z)
@@ -191,8 +223,10 @@ def test_a_row_does_not_depend_on_its_group(isa, rng, dtype, C):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", [3, 16, 45])
+@pytest.mark.parametrize("C", [3, 16, 45, 200, 300, 600])
 def test_layouts_in_place_and_threads(isa, rng, dtype, C):
+    # (row kernels: C-order rows leave their factor and rescaling pass to the batch, the
+    # Fortran-order blocks and the cap compute them at once: the same bits)
     n = 70
     z = mixed_rows(rng, n, C, dtype)
     y = labels_on_live(rng, z)
@@ -216,7 +250,7 @@ def test_layouts_in_place_and_threads(isa, rng, dtype, C):
 
 
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
-@pytest.mark.parametrize("C", [3, 16, 45, 128])
+@pytest.mark.parametrize("C", [3, 16, 45, 128, 300])
 def test_half_storage(isa, rng, half, C):
     # half rows computed as float32 on the upcast values, the gradient rounded once
     hdt = half_dtype(half)
@@ -232,11 +266,13 @@ def test_half_storage(isa, rng, half, C):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [6, 300])
 @pytest.mark.parametrize("kind, param", [("focal", 2.0), ("poly1", 2.0)])
-def test_huge_weights_split_scale(isa, rng, dtype, kind, param):
+def test_huge_weights_split_scale(isa, rng, dtype, C, kind, param):
     # a row whose gradient scale nears the largest value: scaled in two steps
-    # (weight_scale-inl.hpp), its loss weighed exactly
-    C, n = 6, 20
+    # (weight_scale-inl.hpp), its loss weighed exactly (row kernels: that row's factor at
+    # once, the others' in the batch)
+    n = 20
     z = rng.standard_normal((n, C)).astype(dtype)
     y = rng.integers(0, C, n)
     alpha = rng.uniform(0.5, 1.0, C)

@@ -226,47 +226,35 @@ struct LanesFactor {
 };
 
 // From each lane's cross-entropy nlp = -log p_y (lv: T's lanes, +inf for a row of -inf only,
-// NaN), its max m, z_y, ones and rest, computes in double lanes (F64) what class_term
-// (xent_more-inl.hpp) computes per row with libm: the loss (times a, then the row weight w,
+// NaN), its max m, z_y, ones and rest, computes in double lanes (F64) what the row kernels
+// compute (label_factor_lanes, xent_more-inl.hpp): the loss (times a, then the row weight w,
 // into r), the label's gradient term gy = gscale w a G and the factor fw = gy / s of the
 // exponentials (0 for a row of -inf only), by factor_terms (xent_more-inl.hpp) on F64 lanes:
 // q = 1 - p_y from the sums, not from 1 - exp(-nlp) (p_y near 1: no cancellation), and for
-// gamma = 0 the loss is cross-entropy's nlp itself. As in class_term, a = 0 weighs any loss
+// gamma = 0 the loss is cross-entropy's nlp itself. As in the row kernels, a = 0 weighs any loss
 // (even +inf or NaN) 0, not its gradient.
 template <class D, FactorKind K>
 inline void lanes_factor(const LanesFactor& fac, const typename D::T* lv, const typename D::T* mv,
                          const typename D::T* zyv, typename D::V ones, typename D::V rest, const double* w,
                          double gscale, int n, double* r, double* gy, double* fw) {
   using T = typename D::T;
-  using E = F64;
-  using U = typename E::V;
   constexpr int W = D::W;
-  static_assert(W % E::W == 0, "whole F64 vectors per group");
+  static_assert(W % F64::W == 0, "whole F64 vectors per group");
   alignas(64) T ov[W], rv[W];
   D::store(ov, ones);
   D::store(rv, rest);
-  alignas(64) double nl[W], md[W], zd[W], od[W], rd[W], ad[W];
+  alignas(64) double nl[W], md[W], dd[W], od[W], rd[W], ad[W];
   for (int i = 0; i < W; ++i) {  // lanes n..W-1: a row of one class (q = 0, finite everywhere)
     const bool live = i < n;
     nl[i] = live ? static_cast<double>(lv[i]) : 0.0;
     md[i] = live ? static_cast<double>(mv[i]) : 0.0;
-    zd[i] = live ? static_cast<double>(zyv[i]) : 0.0;
+    dd[i] = live ? static_cast<double>(zyv[i]) - md[i] : 0.0;  // z_y - m (NaN for z_y = m = +inf)
     od[i] = live ? static_cast<double>(ov[i]) : 1.0;
     rd[i] = live ? static_cast<double>(rv[i]) : 0.0;
     ad[i] = live && fac.a ? fac.a[i] : 1.0;
   }
-  const U one = E::set1(1.0), prm = E::set1(fac.param);
-  const int ig = K == FactorKind::kFocal ? int_gamma(fac.param) : 0;
   alignas(64) double lo[W], gv[W];
-  for (int k = 0; k < W; k += E::W) {
-    const U m = E::load(md + k), on = E::load(od + k), re = E::load(rd + k), s = E::add(on, re);
-    const U d = E::sub(E::load(zd + k), m);  // z_y - m (NaN for z_y = m = +inf)
-    U loss, g;
-    factor_terms<E, K>(d, exp_nonpos<E>(d), E::load(nl + k), s, E::div(E::add(E::sub(on, one), re), s), prm, ig, loss,
-                       g);
-    E::store(lo + k, loss);
-    E::store(gv + k, g);
-  }
+  label_factor_lanes<K>(dd, nl, od, rd, W, fac.param, lo, gv);
   for (int i = 0; i < n; ++i) {
     const bool flat = mv[i] == -std::numeric_limits<T>::infinity();  // +inf, zero gradient
     const double ri = ad[i] == 0.0 ? 0.0 : flat ? std::numeric_limits<double>::infinity() : ad[i] * lo[i];

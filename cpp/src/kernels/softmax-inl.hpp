@@ -258,9 +258,12 @@ struct RowLse {
 // L1 here, so that each row is still in cache for its pass (log_softmax, 1 thread, AVX-512:
 // 32 KiB against 16 KiB 0.93-0.96x the time at rows of 384-512 float32 and 256 float64;
 // 64 KiB batches, rows of 1024 or 4096 float32, 1.03-1.05x the time of no batch).
+// (A batch also ends where its waiting rows reach kLogBatchBytes: the poly-1 and focal rows
+// of up to a block, row_label_factor.)
+constexpr int64_t kLogBatchBytes = 32768;
 template <class T>
 constexpr int64_t log_batch_max_c() {
-  return 32768 / (2 * F64::W * static_cast<int64_t>(sizeof(T)));
+  return kLogBatchBytes / (2 * F64::W * static_cast<int64_t>(sizeof(T)));
 }
 
 // A row value v that still lacks its log(s), s = ones + rest (vector_log() rows only): the
@@ -272,10 +275,13 @@ constexpr int64_t log_batch_max_c() {
 // Set by the row operations given one (row_xent_label, row_xent_target, row_logsumexp)
 // and the driver when they leave the log to the caller (LogBatch in units-inl.hpp);
 // `grad_ok` is the caller's: the gradient row is the final one, nothing else follows.
+// With `fac` (a poly-1 or focal row of an integer label, row_label_factor), the row's value
+// is its factor loss from d = z[y] - m and log(s), times a (focal's alpha[y]), and its
+// gradient row (if any) waits for the factor G_y.
 template <class T>
 struct LogLater {
-  bool on = false, grad_ok = false;
-  double ones = 0.0, rest = 0.0, coef = 1.0, zl = 0.0, m = 0.0, gscale = 0.0;
+  bool on = false, grad_ok = false, fac = false;
+  double ones = 0.0, rest = 0.0, coef = 1.0, zl = 0.0, m = 0.0, gscale = 0.0, d = 0.0, a = 1.0;
   T* grad = nullptr;
   const T* lsm_z = nullptr;
   int64_t C = 0, y = 0;

@@ -258,17 +258,22 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
 
 // Row results (losses, log-sum-exps) finished kRows at a time, in row order: the logs of
 // those a LogLater left pending in F64 vectors (coef * log(s) + r, + the z-loss; the
-// gradient's rescaling pass of a z-loss row, the output pass of a log_softmax row), then
-// the row weights, the per-row output and the running total. The log of one row (log_sum, one lane of a vector) is a chain of
-// about 70 cycles; taken per row it held up the next row's work (1 thread, AVX-512:
-// logsumexp of rows of 160 float32 0.75x the time without it, loss + gradient 0.84x).
-// Each lane computes as log_sum does (no operation crosses lanes): the same bits.
+// gradient's rescaling pass of a z-loss row, the output pass of a log_softmax row; the
+// poly-1 or focal factors, label_factor_lanes, and those rows' rescaling passes), then
+// the row weights, the per-row output and the running total. The log of one row (log_sum,
+// one lane of a vector) is a chain of about 70 cycles; taken per row it held up the next
+// row's work (1 thread, AVX-512: logsumexp of rows of 160 float32 0.75x the time without it,
+// loss + gradient 0.84x). A batch also ends where its waiting gradient rows reach
+// kLogBatchBytes, so that they are still in L1 for their pass. Each lane computes as
+// log_sum (and row_label_factor) does (no operation crosses lanes): the same bits.
 template <class D>
 class LogBatch {
   using T = typename D::T;
 
  public:
-  explicit LogBatch(double& total) : total_(total) {}
+  // kind and param: the job's loss when its rows leave their factor (LogLater::fac) to the batch
+  explicit LogBatch(double& total, FactorKind kind = FactorKind::kPoly1, double param = 0.0)
+      : total_(total), kind_(kind), param_(param) {}
   LogBatch(const LogBatch&) = delete;
   LogBatch& operator=(const LogBatch&) = delete;
   // r is the row's value (without log(s) when later.on); w, sw, cw its weights (weigh_loss,
@@ -277,22 +282,43 @@ class LogBatch {
     rows_[n_] = Row{r, w, sw, cw, out, later};
     ones_[n_] = later.on ? later.ones : 1.0;
     rest_[n_] = later.on ? later.rest : 0.0;
+    d_[n_] = later.on && later.fac ? later.d : 0.0;
     pending_ += later.on;
-    if (++n_ == kRows) flush();
+    facs_ += later.on && later.fac;
+    if (later.on && later.grad) bytes_ += later.C * static_cast<int64_t>(sizeof(T));
+    if (++n_ == kRows || bytes_ >= kLogBatchBytes) flush();
   }
   void flush() {
     if (n_ == 0) return;
-    alignas(64) double l[kRows];
+    alignas(64) double l[kRows], lc[kRows], g[kRows];
     if (pending_) {
-      for (int i = n_; i < kRows; ++i) ones_[i] = 1.0, rest_[i] = 0.0;  // log(1) lanes, unused
+      for (int i = n_; i < kRows; ++i) ones_[i] = 1.0, rest_[i] = 0.0, d_[i] = 0.0;  // log(1) lanes, unused
       for (int i = 0; i < kRows; i += F64::W)
         F64::store(l + i, log_ones_rest<F64>(F64::load(ones_ + i), F64::load(rest_ + i)));
+    }
+    if (facs_) {  // the factors of the poly-1 / focal rows (the others' lanes: d = 0, s = 1)
+      alignas(64) double nlp[kRows];
+      for (int i = 0; i < kRows; ++i) nlp[i] = -d_[i] + l[i];  // (m - z_y) + log(s)
+      if (kind_ == FactorKind::kFocal)
+        label_factor_lanes<FactorKind::kFocal>(d_, nlp, ones_, rest_, kRows, param_, lc, g);
+      else
+        label_factor_lanes<FactorKind::kPoly1>(d_, nlp, ones_, rest_, kRows, param_, lc, g);
     }
     for (int i = 0; i < n_; ++i) {
       const Row& e = rows_[i];
       const LogLater<T>& x = e.x;
       double r = e.r;
-      if (x.on && x.lsm_z) {
+      if (x.on && x.fac) {  // as row_label_factor computes them
+        r = x.a == 0.0 ? 0.0 : x.a * lc[i];
+        if (x.grad) {
+          RowLse rl{x.m, x.ones, x.rest};
+          rl.log_s = l[i];
+          const double f = x.gscale * x.a * g[i];
+          const T ref = static_cast<T>(x.m);  // the row's one block
+          row_scale_exps<D>(x.grad, x.C, &ref, rl, f);
+          x.grad[x.y] = static_cast<T>(static_cast<double>(x.grad[x.y]) - f);
+        }
+      } else if (x.on && x.lsm_z) {
         RowLse rl{x.m, x.ones, x.rest};
         rl.log_s = l[i];
         row_log_softmax_out<D>(x.lsm_z, x.C, x.grad, rl);
@@ -314,7 +340,8 @@ class LogBatch {
       if (e.out) *e.out = static_cast<T>(r);
       total_ += r;
     }
-    n_ = pending_ = 0;
+    n_ = pending_ = facs_ = 0;
+    bytes_ = 0;
   }
 
  private:
@@ -325,10 +352,14 @@ class LogBatch {
     LogLater<T> x;
   };
   double& total_;
-  int n_ = 0, pending_ = 0;
+  FactorKind kind_;
+  double param_;
+  int n_ = 0, pending_ = 0, facs_ = 0;
+  int64_t bytes_ = 0;  // the waiting gradient rows' (LogLater::grad)
   Row rows_[kRows];
   alignas(64) double ones_[kRows];
   alignas(64) double rest_[kRows];
+  alignas(64) double d_[kRows];  // z[y] - m of the rows that leave their factor
 };
 
 template <class D, class S>
@@ -395,10 +426,12 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
     wsum = s;  // with smoothing: SW of the rows without a masked class (row_xent_label)
   }
   double total = 0.0;
-  LogBatch<D> fin(total);
-  // the ops whose rows may leave their log(s) to fin (row_xent_label, row_logsumexp)
-  const bool defer_log =
-      j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kLogsumexp;
+  const bool factor_label = j.op == SoftmaxOp::kPoly1Label || j.op == SoftmaxOp::kFocalLabel;
+  LogBatch<D> fin(total, j.op == SoftmaxOp::kFocalLabel ? FactorKind::kFocal : FactorKind::kPoly1, j.param);
+  // the ops whose rows may leave their log(s) to fin (row_xent_label, row_logsumexp,
+  // row_label_factor)
+  const bool defer_log = j.op == SoftmaxOp::kXentLabel || j.op == SoftmaxOp::kXentTarget ||
+                         j.op == SoftmaxOp::kLogsumexp || factor_label;
   // and whose gradient row may wait for it too (written in place, nothing applied after)
   const bool grad_later = !kHalf && o_contig && K == 0 && !capped;
   // log_softmax rows read from the logits and written in place, short (log_batch_max_c),
@@ -499,11 +532,11 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
             r = row_kl<D>(z, load_t(), C, j.op == SoftmaxOp::kKlDivLog, out, gs);
             break;
           case SoftmaxOp::kPoly1Label:
-            r = row_label_factor<D, FactorKind::kPoly1>(z, C, y, 1.0, j.param, out, refs, gs);
+            r = row_label_factor<D, FactorKind::kPoly1>(z, C, y, 1.0, j.param, out, refs, gs, lp);
             break;
           case SoftmaxOp::kFocalLabel:
             r = row_label_factor<D, FactorKind::kFocal>(z, C, y, j.class_a ? static_cast<double>(j.class_a[y]) : 1.0,
-                                                        j.param, out, refs, gs);
+                                                        j.param, out, refs, gs, lp);
             break;
           case SoftmaxOp::kPoly1Target:
             r = row_target_factor<D, FactorKind::kPoly1>(z, load_t(), j.class_a, C, j.param, out, refs, gbuf, gs);

@@ -9,8 +9,8 @@
 //   poly-1 (CE + eps sum t (1 - p)):           G_c = t_c (1 + eps p_c)
 //   focal (-sum a t (1 - p)^g log p):          G_c = a_c t_c q_c^g (1 + g p_c (-lp_c) / q_c)
 // For an integer label only G_y is non-zero and grad = G_y (p - onehot(y)).
-// An integer label's terms are computed per row in double (scalar libm calls: class_term;
-// rows of at most 128 classes take smallc-inl.hpp's lanes_factor instead, double lanes);
+// An integer label's terms are computed in double lanes (label_factor_lanes: a batch of
+// rows in LogBatch, one row, or a group in smallc-inl.hpp's lanes_factor);
 // a target distribution's, one per class, in T's vector lanes (row_target_factor; rows of
 // at most 128 classes: smallc-inl.hpp's lanes_target_factor, the same formulas). The
 // passes over all C classes are the vector ones of softmax-inl.hpp.
@@ -26,46 +26,6 @@ namespace xent {
 namespace XENT_ISA_NS {
 
 enum class FactorKind { kPoly1, kFocal };
-
-// Loss term and effective target G (per unit target weight, times a) of one class with
-// nlp = -log p >= 0 (+inf on a masked class, NaN propagates).
-template <FactorKind K>
-inline void class_term(double nlp, double param, double* loss, double* g) {
-  const double p = std::exp(-nlp);
-  if (K == FactorKind::kPoly1) {
-    *loss = nlp + param * -std::expm1(-nlp);
-    *g = 1.0 + param * p;
-    return;
-  }
-  const double q = -std::expm1(-nlp);  // 1 - p without cancellation
-  const double qg = param == 0.0 ? 1.0 : std::pow(q, param);
-  *loss = qg == 0.0 ? 0.0 : qg * nlp;
-  // -log(1 - q) / q -> 1 as q -> 0; p (-lp) -> 0 as p -> 0 (a masked class)
-  const double ratio = q > 0.0 ? nlp / q : 1.0;
-  *g = p == 0.0 ? qg : qg * (1.0 + param * p * ratio);
-}
-
-// Poly-1 or focal loss of an integer label y (a = alpha_y for focal, 1 for poly-1).
-// Writes gscale * G_y * (softmax(z) - onehot(y)) if grad (grad may alias z).
-template <class D, FactorKind K>
-inline double row_label_factor(const typename D::T* z, int64_t C, int64_t y, double a, double param,
-                               typename D::T* grad, typename D::T* refs, double gscale) {
-  using T = typename D::T;
-  const double zy = static_cast<double>(z[y]);
-  const RowLse r = grad ? row_lse<D, true>(z, C, grad, refs) : row_lse<D, false>(z, C, nullptr, nullptr);
-  if (r.masked()) {
-    if (grad) fill(grad, C, T(0));
-    return a == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
-  }
-  double loss, g;
-  class_term<K>((r.m - zy) + r.log_s, param, &loss, &g);
-  if (grad) {
-    const double f = gscale * a * g;
-    row_scale_exps<D>(grad, C, refs, r, f);
-    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - f);
-  }
-  return a == 0.0 ? 0.0 : a * loss;  // alpha_y = 0 weighs even an infinite loss (a masked label) 0
-}
 
 // q^gamma for q in [0, 1] (or NaN) and gamma >= 0, per lane: products for an integer gamma
 // ig of 1 to 4 (2 is the usual one: a rounding per product), 1 for gamma = 0 (ig == 0), else
@@ -87,7 +47,7 @@ inline int int_gamma(double gamma) {
   return -1;
 }
 
-// One vector of classes' terms, class_term's formulas in D's lanes: from d = z - m (m the
+// One vector of classes' terms in D's lanes: from d = z - m (m the
 // row's max), e = exp(d), nlp = -log p = (m - z) + log(s), s and qtop = (ones - 1 + rest) / s,
 // the loss term f(p) (lc) and the effective target per unit of target g. p = e / s, and
 // q = 1 - p comes from the sums without cancellation: qtop where z is the max (d = 0), else
@@ -112,10 +72,72 @@ XENT_FORCE_INLINE void factor_terms(typename D::V d, typename D::V e, typename D
   }
 }
 
+// factor_terms of integer labels on F64 lanes, n rows (a multiple of F64::W): from each
+// row's d = z_y - m, nlp = -log p_y = (m - z_y) + log(s), ones and rest (s = ones + rest,
+// RowLse's), its loss term f(p_y) and effective target G_y, into loss and g. The rows-in-lanes
+// kernel (smallc-inl.hpp's lanes_factor), the row kernel below and the rows whose log waits
+// (LogBatch, units-inl.hpp) all compute their factors here, each lane on its own.
+template <FactorKind K>
+inline void label_factor_lanes(const double* d, const double* nlp, const double* ones, const double* rest, int n,
+                               double param, double* loss, double* g) {
+  using E = F64;
+  using U = typename E::V;
+  const U one = E::set1(1.0), prm = E::set1(param);
+  const int ig = K == FactorKind::kFocal ? int_gamma(param) : 0;
+  for (int k = 0; k < n; k += E::W) {
+    const U on = E::load(ones + k), re = E::load(rest + k), s = E::add(on, re), dv = E::load(d + k);
+    U lc, gv;
+    factor_terms<E, K>(dv, exp_nonpos<E>(dv), E::load(nlp + k), s, E::div(E::add(E::sub(on, one), re), s), prm, ig,
+                       lc, gv);
+    E::store(loss + k, lc);
+    E::store(g + k, gv);
+  }
+}
+
+// Poly-1 or focal loss of an integer label y (a = alpha_y for focal, 1 for poly-1).
+// Writes gscale * G_y * (softmax(z) - onehot(y)) if grad (grad may alias z). The factor's
+// chain (log(s), then p_y, q^gamma, G_y: about 80 ns) would hold up the next row: with
+// `later` (LogLater, the caller's LogBatch) a row whose log can wait leaves it and the
+// factor to the batch, and so does the gradient's rescaling pass of a row of one block
+// whose gradient is final (the batch ends at kLogBatchBytes of such rows: 1 thread, AVX-512,
+// rows of 700-2000 float32 1.06-1.11x cross-entropy's time against 1.2-1.3x when only rows
+// of log_batch_max_c classes waited); the row returns 0 then, its value being the batch's.
+// Other rows compute theirs here, on one row's F64 lanes.
+template <class D, FactorKind K>
+inline double row_label_factor(const typename D::T* z, int64_t C, int64_t y, double a, double param,
+                               typename D::T* grad, typename D::T* refs, double gscale,
+                               LogLater<typename D::T>* later = nullptr) {
+  using T = typename D::T;
+  const double zy = static_cast<double>(z[y]);
+  RowLse r = grad ? row_lse<D, true, T, false, false>(z, C, grad, refs)
+                  : row_lse<D, false, T, false, false>(z, C, nullptr, nullptr);
+  if (r.masked()) {
+    if (grad) fill(grad, C, T(0));
+    return a == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
+  }
+  if (later && r.vector_log() && (!grad || (later->grad_ok && C <= kBlock))) {
+    later->set(r);
+    later->fac = true, later->d = zy - r.m, later->a = a;
+    if (grad) later->grad = grad, later->C = C, later->y = y, later->gscale = gscale;
+    return 0.0;
+  }
+  r.finish();
+  constexpr int W = F64::W;
+  alignas(64) double d[W], nlp[W], on[W], re[W], loss[W], g[W];
+  for (int i = 0; i < W; ++i) d[i] = zy - r.m, nlp[i] = (r.m - zy) + r.log_s, on[i] = r.ones, re[i] = r.rest;
+  label_factor_lanes<K>(d, nlp, on, re, W, param, loss, g);
+  if (grad) {
+    const double f = gscale * a * g[0];
+    row_scale_exps<D>(grad, C, refs, r, f);
+    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - f);
+  }
+  return a == 0.0 ? 0.0 : a * loss[0];  // alpha_y = 0 weighs even an infinite loss (a masked label) 0
+}
+
 // Poly-1 or focal loss of a target distribution t, each term weighted by a_c (nullable).
 // gbuf: C elements of scratch. grad may not alias z or t (z is read again after it).
-// Every class's term is computed in T's lanes (class_term's formulas, above, on the
-// vector exp and log): with e_c = exp(z_c - m) and s = ones + rest (row_lse),
+// Every class's term is computed in T's lanes (factor_terms, above, on the vector exp
+// and log): with e_c = exp(z_c - m) and s = ones + rest (row_lse),
 // -log p_c = (m - z_c) + log(s), p_c = e_c / s, and q_c = 1 - p_c from the sums, without
 // cancellation: (ones - 1 + rest) / s where z_c is the row max, else (s - e_c) / s (then
 // s - e_c >= 1, the max's term). Terms of t_c a_c = 0 add nothing (0 log 0 = 0); the loss
