@@ -155,7 +155,9 @@ void test_options() {
       {"poly1 label sw+softcap", S::kPoly1Label, false, true, false, 0, 0, 4.0, -1.0},
   };
   const double u = unit_roundoff<T>();
-  for (int64_t C : {1, 3, 8, 9, 17, 37, 80, 2050}) {
+  // (300, 1000: row kernels whose rows leave their logs, the factors of poly-1 and focal
+  // and those rows' gradient passes to a batch, LogBatch; 2050: two blocks, at once)
+  for (int64_t C : {1, 3, 8, 9, 17, 37, 80, 300, 1000, 2050}) {
     const int64_t R = 12, n = R * C;
     Rng rng(static_cast<uint64_t>(C) * 7 + sizeof(T));
     std::vector<T> z(n), t(n), w(C), a(C), sw(R);
