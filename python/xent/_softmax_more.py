@@ -42,8 +42,9 @@ def poly1_cross_entropy(
 ):
     """Poly-1 cross-entropy (Leng et al., 2022), as optax's ``poly_loss_cross_entropy``:
     ``l = CE + epsilon * sum_c t_c (1 - p_c)``, ``p = softmax(z)``; for an integer label
-    ``l = -log p_y + epsilon * (1 - p_y)``. ``1 - p_y`` is computed as ``-expm1(log p_y)``
-    (no cancellation for confident rows). Gradient: ``(sum_c G_c) p - G`` with
+    ``l = -log p_y + epsilon * (1 - p_y)``. ``1 - p_y`` comes from the row's sums (the
+    others' share of ``sum exp(z - max)``), not from ``1 - p_y`` rounded: no cancellation for
+    confident rows. Gradient: ``(sum_c G_c) p - G`` with
     ``G_c = t_c (1 + epsilon p_c)``. ``epsilon`` is any finite real (optax's default 2.0).
 
     Differences from optax: its default reduction is none (xent: ``"mean"``); optax has no
@@ -80,7 +81,8 @@ def softmax_focal_loss(
     """Softmax (categorical) focal loss, Keras's ``CategoricalFocalCrossentropy`` in log
     space: for an integer label ``l = -alpha_y (1 - p_y)**gamma * log p_y``; for target
     distributions ``l = -sum_c alpha_c t_c (1 - p_c)**gamma * log p_c``. ``log p`` comes from
-    the log-sum-exp and ``1 - p`` from ``-expm1(log p)``: no clipping (Keras clips ``p`` to
+    the log-sum-exp and ``1 - p`` from the row's sums (no cancellation for confident rows,
+    where ``1 - p`` may be ~1e-26): no clipping (Keras clips ``p`` to
     ``[1e-7, 1 - 1e-7]``, which caps its loss at ``-log(1e-7)`` where xent gives the true
     value, e.g. ``+inf`` for a label on a masked class). ``gamma = 0`` gives the
     (``alpha``-weighted) cross-entropy.
