@@ -100,7 +100,7 @@ inline void label_factor_lanes(const double* d, const double* nlp, const double*
 // `later` (LogLater, the caller's LogBatch) a row whose log can wait leaves it and the
 // factor to the batch, and so does the gradient's rescaling pass of a row of one block
 // whose gradient is final (the batch ends at kLogBatchBytes of such rows: 1 thread, AVX-512,
-// rows of 700-2000 float32 1.06-1.11x cross-entropy's time against 1.2-1.3x when only rows
+// rows of 700-2000 float32 1.08-1.17x cross-entropy's time against 1.21-1.30x when only rows
 // of log_batch_max_c classes waited); the row returns 0 then, its value being the batch's.
 // Other rows compute theirs here, on one row's F64 lanes.
 template <class D, FactorKind K>
