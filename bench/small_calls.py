@@ -3,7 +3,8 @@ logits with int64 labels (or 0/1 targets), default options, reduction "mean"; th
 loss + gradient rows also with ``grad_out=`` (a preallocated gradient), and softmax
 cross-entropy with class weights (float64, as users pass them), with class weights,
 sample weights and ``ignore_index`` together, with label smoothing and class weights, and
-with ``softcap=30``.
+with ``softcap=30``; ``softmax_focal_loss`` (``gamma=2``, with and without per-class ``alpha``)
+and ``poly1_cross_entropy`` (``epsilon=2``), PyTorch's composed from ``cross_entropy(reduction="none")``.
 
     python bench/small_calls.py [--repeats 200] [--number 500] [--no-torch]
 
@@ -27,7 +28,7 @@ from common import optional_torch
 import xent
 from xent import _core
 
-FAST = ("softmax_xent_fast", "sigmoid_xent_fast", "softmax_norm_fast")
+FAST = ("softmax_xent_fast", "softmax_factor_fast", "sigmoid_xent_fast", "softmax_norm_fast")
 
 
 def best_us(f, repeats: int, number: int) -> float:
@@ -97,9 +98,22 @@ def torch_calls(z, y, t, w):
         F.cross_entropy(30.0 * torch.tanh(zt / 30.0), yt).backward()
         return zt.grad
 
+    def focal():  # (composed from the per-row cross-entropy -log p_y, as bench/small_c.py)
+        zt.grad = None
+        ce = F.cross_entropy(zt, yt, reduction="none")
+        ((1 - torch.exp(-ce)) ** 2 * ce).mean().backward()
+        return zt.grad
+
+    def poly1():
+        zt.grad = None
+        ce = F.cross_entropy(zt, yt, reduction="none")
+        (ce + 2.0 * (1 - torch.exp(-ce))).mean().backward()
+        return zt.grad
+
     return {"softmax_cross_entropy loss+grad": softmax, "sigmoid_cross_entropy loss+grad": sigmoid,
             "softmax_cross_entropy weight=": weighted, "sigmoid_cross_entropy weight, pos_w": sigmoid_weighted,
-            "softmax_cross_entropy smoothing, w": smoothed, "softmax_cross_entropy softcap=30": capped}
+            "softmax_cross_entropy smoothing, w": smoothed, "softmax_cross_entropy softcap=30": capped,
+            "softmax_focal_loss loss+grad": focal, "poly1_cross_entropy loss+grad": poly1}
 
 
 def main() -> None:
@@ -126,6 +140,9 @@ def main() -> None:
         "softmax_cross_entropy smoothing, w": lambda: xent.softmax_cross_entropy(
             z, y, weight=w, label_smoothing=0.1, return_grad=True),
         "softmax_cross_entropy softcap=30": lambda: xent.softmax_cross_entropy(z, y, softcap=30.0, return_grad=True),
+        "softmax_focal_loss loss+grad": lambda: xent.softmax_focal_loss(z, y, return_grad=True),
+        "softmax_focal_loss alpha=": lambda: xent.softmax_focal_loss(z, y, alpha=w, return_grad=True),
+        "poly1_cross_entropy loss+grad": lambda: xent.poly1_cross_entropy(z, y, return_grad=True),
         "sigmoid_cross_entropy loss+grad": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True),
         "sigmoid_cross_entropy grad_out=": lambda: xent.sigmoid_cross_entropy(z, t, return_grad=True, grad_out=g),
         "sigmoid_cross_entropy weight, pos_w": lambda: xent.sigmoid_cross_entropy(

@@ -15,7 +15,7 @@ import reference as ref
 import xent
 from xent import _core
 
-FAST = ("softmax_xent_fast", "sigmoid_xent_fast", "softmax_norm_fast")
+FAST = ("softmax_xent_fast", "softmax_factor_fast", "sigmoid_xent_fast", "softmax_norm_fast")
 HW = int(_core.config()["hardware_threads"])
 
 
@@ -923,3 +923,94 @@ def test_weight_sum_accurate_and_the_same_bits_on_every_isa(rng, isa, dtype):
             _core.set_isa(before)
         assert got == scalar[n], n
     assert _core.weight_sum(np.full(40, 1e307)) == np.inf  # overflow: +inf, never NaN
+
+
+# ---- the poly-1 and focal losses of integer labels on the fast path ----
+
+FACTOR_FNS = [(xent.softmax_focal_loss, "gamma"), (xent.poly1_cross_entropy, "epsilon")]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (64, 10), (7, 3), (5, 41), (3, 4, 5), (10,), (130, 130), (20, 300)])
+@pytest.mark.parametrize("fn, pname", FACTOR_FNS)
+def test_factor_losses_same_bits(monkeypatch, rng, dtype, shape, fn, pname):
+    # the lanes (C <= 128 float32, 80 float64) and the row kernels, with every option the
+    # binding takes: weights, ignore_index, softcap, focal's alpha (either float type)
+    z = _logits(rng, shape, dtype, extremes=True)
+    rows, C = shape[:-1], shape[-1]
+    y = rng.integers(0, C, rows)
+    w = rng.random(C) + 0.25
+    sw = rng.random(rows).astype(dtype) if rows else np.asarray(rng.random(), dtype=dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+    extras = [{}, dict(weight=w, sample_weight=sw), dict(softcap=5.0), dict(ignore_index=int(np.ravel(y)[0]))]
+    if pname == "gamma":
+        alpha = rng.random(C).astype(dtype)
+        alpha[0] = 0.0  # a_y = 0: the row's loss 0
+        extras += [dict(alpha=alpha), dict(alpha=alpha.astype(other), weight=w, sample_weight=sw)]
+    for p in ([0.0, 0.5, 2.0] if pname == "gamma" else [2.0, -1.0]):
+        for extra in extras:
+            for red in ("mean", "sum", "none"):
+                _both(monkeypatch, fn, z, y, reduction=red, return_grad=True, **{pname: p}, **extra)
+        _both(monkeypatch, fn, z, y, n_threads=1, **{pname: p})  # the forward alone, the default mean
+
+
+@pytest.mark.parametrize("fn, pname", FACTOR_FNS)
+def test_factor_losses_buffers(monkeypatch, rng, fn, pname):
+    z0 = _logits(rng, (9, 6), np.float32, True)
+    y0 = rng.integers(0, 6, 9)
+    for in_place in (False, True):
+        def make(in_place=in_place):
+            z = z0.copy()
+            return dict(logits=z, labels=y0.copy(), reduction="none", return_grad=True, out=np.empty(9, np.float32),
+                        grad_out=z if in_place else np.empty_like(z))
+        _both_fresh(monkeypatch, fn, make)
+
+
+def test_factor_losses_decline_to_the_general_path(monkeypatch, rng):
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    t = rng.random((6, 4)).astype(np.float32)
+    focal = xent.softmax_focal_loss
+    for kw in (dict(alpha=0.25), dict(alpha=[0.1, 0.2, 0.3, 0.4]), dict(alpha=np.arange(4)),  # a number, a list, ints
+               dict(alpha=np.full(4, 1e37, np.float32)),  # divided by a power of two first (inrow_shift)
+               dict(axis=1), dict(check_finite=True), dict(gamma=2)):  # (an int gamma: float() on both paths)
+        _both(monkeypatch, focal, z, y, return_grad=True, expect_fast="gamma" in kw, **kw)
+    for fn, _ in FACTOR_FNS:
+        _both(monkeypatch, fn, z, t, return_grad=True, expect_fast=False)  # targets
+        _both(monkeypatch, fn, z, y.astype(np.uint8), expect_fast=False)  # other label types
+
+
+@pytest.mark.parametrize("fn, pname", FACTOR_FNS)
+def test_factor_losses_raise_the_same_errors(monkeypatch, fn, pname):
+    z = np.zeros((4, 3), np.float32)
+    y = np.array([0, 1, 2, 0])
+    bad = [
+        ({pname: np.nan}, ValueError, pname),
+        (dict(softcap=0.0), ValueError, "softcap"),
+        (dict(reduction="avg"), ValueError, "reduction"),
+        (dict(n_threads=0), ValueError, "n_threads"),
+        (dict(weight=np.array([1.0, -1.0, 1.0])), ValueError, "weight"),
+        (dict(grad_out=np.empty((4, 2), np.float32), return_grad=True), ValueError, "grad_out"),
+    ]
+    if pname == "gamma":
+        bad += [(dict(alpha=np.array([1.0, -1.0, 1.0])), ValueError, "alpha"),
+                (dict(alpha=np.array([1.0, np.nan, 1.0])), ValueError, "alpha"),
+                (dict(alpha=np.ones(4)), ValueError, "alpha")]
+    _raise_on_both_paths(monkeypatch, z, y, bad, fn=fn)
+    y[1] = 3
+    _raise_on_both_paths(monkeypatch, z, y, [({}, ValueError, r"labels\[1\] = 3 is out of range")], fn=fn)
+
+
+def test_factor_losses_grad_out_over_alpha_raises(monkeypatch, rng):
+    # a gradient written over focal's alpha would change the alpha of the rows after it
+    z = rng.standard_normal((4, 6)).astype(np.float32)
+    y = rng.integers(0, 6, 4)
+    buf = np.zeros(48, np.float32)
+    alpha = buf[24:30]
+    alpha[:] = rng.random(6)
+    for decline in (False, True):
+        with monkeypatch.context() as m:
+            spy = Spy(m, decline=decline)
+            with pytest.raises(ValueError, match="grad_out overlaps"):
+                xent.softmax_focal_loss(z, y, alpha=alpha, return_grad=True, grad_out=buf[20:44].reshape(4, 6))
+            assert not any(spy.taken)

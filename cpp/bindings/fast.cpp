@@ -2,8 +2,9 @@
 // case only: exact numpy.ndarray inputs, aligned, native byte order, float32/float64
 // (int32/int64 labels), the class axis last; out= / grad_out= buffers that are C-order,
 // writeable and apart from the inputs (or exactly an input they may be). Softmax
-// cross-entropy with integer labels, and sigmoid cross-entropy with axis None, also take
-// their options: class, pos and sample weights as float32/float64 C-order arrays whose
+// cross-entropy with integer labels (and the poly-1 and focal losses of integer labels,
+// focal's alpha as an array of class weights), and sigmoid cross-entropy with axis None,
+// also take their options: class, pos and sample weights as float32/float64 C-order arrays whose
 // values are finite and >= 0, an int ignore_index, z_loss / label_smoothing / softcap as
 // valid floats or ints, and weights that need no rescaling (docs/losses.md "Huge weights").
 // For anything else, or an out-of-range label, it returns None and the caller takes the
@@ -298,30 +299,40 @@ bool weighted_mean_n(const View& yv, const Weights<T>& w, const Weights<T>& sw, 
   return inverse_in_range<T>(n);
 }
 
-// The options of softmax_cross_entropy the fast path takes besides the weights.
+// The options of softmax_cross_entropy the fast path takes besides the weights, and the
+// loss: cross-entropy (kXentLabel), or poly-1 / focal (kPoly1Label / kFocalLabel) with their
+// param (epsilon / gamma, validated by the caller) and focal's alpha (None or an array).
 struct Scalars {
   py::handle ignore_index, z_loss, smoothing, softcap;
+  xent::SoftmaxOp op = xent::SoftmaxOp::kXentLabel;
+  double param = 0.0;
+  py::handle alpha = py::none();
 };
+
+// Whether class weights that act inside rows (label smoothing's, focal's alpha) need no
+// division by a power of two first (inrow_shift in _weights.py: their sum could near T's
+// range); the caller declines otherwise.
+template <class T>
+bool inrow_fits(const Weights<T>& w, int64_t C) {
+  if (!w.given || w.top == 0) return true;
+  int bits = 0;
+  for (int64_t c = C; c > 0; c >>= 1) ++bits;
+  return w.top + bits - (std::numeric_limits<T>::max_exponent - 24) <= 0;
+}
 
 template <class T>
 py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_grad, int nt, py::handle out,
                           py::handle grad_out, py::handle weight, py::handle sample_weight, const Scalars& sc) {
   const int64_t C = zv.shape[zv.ref.ndim - 1];
-  Weights<T> w, sw;
+  Weights<T> w, sw, al;
   xent::XentOptions opt;
   const double inf = std::numeric_limits<double>::infinity();
-  if (!w.take(weight, 1, &C) || !sw.take(sample_weight, yv.ref.ndim, yv.shape) ||
+  if (!w.take(weight, 1, &C) || !sw.take(sample_weight, yv.ref.ndim, yv.shape) || !al.take(sc.alpha, 1, &C) ||
       !ignore_arg(sc.ignore_index, opt.has_ignore, opt.ignore_index) ||
       !real_arg(sc.z_loss, 0.0, inf, false, opt.z_loss) || !real_arg(sc.smoothing, 0.0, 1.0, false, opt.smoothing) ||
       !(sc.softcap.is_none() || real_arg(sc.softcap, 0.0, inf, true, opt.softcap)))
     return py::none();
-  // class weights acting inside rows (label smoothing) whose sum could near T's range: the
-  // general path divides them by a power of two first (inrow_shift in _weights.py)
-  if (opt.smoothing != 0.0 && w.given && w.top != 0) {
-    int bits = 0;
-    for (int64_t c = C; c > 0; c >>= 1) ++bits;
-    if (w.top + bits - (std::numeric_limits<T>::max_exponent - 24) > 0) return py::none();
-  }
+  if (!inrow_fits(al, C) || (opt.smoothing != 0.0 && !inrow_fits(w, C))) return py::none();
   int64_t bad_value = 0;
   if (xent::find_bad_label(yv.ref, C, opt.has_ignore, opt.ignore_index, &bad_value) >= 0) return py::none();
   const bool weighted = w.given || sw.given || opt.has_ignore;
@@ -330,10 +341,9 @@ py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_gra
   // grad_out may be the logits (overwritten by the gradient, as on the general path), no
   // buffer any other input (labels, weights: the general path raises)
   View ov, gv;
-  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, {&zv, &yv, w.view_or_null(), sw.view_or_null()}, {&zv});
-  const Take to = tg == Take::kDecline
-                      ? Take::kDecline
-                      : take(out, ov, zv, zv.ref.ndim - 1, {&zv, &yv, w.view_or_null(), sw.view_or_null()}, {});
+  const std::initializer_list<const View*> inputs{&zv, &yv, w.view_or_null(), sw.view_or_null(), al.view_or_null()};
+  const Take tg = take(grad_out, gv, zv, zv.ref.ndim, inputs, {&zv});
+  const Take to = tg == Take::kDecline ? Take::kDecline : take(out, ov, zv, zv.ref.ndim - 1, inputs, {});
   if (!buffers_ok(to, tg, red, want_grad, ov, gv)) return py::none();
   std::unique_ptr<Out> rows, grad;
   if (red == 0) rows = to == Take::kYes ? std::make_unique<Out>(out) : std::make_unique<Out>(zv, zv.ref.ndim - 1);
@@ -341,18 +351,18 @@ py::object softmax_xent_t(const View& zv, const View& yv, int red, bool want_gra
   const double gscale = (red == 2 && n != 0.0) ? 1.0 / n : 1.0;  // grad_scale() in _validate.py
   opt.class_w = w.ref_or_null();
   opt.sw = sw.ref_or_null();
+  opt.param = sc.param;
+  opt.class_a = al.ref_or_null();
   const xent::ArrayRef* g = grad ? &grad->v.ref : nullptr;
   const xent::ArrayRef* r = rows ? &rows->v.ref : nullptr;
-  const double total = run(zv, [&] {
-    return xent::run_softmax<T>(xent::SoftmaxOp::kXentLabel, zv.ref, nullptr, &yv.ref, g, r, gscale, nt, opt);
-  });
+  const double total =
+      run(zv, [&] { return xent::run_softmax<T>(sc.op, zv.ref, nullptr, &yv.ref, g, r, gscale, nt, opt); });
   return result(red, total, n, rows.get(), grad.get());
 }
 
-py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
-                        py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
-                        py::handle sample_weight, py::handle ignore_index, py::handle z_loss,
-                        py::handle label_smoothing, py::handle softcap) {
+py::object softmax_label_loss(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
+                              py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
+                              py::handle sample_weight, const Scalars& sc) {
   View zv, yv;
   const int red = reduction_code(reduction);
   if (red < 0 || (return_grad.ptr() != Py_True && return_grad.ptr() != Py_False) || !float_view(z, zv, true) ||
@@ -364,10 +374,34 @@ py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::ha
   const int nt = threads(n_threads);
   if (nt < 0) return py::none();
   const bool want_grad = return_grad.ptr() == Py_True;
-  const Scalars sc{ignore_index, z_loss, label_smoothing, softcap};
   return zv.type == Api::NPY_FLOAT_
              ? softmax_xent_t<float>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, sc)
              : softmax_xent_t<double>(zv, yv, red, want_grad, nt, out, grad_out, weight, sample_weight, sc);
+}
+
+py::object softmax_xent(py::handle z, py::handle y, py::handle reduction, py::handle return_grad,
+                        py::handle n_threads, py::handle out, py::handle grad_out, py::handle weight,
+                        py::handle sample_weight, py::handle ignore_index, py::handle z_loss,
+                        py::handle label_smoothing, py::handle softcap) {
+  const Scalars sc{ignore_index, z_loss, label_smoothing, softcap};
+  return softmax_label_loss(z, y, reduction, return_grad, n_threads, out, grad_out, weight, sample_weight, sc);
+}
+
+// poly1_cross_entropy (focal false: param is epsilon) or softmax_focal_loss (param is gamma,
+// alpha None or one per class) with integer labels: param a Python float the caller checked.
+py::object softmax_factor(py::handle focal, py::handle z, py::handle y, py::handle param, py::handle alpha,
+                          py::handle reduction, py::handle return_grad, py::handle n_threads, py::handle out,
+                          py::handle grad_out, py::handle weight, py::handle sample_weight, py::handle ignore_index,
+                          py::handle softcap) {
+  if (!PyFloat_CheckExact(param.ptr()) || (focal.ptr() != Py_True && focal.ptr() != Py_False)) return py::none();
+  const bool is_focal = focal.ptr() == Py_True;
+  if (!is_focal && !alpha.is_none()) return py::none();
+  const py::float_ zero(0.0);
+  Scalars sc{ignore_index, zero, zero, softcap};
+  sc.op = is_focal ? xent::SoftmaxOp::kFocalLabel : xent::SoftmaxOp::kPoly1Label;
+  sc.param = PyFloat_AS_DOUBLE(param.ptr());
+  sc.alpha = alpha;
+  return softmax_label_loss(z, y, reduction, return_grad, n_threads, out, grad_out, weight, sample_weight, sc);
 }
 
 // The options of sigmoid_cross_entropy the fast path takes (with axis None).
@@ -497,6 +531,12 @@ void bind_fast(py::module_& m) {
         py::arg("softcap"),
         "softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out= "
         "buffers taken), or None where the general path must run.");
+  m.def("softmax_factor_fast", &softmax_factor, py::arg("focal"), py::arg("logits"), py::arg("labels"),
+        py::arg("param"), py::arg("alpha"), py::arg("reduction"), py::arg("return_grad"), py::arg("n_threads"),
+        py::arg("out"), py::arg("grad_out"), py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"),
+        py::arg("softcap"),
+        "softmax_focal_loss (focal=True, param gamma) or poly1_cross_entropy (param epsilon) with integer labels "
+        "along the last axis, their options included, or None where the general path must run.");
   m.def("sigmoid_xent_fast", &sigmoid_xent, py::arg("logits"), py::arg("targets"), py::arg("reduction"),
         py::arg("return_grad"), py::arg("n_threads"), py::arg("out"), py::arg("grad_out"), py::arg("weight"),
         py::arg("pos_weight"), py::arg("sample_weight"), py::arg("label_smoothing"), py::arg("softcap"),

@@ -168,6 +168,25 @@ def softmax_xent_fast(
     """softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out=
     buffers taken), or None where the general path must run."""
 
+def softmax_factor_fast(
+    focal: object,
+    logits: object,
+    labels: object,
+    param: object,
+    alpha: object,
+    reduction: object,
+    return_grad: object,
+    n_threads: object,
+    out: object,
+    grad_out: object,
+    weight: object,
+    sample_weight: object,
+    ignore_index: object,
+    softcap: object,
+) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
+    """softmax_focal_loss (focal=True, param gamma) or poly1_cross_entropy (param epsilon) with integer labels
+    along the last axis, their options included, or None where the general path must run."""
+
 def sigmoid_xent_fast(
     logits: object,
     targets: object,

@@ -1,6 +1,7 @@
 """The fast path of small calls (issue 4): what the public functions need to call the lean
 bindings of cpp/bindings/fast.cpp when every option is at its default (for
-``softmax_cross_entropy``: when ``axis`` and ``check_finite`` are; for
+``softmax_cross_entropy``, ``softmax_focal_loss`` and ``poly1_cross_entropy``: when
+``axis`` and ``check_finite`` are; for
 ``sigmoid_cross_entropy``: when ``check_finite`` is, ``axis`` being None or an int naming
 the last axis; the bindings take the other options themselves).
 

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from . import _core
+from ._fast import LAST
 from ._loss_common import prepare, run_softmax_loss
 from ._validate import compute_dtype
 from ._weights import softcap_arg, weight_array
@@ -28,7 +30,7 @@ def poly1_cross_entropy(
     labels,
     *,
     epsilon=2.0,
-    axis=-1,
+    axis=LAST,
     weight=None,
     sample_weight=None,
     ignore_index=None,
@@ -53,6 +55,13 @@ def poly1_cross_entropy(
     eps = float(epsilon)
     if not math.isfinite(eps):
         raise ValueError(f"epsilon must be finite, got {epsilon!r}")
+    if axis is LAST and check_finite is False:  # small calls (python/xent/_fast.py)
+        r = _core.softmax_factor_fast(
+            False, logits, labels, eps, None, reduction, return_grad, n_threads, out, grad_out, weight,
+            sample_weight, ignore_index, softcap,
+        )
+        if r is not None:
+            return r
     return run_softmax_loss(
         "poly1", logits, labels, axis=axis, weight=weight, sample_weight=sample_weight,
         ignore_index=ignore_index, reduction=reduction, return_grad=return_grad, n_threads=n_threads,
@@ -66,7 +75,7 @@ def softmax_focal_loss(
     *,
     gamma=2.0,
     alpha=None,
-    axis=-1,
+    axis=LAST,
     weight=None,
     sample_weight=None,
     ignore_index=None,
@@ -97,6 +106,13 @@ def softmax_focal_loss(
     g = float(gamma)
     if not (math.isfinite(g) and g >= 0):
         raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    if axis is LAST and check_finite is False:  # small calls (python/xent/_fast.py)
+        r = _core.softmax_factor_fast(
+            True, logits, labels, g, alpha, reduction, return_grad, n_threads, out, grad_out, weight, sample_weight,
+            ignore_index, softcap,
+        )
+        if r is not None:
+            return r
     a, ax = prepare(logits, axis, "logits")
     n_classes = a.shape[ax]
     alpha_arr = None
