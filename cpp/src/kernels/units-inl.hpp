@@ -28,10 +28,15 @@ struct Cursor {
   const int64_t* st[kOps];
   int64_t idx[kMaxDims];
   int64_t off[kOps];
+  // the last dim's index, length and strides, by value: next() steps along it with no
+  // reload through rs and st (the stores of a row's work could alias them for the compiler)
+  int last;
+  int64_t last_len, last_st[kOps];
 
-  Cursor(const RowSpace& r, const int64_t* const (&strides)[kOps], int64_t row) : rs(r) {
+  Cursor(const RowSpace& r, const int64_t* const (&strides)[kOps], int64_t row)
+      : rs(r), last(r.nd - 1), last_len(r.nd > 0 ? r.shape[r.nd - 1] : 0) {
     for (int k = 0; k < kOps; ++k) st[k] = strides[k];
-    for (int k = 0; k < kOps; ++k) off[k] = 0;
+    for (int k = 0; k < kOps; ++k) off[k] = 0, last_st[k] = last >= 0 ? st[k][last] : 0;
     for (int d = rs.nd - 1; d >= 0; --d) {
       idx[d] = row % rs.shape[d];
       row /= rs.shape[d];
@@ -60,10 +65,20 @@ struct Cursor {
     }
   }
   void next() {
-    for (int d = rs.nd - 1; d >= 0; --d) {
-      ++idx[d];
-      for (int k = 0; k < kOps; ++k) off[k] += st[k][d];
-      if (idx[d] < rs.shape[d] || d == 0) return;
+    if (last < 0) return;
+    ++idx[last];
+    for (int k = 0; k < kOps; ++k) off[k] += last_st[k];
+    if (idx[last] < last_len || last == 0) return;
+    carry();
+  }
+  // the last dim ran out: back to its start, and on along the ones before it
+  void carry() {
+    for (int d = last; d >= 0; --d) {
+      if (d < last) {
+        ++idx[d];
+        for (int k = 0; k < kOps; ++k) off[k] += st[k][d];
+        if (idx[d] < rs.shape[d] || d == 0) return;
+      }
       for (int k = 0; k < kOps; ++k) off[k] -= idx[d] * st[k][d];
       idx[d] = 0;
     }
