@@ -73,12 +73,12 @@ struct Cursor {
   }
   // the last dim ran out: back to its start, and on along the ones before it
   void carry() {
-    for (int d = last; d >= 0; --d) {
-      if (d < last) {
-        ++idx[d];
-        for (int k = 0; k < kOps; ++k) off[k] += st[k][d];
-        if (idx[d] < rs.shape[d] || d == 0) return;
-      }
+    for (int k = 0; k < kOps; ++k) off[k] -= idx[last] * last_st[k];
+    idx[last] = 0;
+    for (int d = last - 1; d >= 0; --d) {
+      ++idx[d];
+      for (int k = 0; k < kOps; ++k) off[k] += st[k][d];
+      if (idx[d] < rs.shape[d] || d == 0) return;
       for (int k = 0; k < kOps; ++k) off[k] -= idx[d] * st[k][d];
       idx[d] = 0;
     }
