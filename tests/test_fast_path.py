@@ -6,7 +6,9 @@ bits as the general path (dtype, shape, layout and values of every result), decl
 The general path is forced by replacing the ``_core.*_fast`` bindings with functions that
 decline; a spy checks which path a call took, so a fast path that silently always
 declined would fail here."""
+import inspect
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -1014,3 +1016,30 @@ def test_factor_losses_grad_out_over_alpha_raises(monkeypatch, rng):
             with pytest.raises(ValueError, match="grad_out overlaps"):
                 xent.softmax_focal_loss(z, y, alpha=alpha, return_grad=True, grad_out=buf[20:44].reshape(4, 6))
             assert not any(spy.taken)
+
+
+def test_bindings_are_positional_builtins():
+    # the entries are METH_FASTCALL builtins (no pybind11 dispatcher): every argument given,
+    # by position; anything else is a TypeError naming the entry, not a crash
+    z = np.zeros((2, 3), dtype=np.float32)
+    y = np.zeros(2, dtype=np.int64)
+    plain = (z, y, "mean", False, None, None, None, None, None, None, 0.0, 0.0, None)
+    assert _core.softmax_xent_fast(*plain) == pytest.approx(math.log(3))
+    for name, n in (("softmax_xent_fast", 13), ("softmax_factor_fast", 14), ("sigmoid_xent_fast", 13),
+                    ("softmax_norm_fast", 3)):
+        fn = getattr(_core, name)
+        assert fn.__name__ == name and fn.__module__ == "xent._core"
+        assert len(inspect.signature(fn).parameters) == n
+        with pytest.raises(TypeError, match=rf"{name}\(\) takes exactly {n} positional arguments \({n - 1} given\)"):
+            fn(*([None] * (n - 1)))
+        with pytest.raises(TypeError, match="keyword"):
+            fn(*([None] * n), extra=1)
+    with pytest.raises(TypeError, match="op must be a SoftmaxOp"):
+        _core.softmax_norm_fast("logsumexp", z, None)
+    with pytest.raises(ValueError, match="op must be logsumexp, softmax or log_softmax"):
+        _core.softmax_norm_fast(_core.SoftmaxOp.kl_div, z, None)
+    # a reduction given as a string equal to, but not the same object as, "mean"
+    mean = "".join(["me", "an"])
+    assert mean is not sys.intern("mean")
+    assert _core.softmax_xent_fast(z, y, mean, *plain[3:]) == _core.softmax_xent_fast(*plain)
+    assert _core.softmax_xent_fast(z, y, "average", *plain[3:]) is None

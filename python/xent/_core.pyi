@@ -150,6 +150,7 @@ def proba_op(
 
 # Lean entries for calls without options (cpp/bindings/fast.cpp, gated by python/xent/_fast.py):
 # the public result, or None for any input they do not take (the general path then runs).
+# Builtins of positional arguments only, all of them given (no pybind11 dispatcher).
 def softmax_xent_fast(
     logits: object,
     labels: object,
@@ -164,6 +165,7 @@ def softmax_xent_fast(
     z_loss: object,
     label_smoothing: object,
     softcap: object,
+    /,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
     """softmax_cross_entropy with integer labels along the last axis, its options included (out= and grad_out=
     buffers taken), or None where the general path must run."""
@@ -183,6 +185,7 @@ def softmax_factor_fast(
     sample_weight: object,
     ignore_index: object,
     softcap: object,
+    /,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
     """softmax_focal_loss (focal=True, param gamma) or poly1_cross_entropy (param epsilon) with integer labels
     along the last axis, their options included, or None where the general path must run."""
@@ -200,12 +203,13 @@ def sigmoid_xent_fast(
     sample_weight: object,
     label_smoothing: object,
     softcap: object,
-    axis: object = None,
+    axis: object,
+    /,
 ) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray] | None:
     """sigmoid_cross_entropy with axis None or the last axis, its options included (out= and grad_out= buffers
     taken), or None where the general path must run."""
 
-def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object) -> np.ndarray | np.floating | None:
+def softmax_norm_fast(op: SoftmaxOp, x: object, n_threads: object, /) -> np.ndarray | np.floating | None:
     """logsumexp, softmax or log_softmax along the last axis, or None where the general path must run."""
 
 def config() -> _Config:
