@@ -96,9 +96,12 @@ template <class T, class Fn>
 double run_units(int64_t n_units, int64_t per_task, int64_t n_elems, int n_threads, int64_t scratch_len, Fn&& fn) {
   if (n_units <= 0) return 0.0;
   const int64_t n_tasks = (n_units + per_task - 1) / per_task;
+  if (n_tasks == 1) {  // on this thread; no allocation for a job that takes no scratch
+    std::vector<T> scratch(static_cast<size_t>(scratch_len));
+    return fn(0, n_units, scratch.data());
+  }
   const int workers = workers_for(n_tasks, n_elems, n_threads);
   std::vector<std::vector<T>> scratch(workers, std::vector<T>(scratch_len));
-  if (n_tasks == 1) return fn(0, n_units, scratch[0].data());
   std::vector<double> partial(n_tasks);
   parallel_for(n_tasks, workers, [&](int64_t task, int worker) {
     const int64_t u0 = task * per_task;

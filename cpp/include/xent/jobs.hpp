@@ -289,6 +289,7 @@ static inline SoftmaxScratch softmax_scratch(const SoftmaxJob<T>& j) {
   const bool rereads = j.op == SoftmaxOp::kXentTarget || j.op == SoftmaxOp::kPoly1Target ||
                        j.op == SoftmaxOp::kFocalTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0);
   SoftmaxScratch s;
+  if (lanes_rows(j) && !inner_rows(j)) return s;  // rows in lanes: their tiles are on the stack
   s.total = C / 64 + 64;  // per-block references (n_blocks(C) + 8 of them)
   auto take = [&](bool need, int64_t& at) {
     if (need) at = s.total, s.total += C;
