@@ -258,6 +258,32 @@ def test_huge_weights_split_scale(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_huge_class_weights_on_every_row(isa, rng, dtype):
+    # class weights whose sum nears the largest value, no sample weights: every row's
+    # gscale times that sum is out of range, so every row takes the two-step scale (not
+    # the group fill of rows of weight 1, units-inl.hpp), in both row drivers (2-d: one row
+    # dim; 3-d and strided: the cursor)
+    C, n = 6, 40
+    z = rng.standard_normal((n, C)).astype(dtype)
+    y = rng.integers(0, C, n)
+    cw = np.full(C, np.finfo(dtype).max / (16 * C), dtype=dtype)
+    tt, base = _effective(z, 0.3, cw, y=y)
+    want, want_grad = _reference(z, tt, base, label=True)
+    scale = float(cw[0])
+    first = None
+    for zz, yy in ((z, y), (z.reshape(4, 10, C), y.reshape(4, 10)), (np.repeat(z, 2, axis=0)[::2], y)):
+        loss, grad = xent.softmax_cross_entropy(zz, yy, label_smoothing=0.3, weight=cw, reduction="none",
+                                                return_grad=True)
+        loss, grad = loss.reshape(n), grad.reshape(n, C)
+        assert np.all(np.isfinite(grad))
+        np.testing.assert_allclose(loss / scale, want / scale, **LOSS_TOL[dtype])
+        np.testing.assert_allclose(grad / scale, want_grad / scale, **GRAD_TOL[dtype])
+        first = first or (loss, grad)
+        np.testing.assert_array_equal(loss, first[0])  # the same bits in each driver
+        np.testing.assert_array_equal(grad, first[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", [4, 33, 129])
 def test_label_on_a_masked_class(isa, dtype, C):
     # the label's own term has weight (1 - eps) w_y: with eps = 1 or w_y = 0 it adds nothing,
