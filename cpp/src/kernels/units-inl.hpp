@@ -195,6 +195,7 @@ double softmax_units_lanes_norm(const SoftmaxJob<typename D::T>& j, int64_t u0, 
 // The job's fields are copied to locals: the stores below could alias them otherwise.
 template <class D, class S>
 double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1) {
+  if (!is_loss_op(j.op)) return softmax_units_lanes_norm<D, S>(j, u0, u1);
   using T = typename D::T;
   constexpr int W = D::W;
   const int64_t C = j.len, zcs = j.z.cs, ocs = j.out.cs;
@@ -223,7 +224,6 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   const bool flat_rows = j.rows.nd == 1;
   const int64_t zs = flat_rows ? j.z.st[0] : 0, os = flat_rows ? j.out.st[0] : 0;
   const int64_t rs = flat_rows ? j.row_out.st[0] : 0, ys = flat_rows ? j.y.st[0] : 0;
-  if (!is_loss_op(j.op)) return softmax_units_lanes_norm<D, S>(j, u0, u1);
   // label smoothing and targets: the class weights act inside the row (lanes_xent_soft), and
   // their sum bounds the row's gradient over its scale, as in softmax_units_s
   // the poly-1 and focal losses: with labels, focal's alpha[y] multiplies the row's loss and
