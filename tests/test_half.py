@@ -48,6 +48,14 @@ def assert_same_f32(got, want):
     assert np.array_equal(got, want, equal_nan=True)
 
 
+def assert_same_loss(got, want):
+    """An array of float32 losses (assert_same_f32), or the same reduced value."""
+    if np.ndim(want):
+        assert_same_f32(got, want)
+    else:
+        assert type(got) is type(want) and got == want
+
+
 def one_half_ulp(ref64, dtype):
     """One ulp of the half format at |ref64| (its subnormal spacing below the normal range)."""
     mant, emin = (10, -14) if dtype == np.float16 else (7, -126)
@@ -222,6 +230,53 @@ def test_sigmoid(half, shape, summed, rng, isa):
     loss, grad = xent.sigmoid_cross_entropy(z, t, reduction="none", return_grad=True)
     np.testing.assert_allclose(loss, rl, **LOSS_TOL[np.float32])
     assert np.all(np.abs(grad.astype(np.float64) - rg) <= one_half_ulp(rg, half) + 4e-7)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_sigmoid_direct_and_converted(half, reduction, rng, isa):
+    """Contiguous half operands go straight to the plain sigmoid kernel (converted in its loads
+    and stores), in flat units and in rows of more than a unit (8192 elements); strided ones,
+    the options and a gradient over the logits go through float32 rows. Every way gives the
+    float32 result on the upcast values: equal losses, the gradient rounded once."""
+    z = logits(rng, (3, 9000), half, 4.0)
+    z[0, :7] = [np.inf, -np.inf, 0.0, 1e-7, -60.0, 60.0, 5.0]
+    t = (rng.random(z.shape) < 0.3).astype(half)
+    # z = inf with t = 0, z = -inf with t = 1: +inf losses, finite gradients (not in the sums)
+    t[0, :2] = [0.0, 1.0] if reduction == "none" else [1.0, 0.0]
+    z32, t32 = z.astype(np.float32), t.astype(np.float32)
+    wide_z, wide_t = np.zeros((3, 18000), half), np.zeros((3, 18000), half)
+    wide_z[:, ::2], wide_t[:, ::2] = z, t
+    padded = np.zeros((3, 9100), half)[:, :9000]  # contiguous rows 9100 apart
+    padded[:] = z
+    layouts = ((z, t), (padded, t), (wide_z[:, ::2], t), (z, wide_t[:, ::2]), (np.asfortranarray(z), t))
+    for kw in ({}, dict(axis=-1), dict(axis=None)):
+        if reduction != "none" and kw:
+            continue
+        want_l, want_g = xent.sigmoid_cross_entropy(z32, t32, reduction=reduction, return_grad=True, **kw)
+        for zz, tt in layouts:
+            loss, grad = xent.sigmoid_cross_entropy(zz, tt, reduction=reduction, return_grad=True, **kw)
+            assert_same_loss(loss, want_l)
+            assert_rounded(grad, want_g, half)
+            assert_same_loss(xent.sigmoid_cross_entropy(zz, tt, reduction=reduction, **kw), want_l)
+        g = np.empty_like(z)
+        xent.sigmoid_cross_entropy(z, t, reduction=reduction, return_grad=True, grad_out=g, **kw)
+        assert np.array_equal(_bits(g), _bits(grad))
+        zz = z.copy()
+        xent.sigmoid_cross_entropy(zz, t, reduction=reduction, return_grad=True, grad_out=zz, **kw)
+        assert np.array_equal(_bits(zz), _bits(grad))
+        strided = wide_z.copy()[:, ::2]
+        xent.sigmoid_cross_entropy(z, t, reduction=reduction, return_grad=True, grad_out=strided, **kw)
+        assert np.array_equal(_bits(strided), _bits(grad))
+    rl, rg = ref.sigmoid_xent(z.astype(np.float64), t.astype(np.float64))
+    loss, grad = xent.sigmoid_cross_entropy(z, t, reduction="none", return_grad=True)
+    fin = np.isfinite(rl)
+    assert fin.sum() == z.size - (2 if reduction == "none" else 0)
+    np.testing.assert_allclose(loss[fin], rl[fin], **LOSS_TOL[np.float32])
+    assert np.all(np.isinf(loss[~fin]))
+    assert np.all(np.abs(grad.astype(np.float64) - rg) <= one_half_ulp(rg, half) + 4e-7)
+    total = xent.sigmoid_cross_entropy(z, t, reduction="sum")
+    if reduction != "none":
+        np.testing.assert_allclose(total, rl.sum(), **LOSS_TOL[np.float32])
 
 
 def test_extremes(half, rng):

