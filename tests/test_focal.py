@@ -209,16 +209,21 @@ def test_bad_arguments():
         xent.sigmoid_focal_loss(z, t, weight=np.ones(3))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, "bfloat16"])
 def test_bad_targets_in_long_arrays_named(dtype):
-    # a bad target anywhere, in NumPy's vector body or its tail, is named
+    # a bad target anywhere, in NumPy's vector body or its tail, is named (the first check
+    # compares the targets' bits with 1.0's, then the exact one names the culprit)
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    half = np.dtype(dtype).itemsize == 2
     z = np.zeros((300, 37), dtype)
     t = np.full((300, 37), 0.5, dtype)
     t[0, 0], t[-1, -1] = 0.0, 1.0  # the bounds are allowed, and -0.0
     t[5, 5] = -0.0
     xent.sigmoid_focal_loss(z, t)
+    above = {8: 1.0000001, 4: 1.0001, 2: 1.01}[np.dtype(dtype).itemsize]
     for at in ((150, 20), (299, 36), (0, 0)):
-        for v in (1.0000001 if dtype == np.float64 else 1.0001, -1e-30, np.nan, np.inf):
+        for v in (above, -1e-3 if half else -1e-30, -np.inf, np.nan, np.inf):
             bad = t.copy()
             bad[at] = v
             with pytest.raises(ValueError, match=rf"targets\[{at[0]}, {at[1]}\]"):

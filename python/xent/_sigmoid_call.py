@@ -58,9 +58,19 @@ def logits_and_targets(logits, targets):
 
 def check_unit_targets(t: np.ndarray) -> None:
     """Targets must lie in [0, 1] (the focal factor is a power of 1 - p_t); ValueError naming the first bad one."""
+    if not t.size:
+        return
+    # +0 <= t <= 1 exactly when t's bits, read as an unsigned integer, are at most 1.0's:
+    # nonnegative floats order as their bits, and every negative value, NaN and +inf has
+    # larger bits. One integer max instead of a float min and max (NumPy's float16 ones
+    # convert each element in software: 10M targets, 34 ms against 1 ms). -0.0 and the
+    # errors take the exact check below.
+    bits = np.dtype(f"u{t.dtype.itemsize}")
+    if t.view(bits).max() <= np.ones((), t.dtype).view(bits):
+        return
     if t.dtype.name == "bfloat16":
         t = t.astype(np.float32)  # exact; NumPy's reductions on ml_dtypes types are not relied on
-    if not t.size or (t.min() >= 0 and t.max() <= 1):
+    if t.min() >= 0 and t.max() <= 1:
         return
     bad = ~((t >= 0) & (t <= 1))  # only on the error path
     at = int(np.flatnonzero(bad.ravel())[0])
