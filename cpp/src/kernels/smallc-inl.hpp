@@ -66,56 +66,51 @@ XENT_FORCE_INLINE typename D::V log_sum_ge1(typename D::V ones, typename D::V re
 // W x W register transposes where they are contiguous rows (C order; the last C % W classes
 // too where the ISA's masked loads and stores are cheap, D::kMaskedTail: AVX-512, where rows
 // of 10 classes took 0.57-0.64x the time so; AVX2's masked moves made rows of 2-20 classes
-// up to 1.20x slower), else element by element; half rows converted to float32 a row at a time (row:
-// kLanesMaxC floats). Lanes n..W-1 of the tile get 0 (a finite row of no one's).
+// up to 1.20x slower), else element by element. Half rows (S) take the same moves, converted
+// in their vector loads and stores (Io; rounded to nearest even on the way out): converted
+// a row at a time into a float32 row and moved element by element, they took 1.3-2.1x
+// float32's time at 10-64 classes.
+// Lanes n..W-1 of the tile get 0 (a finite row of no one's).
 template <class D, class S>
-inline void lanes_tile_in(const S* const* zr, int64_t zcs, int n, int64_t C, typename D::T* tile,
-                          typename D::T* row) {
+inline void lanes_tile_in(const S* const* zr, int64_t zcs, int n, int64_t C, typename D::T* tile) {
   using T = typename D::T;
   using V = typename D::V;
+  using L = Io<D, S>;
   constexpr int W = D::W;
-  if constexpr (!std::is_same_v<S, T>) {
-    for (int i = 0; i < n; ++i) {
-      load_row<D, S>(zr[i], zcs, C, row);
-      for (int64_t c = 0; c < C; ++c) tile[c * W + i] = row[c];
+  bool adjacent = n == W && W > 1;
+  for (int i = 1; i < n && adjacent; ++i) adjacent = zr[i] == zr[0] + i;
+  if (adjacent) {
+    for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, L::load(zr[0] + c * zcs));
+    return;
+  }
+  const int64_t cw = n == W && zcs == 1 && W > 1 ? C - C % W : 0;  // classes moved by transposes
+  if (cw) {
+    // the next group's rows, if they follow at the same stride (a guess: a prefetch never
+    // faults), while this one computes: the transposes read W rows' lines a row apart,
+    // which the hardware prefetchers did not keep up with (2**24 logits, 1 thread: AVX-512
+    // float32 64 classes, a group of 4 KiB, 0.72-0.82x the time; float64 32-64 classes
+    // 0.64-0.92x on AVX-512 and AVX2). Float groups of 2 KiB (AVX2 at 64 classes, AVX-512
+    // at 32) came out 1.06-1.18x slower with it in some runs: not there.
+    const int64_t s = zr[1] - zr[0], bytes = W * s * static_cast<int64_t>(sizeof(S));
+    if (s >= C && s <= 2 * C && (sizeof(S) == 8 || bytes >= 4096)) {
+      const char* next = reinterpret_cast<const char*>(zr[W - 1] + s);
+      for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
+  }
+  for (int64_t c0 = 0; c0 < cw; c0 += W) {
+    V v[W];
+    for (int i = 0; i < W; ++i) v[i] = L::load(zr[i] + c0);
+    D::transpose(v);
+    for (int k = 0; k < W; ++k) D::store(tile + (c0 + k) * W, v[k]);
+  }
+  if (const int64_t r = C - cw; r > 0 && D::kMaskedTail && n == W && zcs == 1) {  // the rest: masked
+    V v[W];
+    for (int i = 0; i < W; ++i) v[i] = L::load_tail(zr[i] + cw, r);
+    D::transpose(v);
+    for (int64_t k = 0; k < r; ++k) D::store(tile + (cw + k) * W, v[k]);
   } else {
-    (void)row;
-    bool adjacent = n == W && W > 1;
-    for (int i = 1; i < n && adjacent; ++i) adjacent = zr[i] == zr[0] + i;
-    if (adjacent) {
-      for (int64_t c = 0; c < C; ++c) D::store(tile + c * W, D::load(zr[0] + c * zcs));
-      return;
-    }
-    const int64_t cw = n == W && zcs == 1 && W > 1 ? C - C % W : 0;  // classes moved by transposes
-    if (cw) {
-      // the next group's rows, if they follow at the same stride (a guess: a prefetch never
-      // faults), while this one computes: the transposes read W rows' lines a row apart,
-      // which the hardware prefetchers did not keep up with (2**24 logits, 1 thread: AVX-512
-      // float32 64 classes, a group of 4 KiB, 0.72-0.82x the time; float64 32-64 classes
-      // 0.64-0.92x on AVX-512 and AVX2). Float groups of 2 KiB (AVX2 at 64 classes, AVX-512
-      // at 32) came out 1.06-1.18x slower with it in some runs: not there.
-      const int64_t s = zr[1] - zr[0], bytes = W * s * static_cast<int64_t>(sizeof(T));
-      if (s >= C && s <= 2 * C && (sizeof(T) == 8 || bytes >= 4096)) {
-        const char* next = reinterpret_cast<const char*>(zr[W - 1] + s);
-        for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
-      }
-    }
-    for (int64_t c0 = 0; c0 < cw; c0 += W) {
-      V v[W];
-      for (int i = 0; i < W; ++i) v[i] = D::load(zr[i] + c0);
-      D::transpose(v);
-      for (int k = 0; k < W; ++k) D::store(tile + (c0 + k) * W, v[k]);
-    }
-    if (const int64_t r = C - cw; r > 0 && D::kMaskedTail && n == W && zcs == 1) {  // the rest: masked
-      V v[W];
-      for (int i = 0; i < W; ++i) v[i] = D::load_tail(zr[i] + cw, r, T(0));
-      D::transpose(v);
-      for (int64_t k = 0; k < r; ++k) D::store(tile + (cw + k) * W, v[k]);
-    } else {
-      for (int i = 0; i < n; ++i)
-        for (int64_t c = cw; c < C; ++c) tile[c * W + i] = zr[i][c * zcs];
-    }
+    for (int i = 0; i < n; ++i)
+      for (int64_t c = cw; c < C; ++c) tile[c * W + i] = L::get(zr[i][c * zcs]);
   }
   for (int i = n; i < W; ++i)
     for (int64_t c = 0; c < C; ++c) tile[c * W + i] = T(0);
@@ -124,40 +119,31 @@ inline void lanes_tile_in(const S* const* zr, int64_t zcs, int n, int64_t C, typ
 // The tile's lanes 0..n-1 back to their rows (the inverse of lanes_tile_in; half rows
 // rounded to nearest even).
 template <class D, class S>
-inline void lanes_tile_out(const typename D::T* tile, int n, int64_t C, S* const* outr, int64_t ocs,
-                           typename D::T* row) {
-  using T = typename D::T;
+inline void lanes_tile_out(const typename D::T* tile, int n, int64_t C, S* const* outr, int64_t ocs) {
   using V = typename D::V;
+  using L = Io<D, S>;
   constexpr int W = D::W;
-  if constexpr (!std::is_same_v<S, T>) {
-    for (int i = 0; i < n; ++i) {
-      for (int64_t c = 0; c < C; ++c) row[c] = tile[c * W + i];
-      store_row<D, S>(row, C, outr[i], ocs);
-    }
+  bool adjacent = n == W && W > 1;
+  for (int i = 1; i < n && adjacent; ++i) adjacent = outr[i] == outr[0] + i;
+  if (adjacent) {
+    for (int64_t c = 0; c < C; ++c) L::store(outr[0] + c * ocs, D::load(tile + c * W));
+    return;
+  }
+  const int64_t cw = n == W && ocs == 1 && W > 1 ? C - C % W : 0;
+  for (int64_t c0 = 0; c0 < cw; c0 += W) {
+    V v[W];
+    for (int k = 0; k < W; ++k) v[k] = D::load(tile + (c0 + k) * W);
+    D::transpose(v);
+    for (int i = 0; i < W; ++i) L::store(outr[i] + c0, v[i]);
+  }
+  if (const int64_t r = C - cw; r > 0 && D::kMaskedTail && n == W && ocs == 1) {
+    V v[W];
+    for (int k = 0; k < W; ++k) v[k] = k < r ? D::load(tile + (cw + k) * W) : D::zero();
+    D::transpose(v);
+    for (int i = 0; i < W; ++i) L::store_tail(outr[i] + cw, v[i], r);
   } else {
-    (void)row;
-    bool adjacent = n == W && W > 1;
-    for (int i = 1; i < n && adjacent; ++i) adjacent = outr[i] == outr[0] + i;
-    if (adjacent) {
-      for (int64_t c = 0; c < C; ++c) D::store(outr[0] + c * ocs, D::load(tile + c * W));
-      return;
-    }
-    const int64_t cw = n == W && ocs == 1 && W > 1 ? C - C % W : 0;
-    for (int64_t c0 = 0; c0 < cw; c0 += W) {
-      V v[W];
-      for (int k = 0; k < W; ++k) v[k] = D::load(tile + (c0 + k) * W);
-      D::transpose(v);
-      for (int i = 0; i < W; ++i) D::store(outr[i] + c0, v[i]);
-    }
-    if (const int64_t r = C - cw; r > 0 && D::kMaskedTail && n == W && ocs == 1) {
-      V v[W];
-      for (int k = 0; k < W; ++k) v[k] = k < r ? D::load(tile + (cw + k) * W) : D::zero();
-      D::transpose(v);
-      for (int i = 0; i < W; ++i) D::store_tail(outr[i] + cw, v[i], r);
-    } else {
-      for (int i = 0; i < n; ++i)
-        for (int64_t c = cw; c < C; ++c) outr[i][c * ocs] = tile[c * W + i];
-    }
+    for (int i = 0; i < n; ++i)
+      for (int64_t c = cw; c < C; ++c) outr[i][c * ocs] = L::put(tile[c * W + i]);
   }
 }
 
@@ -280,10 +266,8 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
   constexpr int W = D::W;
   alignas(64) T tile[kLanesMaxC * W];
   alignas(64) T zy[W], gw[W];  // z[y] and gscale * w per lane
-  constexpr bool kHalf = !std::is_same_v<S, T>;
-  alignas(64) T row[kHalf ? kLanesMaxC : 1];  // one row in float32 (half storage)
   alignas(64) T dcap[kCap ? kLanesMaxC * W : 1];  // the cap's derivatives (with a gradient)
-  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile);
   if (kCap) lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
   for (int i = 0; i < n; ++i) {
     zy[i] = tile[y[i] * W + i];
@@ -356,7 +340,7 @@ inline void lanes_xent_label(const S* const* zr, int64_t zcs, S* const* outr, in
     if (mv[i] != -std::numeric_limits<T>::infinity())
       tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gy[i]);
   if (kCap && cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
-  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs);
 }
 template <class D, class S>
 XENT_NOINLINE void lanes_xent_label_capped(const S* const* zr, int64_t zcs, S* const* outr, int64_t ocs,
@@ -449,17 +433,15 @@ XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* con
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T tile[kLanesMaxC * W];
   alignas(64) T ttile[kTarget ? kLanesMaxC * W : 1];
   alignas(64) T ztile[kLanesMaxC * W];  // the logits, where a lane holds a -inf and a gradient is due
-  alignas(64) T row[kHalf ? kLanesMaxC : 1];
   alignas(64) T dcap[kLanesMaxC * W];  // the cap's derivatives (cap > 0 and a gradient)
   alignas(64) T zy[W], wy[W], gw[W];  // z[y], (1 - eps) w_y and gscale * w per lane
   double wyd[W];                      // (1 - eps) w_y in double (the label's gradient term)
-  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile);
   lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
-  if constexpr (kTarget) lanes_tile_in<D, S>(tr, tcs, n, C, ttile, row);
+  if constexpr (kTarget) lanes_tile_in<D, S>(tr, tcs, n, C, ttile);
   for (int i = 0; i < W; ++i) {
     const bool in = i < n;
     wyd[i] = !kTarget && in ? (kW ? static_cast<double>(cw[y[i]]) : 1.0) * (1.0 - eps) : 0.0;
@@ -554,7 +536,7 @@ XENT_NOINLINE void lanes_xent_soft(const S* const* zr, int64_t zcs, const S* con
         tile[y[i] * W + i] = static_cast<T>(static_cast<double>(tile[y[i] * W + i]) - gscale * w[i] * wyd[i]);
   }
   if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
-  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs);
 }
 
 // The poly-1 and focal losses of target distributions, a group of n (1..W) rows: every
@@ -576,14 +558,12 @@ XENT_NOINLINE void lanes_target_factor(const S* const* zr, int64_t zcs, const S*
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  constexpr bool kHalf = !std::is_same_v<S, T>;
   alignas(64) T tile[kLanesMaxC * W];   // the logits, then their exponentials
   alignas(64) T ttile[kLanesMaxC * W];  // the targets, then G_c
-  alignas(64) T row[kHalf ? kLanesMaxC : 1];
   alignas(64) T dcap[kLanesMaxC * W];  // the cap's derivatives (cap > 0 and a gradient)
-  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile);
   lanes_softcap<D>(tile, C, cap, outr ? dcap : nullptr, full);
-  lanes_tile_in<D, S>(tr, tcs, n, C, ttile, row);
+  lanes_tile_in<D, S>(tr, tcs, n, C, ttile);
   const V one = D::set1(T(1)), zero = D::zero(), prm = D::set1(static_cast<T>(param));
   const V ninf = D::set1(-std::numeric_limits<T>::infinity()), nan = D::set1(std::numeric_limits<T>::quiet_NaN());
   const V m = lanes_max<D>(tile, C);
@@ -633,7 +613,7 @@ XENT_NOINLINE void lanes_target_factor(const S* const* zr, int64_t zcs, const S*
     D::store(tile + c * W, D::select(odd, nan, D::zero_if(flat, gc)));
   }
   if (cap > 0.0) mul_rows<D>(tile, dcap, C * W);  // the chain rule through the cap
-  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs);
 }
 
 // Which lanes kernel a call's rows take, and its options (softmax_units_lanes).
@@ -700,8 +680,7 @@ inline void lanes_normalize(SoftmaxOp op, const S* const* zr, int64_t zcs, S* co
   using V = typename D::V;
   constexpr int W = D::W;
   alignas(64) T tile[kLanesMaxC * W];
-  alignas(64) T row[std::is_same_v<S, T> ? 1 : kLanesMaxC];
-  lanes_tile_in<D, S>(zr, zcs, n, C, tile, row);
+  lanes_tile_in<D, S>(zr, zcs, n, C, tile);
   lanes_softcap<D>(tile, C, cap, nullptr, full);
   const V m = lanes_max<D>(tile, C);
   V ones, rest;
@@ -730,7 +709,7 @@ inline void lanes_normalize(SoftmaxOp op, const S* const* zr, int64_t zcs, S* co
     for (int64_t c = 0; c < C; ++c)
       D::store(tile + c * W, D::select(flat, ninf, D::sub(D::sub(D::load(tile + c * W), m), l)));
   }
-  lanes_tile_out<D, S>(tile, n, C, outr, ocs, row);
+  lanes_tile_out<D, S>(tile, n, C, outr, ocs);
 }
 
 }  // namespace XENT_ISA_NS

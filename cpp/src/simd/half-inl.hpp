@@ -105,6 +105,7 @@ struct NativeIo {
   static T get(T x) { return x; }
   static T put(T x) { return x; }
   static typename D::V load(const T* p) { return D::load(p); }
+  static typename D::V load_tail(const T* p, int64_t n) { return D::load_tail(p, n, T(0)); }
   static void store(T* p, typename D::V v) { D::store(p, v); }
   static void store_tail(T* p, typename D::V v, int64_t n) { D::store_tail(p, v, n); }
 };
