@@ -138,6 +138,94 @@ def test_options_in_lanes(isa, rng, dtype):
     assert np.all(grad[[2, 3, 5, 17]] == 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [3, 10, 17, 64])
+def test_weighted_rows_every_layout(isa, rng, dtype, c):
+    """Class and sample weights, no row ignored: a 2-d call fills its groups with each row's
+    weight and no per-row test when every weight is > 0 and the scales of the least and the
+    largest fit; a zero weight or a scale out of range sends the call through the per-row
+    loop, and rows that do not collapse to one dimension through the row cursor. Every way
+    gives the same bits, and the float64 formula's values."""
+    n = 36
+    z0 = (3 * rng.standard_normal((n, c))).astype(dtype)
+    y = rng.integers(0, c, n)
+    w = (rng.random(c) + 0.1).astype(dtype)
+    sw = (rng.random(n) + 0.1).astype(dtype)
+    zero_w, zero_sw = w.copy(), sw.copy()
+    zero_w[y[4]], zero_sw[6] = 0, 0
+    tiny = sw.copy()
+    tiny[9] = np.finfo(dtype).tiny / 4  # a subnormal scale with reduction="sum"
+    huge = np.full(c, np.finfo(dtype).max / 8, dtype)  # scales over the bound: split
+    wide = np.zeros(2 * n, dtype)
+    wide[::2] = sw
+    # (options, a row of weight 0 given a NaN logit: it adds exactly 0 and gets a +0 gradient)
+    cases = [(dict(weight=w), None), (dict(sample_weight=sw), None), (dict(weight=w, sample_weight=sw), None),
+             (dict(sample_weight=wide[::2]), None), (dict(weight=zero_w), 4), (dict(sample_weight=zero_sw), 6),
+             (dict(weight=w, sample_weight=tiny), None), (dict(weight=huge), None),
+             (dict(weight=w, softcap=4.0), None), (dict(sample_weight=sw, z_loss=1e-3), None)]
+    bits = f"u{z0.itemsize}"
+    for kw, bad in cases:
+        z = z0.copy()
+        if bad is not None:
+            z[bad, 1] = np.nan
+        # the same rows in a (4, 9) grid cut from a padded array: two row dims, the row cursor
+        z3 = np.zeros((4, 10, c + 1), dtype)[:, :9, :c]
+        z3[:] = z.reshape(4, 9, c)
+        for reduction in ("none", "sum", "mean"):
+            loss, grad = xent.softmax_cross_entropy(z, y, reduction=reduction, return_grad=True, **kw)
+            kw3 = {k: (v.reshape(4, 9) if k == "sample_weight" else v) for k, v in kw.items()}
+            loss3, grad3 = xent.softmax_cross_entropy(z3, y.reshape(4, 9), reduction=reduction, return_grad=True,
+                                                      **kw3)
+            np.testing.assert_array_equal(np.reshape(loss3, np.shape(loss)), loss)
+            np.testing.assert_array_equal(grad3.reshape(n, c).view(bits), grad.view(bits))
+            if bad is not None:
+                assert np.isfinite(loss).all() and not np.signbit(grad[bad]).any() and not grad[bad].any()
+            if reduction == "none":  # into a strided out=
+                out = np.zeros(2 * n, dtype)[::2]
+                assert xent.softmax_cross_entropy(z, y, reduction="none", out=out, **kw) is out
+                np.testing.assert_array_equal(out, loss)
+            if reduction != "none" or "softcap" in kw or "z_loss" in kw:
+                continue
+            zz = z0.astype(np.float64)  # (the weight-0 row's NaN: its value is 0 either way)
+            lse = ref.logsumexp(zz)
+            r = np.asarray(kw.get("weight", np.ones(c)), np.float64)[y] * np.asarray(kw.get("sample_weight", 1.0))
+            g = np.exp(zz - lse[:, None])
+            g[np.arange(n), y] -= 1
+            with np.errstate(over="ignore", invalid="ignore"):  # (float64's huge weights)
+                want = r * (lse - zz[np.arange(n), y])
+                want_g = g * r[:, None]
+            fin = np.isfinite(want_g).all(axis=1)
+            big = want > np.finfo(dtype).max  # (the huge weights': +inf in dtype)
+            assert np.all(np.isinf(loss[big]))
+            np.testing.assert_allclose(loss[~big], want[~big], **LOSS_TOL[dtype])
+            np.testing.assert_allclose(grad[fin], want_g[fin], rtol=LOSS_TOL[dtype]["rtol"],
+                                       atol=GRAD_TOL[dtype]["atol"] * r.max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weighted_rows_in_threads(rng, dtype):
+    """Each task of a threaded call bounds its own rows' sample weights: a subnormal scale in
+    a late task (reduction="sum") takes the per-row loop there, as on one thread and in the
+    row cursor's layout: the same bits."""
+    n, c = 30000, 10
+    z = (3 * rng.standard_normal((n, c))).astype(dtype)
+    y = rng.integers(0, c, n)
+    sw = (rng.random(n) + 0.1).astype(dtype)
+    sw[-5] = np.finfo(dtype).tiny / 4
+    z3 = np.zeros((n // 10, 11, c), dtype)[:, :10]
+    z3[:] = z.reshape(n // 10, 10, c)
+    one = xent.softmax_cross_entropy(z, y, sample_weight=sw, reduction="sum", return_grad=True, n_threads=1)
+    cur = xent.softmax_cross_entropy(z3, y.reshape(-1, 10), sample_weight=sw.reshape(-1, 10), reduction="sum",
+                                     return_grad=True, n_threads=1)
+    assert one[0] == cur[0]
+    np.testing.assert_array_equal(one[1], cur[1].reshape(n, c))
+    for nt in (2, 3):
+        loss, grad = xent.softmax_cross_entropy(z, y, sample_weight=sw, reduction="sum", return_grad=True,
+                                                n_threads=nt)
+        assert loss == one[0]
+        np.testing.assert_array_equal(grad, one[1])
+
+
 @pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.uint8])
 def test_strided_class_axis_and_label_dtypes(isa, rng, label_dtype):
     z = rng.standard_normal((6, 19, 3)).astype(np.float32)  # class axis 1, stride 3

@@ -189,6 +189,70 @@ double softmax_units_lanes_norm(const SoftmaxJob<typename D::T>& j, int64_t u0, 
   return total;
 }
 
+// Rows with weights (sample weights, class weights outside the row), none ignored, along one
+// row dim (softmax_units_lanes): when every weight is > 0 and the scales of the least and
+// the largest product fit, every row's does (the products and the scale round
+// monotonically), so groups are filled with each row's weight and no per-row test (65536 x
+// 10 float32 with `weight=` into `grad_out=`, 1 thread: 13.0 -> 9.5 ns a row; the plain
+// rows take 9.2). Adds the rows' losses to *total and returns true; false, computing
+// nothing, when some weight or scale is out of that range (the driver's loop then).
+template <class D, class S>
+XENT_NOINLINE bool lanes_weighted_fill(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u1,
+                                       const LanesXent<typename D::T>& lx, const typename D::T* cwo,
+                                       const typename D::T* ca, double inrow, double* total) {
+  using T = typename D::T;
+  constexpr int W = D::W;
+  const T* const swp = j.sw.p;
+  const int64_t sws = j.sw.st[0];
+  double wlo = 1.0, whi = 1.0;
+  bool ok = true;
+  auto bounds = [&](const T* p, int64_t n, int64_t st) {
+    double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double v = static_cast<double>(p[k * st]);
+      ok = ok && v > 0.0 && v <= static_cast<double>(std::numeric_limits<T>::max());  // (NaN: false)
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    wlo *= lo, whi *= hi;
+  };
+  if (cwo) bounds(cwo, j.len, 1);
+  if (swp) bounds(swp + u0 * sws, u1 - u0, sws);
+  if (!(ok && row_scale_fits<T>(j.gscale * wlo, inrow) && row_scale_fits<T>(j.gscale * whi, inrow))) return false;
+  const S* const zp = reinterpret_cast<const S*>(j.z.p);
+  S* const op = reinterpret_cast<S*>(j.out.p);
+  T* const rop = j.row_out.p;
+  const int64_t zs = j.z.st[0], os = j.out.st[0], rs = j.row_out.st[0], ys = j.y.st[0];
+  const int64_t* const y64p = static_cast<const int64_t*>(j.y.p);
+  const int32_t* const y32p = static_cast<const int32_t*>(j.y.p);
+  const bool y64 = j.label_bytes == 8;
+  bool cap_full = false;
+  const S* zr[W];
+  const S* tr[W] = {};
+  S* outr[W];
+  int64_t y[W];
+  double w[W], r[W], a[W];
+  for (int64_t u = u0; u < u1; u += W) {
+    const int n = static_cast<int>(std::min<int64_t>(W, u1 - u));
+    for (int i = 0; i < n; ++i) {
+      zr[i] = zp + (u + i) * zs;
+      outr[i] = op ? op + (u + i) * os : nullptr;
+      y[i] = y64 ? y64p[(u + i) * ys] : static_cast<int64_t>(y32p[(u + i) * ys]);
+      double wi = swp ? static_cast<double>(swp[(u + i) * sws]) : 1.0;  // as the driver's loop
+      if (cwo) wi *= static_cast<double>(cwo[y[i]]);
+      w[i] = wi;
+      if (ca) a[i] = static_cast<double>(ca[y[i]]);
+    }
+    lanes_xent<D, S>(lx, zr, j.z.cs, tr, j.t.cs, op ? outr : nullptr, j.out.cs, y, w, n, j.gscale, &cap_full, r,
+                     ca ? a : nullptr);
+    for (int i = 0; i < n; ++i) {
+      if (rop) rop[(u + i) * rs] = static_cast<T>(r[i]);
+      *total += r[i];
+    }
+  }
+  return true;
+}
+
 // Integer-label cross-entropy and the other losses for small C, W rows per call of the lanes
 // kernels (smallc-inl.hpp). Rows of weight 0 (ignored) are written here
 // and skip the kernel.
@@ -278,6 +342,12 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
     }
     return total;
   }
+  // weighted rows, none ignored: a group fill of their own (lanes_weighted_fill), out of line
+  // (in this function it made the plain 64 x 10 call 4-8% slower)
+  const T* const cwo = cw && !soft ? cw : nullptr;
+  if (flat_rows && !target && !has_ignore && (swp || cwo) &&
+      lanes_weighted_fill<D, S>(j, u0, u1, lx, cwo, ca, inrow, &total))
+    return total;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     int64_t yi = 0;
     if (!target) {
