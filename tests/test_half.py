@@ -279,6 +279,63 @@ def test_sigmoid_direct_and_converted(half, reduction, rng, isa):
         np.testing.assert_allclose(total, rl.sum(), **LOSS_TOL[np.float32])
 
 
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_sigmoid_options_in_chunks(half, reduction, rng, isa):
+    """With options, contiguous half operands go through float32 buffers two of the kernel's
+    blocks at a time (the float32 loop run per chunk, each given the previous chunks' sum);
+    strided ones a unit (8192 elements) at a time. Both give the float32 result on the upcast
+    values: equal losses and sums, the gradient rounded once. Rows of 1500 make chunks start
+    inside rows (per-row sample weights) and at every class-weight phase; 7 rows make two
+    units, the second ending in a partial chunk and a partial vector."""
+    n, c = 7, 1500
+    z = logits(rng, (n, c), half, 4.0)
+    z[0, :4] = [np.inf, -np.inf, 0.0, 60.0]
+    t = (rng.random(z.shape) < 0.3).astype(half)
+    t[1] = rng.random(c).astype(half)  # soft targets
+    z[3, :2] = [np.inf, -np.inf]  # row 3 has weight 0: exactly 0 there
+    t[3, :2] = [0.0, 1.0]
+    w = (rng.random(c) + 0.5).astype(np.float32)
+    q = (3 * rng.random(c)).astype(np.float32)
+    sw = (rng.random(n) + 0.5).astype(np.float32)
+    sw[3] = 0.0
+    z32, t32 = z.astype(np.float32), t.astype(np.float32)
+    wide = np.zeros((n, 2 * c), half)
+    wide[:, ::2] = z
+    sig, focal = xent.sigmoid_cross_entropy, xent.sigmoid_focal_loss
+    cases = [
+        (sig, dict(weight=w)),
+        (sig, dict(pos_weight=q)),
+        (sig, dict(label_smoothing=0.1)),
+        (sig, dict(sample_weight=sw)),
+        (sig, dict(weight=w, pos_weight=q, label_smoothing=0.05, sample_weight=sw)),
+        (sig, dict(softcap=3.0, weight=w)),
+        (focal, dict(sample_weight=sw)),
+        (focal, dict(gamma=1.5, weight=w)),
+        (focal, dict(gamma=3.0, alpha=None)),
+    ]
+    for axis in ({}, dict(axis=-1)):
+        if axis and reduction != "none":
+            continue
+        for f, kw in cases:
+            want_l, want_g = f(z32, t32, reduction=reduction, return_grad=True, **axis, **kw)
+            assert np.isfinite(want_g).all()
+            for zz, th in ((z, 1), (z, 2), (wide[:, ::2], 1)):
+                loss, grad = f(zz, t, reduction=reduction, return_grad=True, n_threads=th, **axis, **kw)
+                assert_same_loss(loss, want_l)
+                assert_rounded(grad, want_g, half)
+                assert_same_loss(f(zz, t, reduction=reduction, n_threads=th, **axis, **kw), want_l)
+            if "sample_weight" in kw:
+                assert np.all(_bits(grad[3]) & 0x7FFF == 0)
+    # against the float64 formula: pos_weight q's loss (1 - t) z + (1 + (q - 1) t) softplus(-z)
+    rows = slice(4, 7)
+    loss, grad = sig(z[rows], t[rows], pos_weight=q, reduction="none", return_grad=True)
+    zd, td, qd = z[rows].astype(np.float64), t[rows].astype(np.float64), q.astype(np.float64)
+    b = 1 + (qd - 1) * td
+    np.testing.assert_allclose(loss, (1 - td) * zd + b * np.logaddexp(0, -zd), **LOSS_TOL[np.float32])
+    g64 = (1 - td) - b / (1 + np.exp(zd))
+    assert np.all(np.abs(grad.astype(np.float64) - g64) <= one_half_ulp(g64, half) + 1e-6 * (1 + np.abs(g64)))
+
+
 def test_extremes(half, rng):
     """The format's largest finite values, subnormals, -inf masks, a fully masked row, a NaN row."""
     big = float(np.finfo(np.float16).max) if half == np.float16 else 1e38  # big - (-big) fits float32

@@ -27,6 +27,16 @@ XENT_FORCE_INLINE void sigmoid_exp_log_stages(const S* z, int64_t n, typename D:
   for (int64_t j = 0; j < n; j += W) D::store(lb + j, log1p_unit<D>(D::load(eb + j)));
 }
 
+// How far ahead of a block the sigmoid losses with options prefetch their operands, in bytes.
+constexpr int64_t kPrefetchAhead = 4096;
+
+// Prefetches the lines of n elements at p, kPrefetchAhead bytes on (for a write if Write).
+template <bool Write = false, class T>
+XENT_FORCE_INLINE void prefetch_ahead(const T* p, int64_t n) {
+  const char* const c = reinterpret_cast<const char*>(p) + kPrefetchAhead;
+  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(c + b, Write ? 1 : 0);
+}
+
 template <class D>
 struct SigmoidStep {
   using T = typename D::T;

@@ -85,7 +85,8 @@ XENT_FORCE_INLINE void focal_emit(typename D::V loss, typename D::V g, int64_t k
 // (float32, gamma = 2, with gradient and alpha).
 template <class D, int kG, bool kGrad, bool kAlpha, bool kPlain>
 inline double run_focal_int(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
-                            typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& opts) {
+                            typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& opts,
+                            double total0) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -100,7 +101,7 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
   const T* const ew = kPlain ? nullptr : o.ew;
   const V gs = D::set1(static_cast<T>(gscale));
   const bool alpha_zero = static_cast<T>(o.alpha) == T(0) || static_cast<T>(1.0 - o.alpha) == T(0);
-  double total = 0.0;
+  double total = total0;
   alignas(64) T eb[kB], lb[kB];  // e and log1p(e) of a block's full vectors, staged
   int64_t b0 = 0;
   auto step = [&](int64_t i, int64_t k, V& acc) {
@@ -153,6 +154,9 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
     const int64_t end = n - b0 < kB ? n : b0 + kB;
     V acc = zero;
     int64_t i = b0;
+    prefetch_ahead(z + b0, end - b0);
+    prefetch_ahead(t + b0, end - b0);
+    if (kGrad) prefetch_ahead<true>(grad + b0, end - b0);
     sigmoid_exp_log_stages<D>(z + b0, (end - b0) / W * W, eb, lb);
     for (; i + W <= end; i += W) step(i, W, acc);
     if (i < end) step(i, end - i, acc);
@@ -164,24 +168,26 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
 // run_focal_int's instance for a run's options.
 template <class D, int kG>
 inline double run_focal_int_g(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
-                              typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
+                              typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o,
+                              double total0) {
   const bool plain = o.eps == 0.0 && !o.ew && !o.cw && o.rw == typename D::T(1);
   const int key = (grad ? 4 : 0) | (o.alpha >= 0.0 ? 2 : 0) | (plain ? 1 : 0);
   switch (key) {
-    case 7: return run_focal_int<D, kG, true, true, true>(z, t, n, loss_elem, grad, gscale, o);
-    case 6: return run_focal_int<D, kG, true, true, false>(z, t, n, loss_elem, grad, gscale, o);
-    case 5: return run_focal_int<D, kG, true, false, true>(z, t, n, loss_elem, grad, gscale, o);
-    case 4: return run_focal_int<D, kG, true, false, false>(z, t, n, loss_elem, grad, gscale, o);
-    case 3: return run_focal_int<D, kG, false, true, true>(z, t, n, loss_elem, grad, gscale, o);
-    case 2: return run_focal_int<D, kG, false, true, false>(z, t, n, loss_elem, grad, gscale, o);
-    case 1: return run_focal_int<D, kG, false, false, true>(z, t, n, loss_elem, grad, gscale, o);
-    default: return run_focal_int<D, kG, false, false, false>(z, t, n, loss_elem, grad, gscale, o);
+    case 7: return run_focal_int<D, kG, true, true, true>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 6: return run_focal_int<D, kG, true, true, false>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 5: return run_focal_int<D, kG, true, false, true>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 4: return run_focal_int<D, kG, true, false, false>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 3: return run_focal_int<D, kG, false, true, true>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 2: return run_focal_int<D, kG, false, true, false>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 1: return run_focal_int<D, kG, false, false, true>(z, t, n, loss_elem, grad, gscale, o, total0);
+    default: return run_focal_int<D, kG, false, false, false>(z, t, n, loss_elem, grad, gscale, o, total0);
   }
 }
 
 template <class D>
 inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, int64_t n, typename D::T* loss_elem,
-                                typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o) {
+                                typename D::T* grad, double gscale, const SigmoidRunOpts<typename D::T>& o,
+                                double total0 = 0.0) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -192,13 +198,13 @@ inline double run_sigmoid_focal(const typename D::T* z, const typename D::T* t, 
   const V c1 = D::set1(static_cast<T>(1.0 - o.eps)), c0 = D::set1(static_cast<T>(0.5 * o.eps));
   const V va = D::set1(static_cast<T>(o.alpha)), vna = D::set1(static_cast<T>(1.0 - o.alpha));
   const bool want_grad = grad != nullptr, smooth = o.eps != 0.0, has_alpha = o.alpha >= 0.0;
-  double total = 0.0;
+  double total = total0;
   switch (focal_int_gamma(static_cast<double>(static_cast<T>(o.gamma)))) {
-    case 0: return run_focal_int_g<D, 0>(z, t, n, loss_elem, grad, gscale, o);
-    case 1: return run_focal_int_g<D, 1>(z, t, n, loss_elem, grad, gscale, o);
-    case 2: return run_focal_int_g<D, 2>(z, t, n, loss_elem, grad, gscale, o);
-    case 3: return run_focal_int_g<D, 3>(z, t, n, loss_elem, grad, gscale, o);
-    case 4: return run_focal_int_g<D, 4>(z, t, n, loss_elem, grad, gscale, o);
+    case 0: return run_focal_int_g<D, 0>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 1: return run_focal_int_g<D, 1>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 2: return run_focal_int_g<D, 2>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 3: return run_focal_int_g<D, 3>(z, t, n, loss_elem, grad, gscale, o, total0);
+    case 4: return run_focal_int_g<D, 4>(z, t, n, loss_elem, grad, gscale, o, total0);
     default: break;
   }
   // log space: gamma is not an integer from 0 to 4 here (so not 0)

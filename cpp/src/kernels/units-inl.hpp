@@ -955,6 +955,39 @@ SigmoidRunOpts<T> sigmoid_run_opts(const SigmoidJob<T>& j) {
   return o;
 }
 
+// The sigmoid loss with options over n contiguous half elements (a flat job's unit): chunks of
+// kChunk elements converted into float32 buffers (zb, tb and gb, n floats each or more), the
+// float32 loop run over them (each chunk given the previous chunks' total, at a multiple of
+// its blocks: the same bits as one call over the unit's float32 rows) and the gradient
+// rounded into g. The buffers stay in L1 between the conversions and the loop: a unit at a
+// time, the three spilled to L2 (1 thread, AVX-512, 10000 x 1000 float16 with class weights
+// or label smoothing: 1.6x float32's time).
+template <class D, class S>
+double sigmoid_opt_half_chunks(const S* z, const S* t, int64_t n, typename D::T* le, S* g, double gscale,
+                               const SigmoidRunOpts<typename D::T>& o, typename D::T* zb, typename D::T* tb,
+                               typename D::T* gb) {
+  constexpr int64_t kChunk = 2 * kSumLane * D::W;
+  SigmoidRunOpts<typename D::T> oc = o;
+  double total = 0.0;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - c0);
+    load_row<D, S>(z + c0, 1, m, zb, g ? g + c0 : nullptr);
+    load_row<D, S>(t + c0, 1, m, tb);
+    // the options' element-aligned pointers, c0 elements on (cw and pw hold seg elements
+    // past any start below the period: c0 + m <= n <= seg)
+    if (o.cw) oc.cw = o.cw + c0;
+    if (o.pw) oc.pw = o.pw + c0;
+    if (o.ew) oc.ew = o.ew + c0;
+    if (o.rws) {
+      oc.rws = o.rws + (o.row_at + c0) / o.row_len;
+      oc.row_at = (o.row_at + c0) % o.row_len;
+    }
+    total = run_sigmoid_opt<D>(zb, tb, m, le ? le + c0 : nullptr, g ? gb : nullptr, gscale, oc, total);
+    if (g) store_row<D, S>(gb, m, g + c0, 1);
+  }
+  return total;
+}
+
 // Flat jobs (jobs.hpp): unit u is elements [u seg, (u + 1) seg) of the rows laid end to end
 // in their logical order, one kernel call however short the rows (a call per row of 32
 // elements cost 2.3x the loss itself). An operand is read or written in place where it is
@@ -1041,13 +1074,17 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
     // half storage read and written by the plain kernel itself, converted in its loads and
     // stores, where the operands lie contiguous (1 thread, AVX-512, float16 10000 x 1000 loss
     // + gradient: 5.2 -> 3.3 ms, float32's time; through float32 rows it took 1.6x that)
-    const bool half_direct = kHalf && !j.proba && !opts && contig(0, j.z.cs) && contig(1, j.t.cs) &&
+    const bool half_contig = kHalf && !j.proba && contig(0, j.z.cs) && contig(1, j.t.cs) &&
                              (!j.grad.p || contig(2, j.grad.cs));
+    const bool half_direct = half_contig && !opts;
+    // with options, contiguous half operands go through float32 buffers a chunk at a time
+    // (sigmoid_opt_half_chunks), the rest a unit at a time
+    const bool half_chunks = half_contig && opts;
     const bool z_in = in_place(0, j.z.cs), t_in = in_place(1, j.t.cs);
     const T* z = z_in ? j.z.p + cur.off[0] + i0 * j.z.cs : zb;
     const T* t = t_in ? j.t.p + cur.off[1] + i0 * j.t.cs : tb;
     if constexpr (kHalf) {
-      if (!half_direct) {
+      if (!half_contig) {
         pieces([&](const int64_t* off, int64_t i, int64_t at, int64_t m) {
           load_row<D, S>(reinterpret_cast<const S*>(j.z.p) + off[0] + i * j.z.cs, j.z.cs, m, zb + at,
                          j.grad.p && j.grad.cs == 1 ? reinterpret_cast<S*>(j.grad.p) + off[2] + i : nullptr);
@@ -1106,12 +1143,22 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
         move(std::true_type{}, 4, j.ew.p, j.ew.cs, eb);
         o.ew = eb;
       }
-      r = run_sigmoid_opt<D>(z, t, n, le, g, j.gscale, o);
+      if (half_chunks) {
+        if constexpr (kHalf) {
+          r = sigmoid_opt_half_chunks<D, S>(reinterpret_cast<const S*>(j.z.p) + cur.off[0] + i0 * j.z.cs,
+                                            reinterpret_cast<const S*>(j.t.p) + cur.off[1] + i0 * j.t.cs, n, le,
+                                            j.grad.p ? reinterpret_cast<S*>(j.grad.p) + cur.off[2] + i0 * j.grad.cs
+                                                     : nullptr,
+                                            j.gscale, o, zb, tb, gb);
+        }
+      } else {
+        r = run_sigmoid_opt<D>(z, t, n, le, g, j.gscale, o);
+      }
     } else {
       r = run_sigmoid<D>(z, t, n, le, g, j.gscale);
     }
     if constexpr (kHalf) {
-      if (g && !half_direct) {
+      if (g && !half_contig) {
         pieces([&](const int64_t* off, int64_t i, int64_t at, int64_t m) {
           store_row<D, S>(gb + at, m, reinterpret_cast<S*>(j.grad.p) + off[2] + i * j.grad.cs, j.grad.cs);
         });
