@@ -2,10 +2,15 @@
 cross-entropy (loss + gradient, mean reduction, one thread, grad_out reused).
 
     python bench/sigmoid_options.py [--n 262144] [--repeats 60] [--classes 256 32]
+        [--dtypes float32 float64] [--threads 1]
 
 Prints, per dtype and row length C (the class axis: n / C rows), the best time over the
 repeats (short calls, so a shared machine's preemptions fall out of the minimum) and the
-ratio to the plain loss of the same shape. Besides the options: ``axis=-1`` (the loss summed
+ratio to the plain loss of the same shape; for float16 and bfloat16 (``--dtypes float32
+float16 bfloat16``; bfloat16 through ``ml_dtypes``) also the ratio to float32's time of the
+same case, when float32 ran first (the Hessian and the loss from probabilities are left
+out there: they compute half in float32 copies). ``--n 10000000 --classes 1000`` times
+arrays out of cache. Besides the options: ``axis=-1`` (the loss summed
 over the class axis, then the mean over rows) and a sample weight per element (a 1-d array
 of n logits). Last, ``sigmoid_hessian`` with its gradient, plain and with one weight per row
 (an ``(R, 1)`` weight), the latter's ratio to the former; and ``binary_cross_entropy`` (from
@@ -45,15 +50,29 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=262144)
     ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--classes", type=int, nargs="+", default=[256, 32])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
+                    choices=["float32", "float64", "float16", "bfloat16"])
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
+    th = args.threads
     for C in args.classes:
         R = max(1, args.n // C)
-        for dt in (np.float32, np.float64):
+        f32_ms: dict = {}
+        for name in args.dtypes:
+            if name == "bfloat16":
+                import ml_dtypes
+
+                dt = np.dtype(ml_dtypes.bfloat16)
+            else:
+                dt = np.dtype(name)
+            half = dt.itemsize == 2
             z = (rng.standard_normal((R, C)) * 3).astype(dt)
             t = rng.random((R, C)).astype(dt)
             g = np.empty_like(z)
-            w, sw, ew = rng.random(C), rng.random(R), rng.random(R * C).astype(dt)
+            # (weights in the compute dtype: float32 for half logits)
+            wdt = np.float32 if half else dt
+            w, sw, ew = rng.random(C), rng.random(R), rng.random(R * C).astype(wdt)
             sig = xent.sigmoid_cross_entropy
             flat = (z.reshape(-1), t.reshape(-1), g.reshape(-1))
             cases = {
@@ -69,19 +88,24 @@ def main() -> None:
                 "focal gamma=2": (xent.sigmoid_focal_loss, dict(gamma=2.0), None),
             }
             calls = {name: (lambda f=f, kw=kw, a=(a or (z, t, g)): f(a[0], a[1], return_grad=True, grad_out=a[2],
-                                                                     n_threads=1, **kw))
+                                                                     n_threads=th, **kw))
                      for name, (f, kw, a) in cases.items()}
-            hess = partial(xent.sigmoid_hessian, z, t, return_grad=True, out=np.empty_like(z), grad_out=g, n_threads=1)
-            calls["hessian"] = hess
-            calls["hessian sw"] = partial(hess, sample_weight=sw[:, None])
-            bce = partial(xent.binary_cross_entropy, 1 / (1 + np.exp(-z)), t, return_grad=True, n_threads=1)
-            calls["bce"] = bce
-            calls["bce axis=-1"] = partial(bce, axis=-1)
-            calls["bce axis=-1 none"] = partial(bce, axis=-1, reduction="none")
+            if not half:
+                hess = partial(xent.sigmoid_hessian, z, t, return_grad=True, out=np.empty_like(z), grad_out=g,
+                               n_threads=th)
+                calls["hessian"] = hess
+                calls["hessian sw"] = partial(hess, sample_weight=sw[:, None])
+                bce = partial(xent.binary_cross_entropy, 1 / (1 + np.exp(-z)), t, return_grad=True, n_threads=th)
+                calls["bce"] = bce
+                calls["bce axis=-1"] = partial(bce, axis=-1)
+                calls["bce axis=-1 none"] = partial(bce, axis=-1, reduction="none")
             ms = best_ms(calls, args.repeats)
-            for name, m in ms.items():
-                base = ms[next((b for b in ("hessian", "bce") if name.startswith(b)), "plain")]
-                print(f"{np.dtype(dt).name:8s} C={C:<4d} {name:16s} {m:7.3f} ms  x{m / base:.2f}")
+            if dt == np.float32:
+                f32_ms = ms
+            for case, m in ms.items():
+                base = ms[next((b for b in ("hessian", "bce") if case.startswith(b)), "plain")]
+                vs32 = f"  x{m / f32_ms[case]:.2f} float32" if half and case in f32_ms else ""
+                print(f"{dt.name:8s} C={C:<4d} {case:16s} {m:7.3f} ms  x{m / base:.2f}{vs32}")
 
 
 if __name__ == "__main__":
