@@ -109,3 +109,27 @@ def test_nan_confined(isa):
     loss, grad = xent.sigmoid_cross_entropy(z, np.zeros_like(z), axis=1, reduction="none", return_grad=True)
     assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
     assert np.isnan(grad[1, 2]) and np.isfinite(np.delete(grad.ravel(), 7)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_options_out_of_cache_same_values(isa, rng, dtype):
+    """Jobs of 16 MiB or more (logits, targets and gradient) run the option loops with each
+    block's operands prefetched ahead; every element's loss and gradient is the one the same
+    rows give in calls small enough to run without, and the sum is within the float64
+    reference's tolerance."""
+    n, c = 1400 if dtype == np.float32 else 700, 1000  # 16.8 MB
+    z = (4 * rng.standard_normal((n, c))).astype(dtype)
+    t = (rng.random((n, c)) < 0.3).astype(dtype)
+    w = (rng.random(c) + 0.5).astype(dtype)
+    for f, kw in (
+        (xent.sigmoid_cross_entropy, dict(weight=w, pos_weight=w)),
+        (xent.sigmoid_cross_entropy, dict(label_smoothing=0.1)),
+        (xent.sigmoid_focal_loss, dict(gamma=2.0)),
+    ):
+        loss, grad = f(z, t, reduction="none", return_grad=True, **kw)
+        for r0 in range(0, n, 100):
+            lr, gr = f(z[r0 : r0 + 100], t[r0 : r0 + 100], reduction="none", return_grad=True, **kw)
+            assert np.array_equal(loss[r0 : r0 + 100], lr) and np.array_equal(grad[r0 : r0 + 100], gr)
+    loss = xent.sigmoid_cross_entropy(z, t, weight=w, reduction="sum")
+    rl, _ = ref.sigmoid_xent(z.astype(np.float64), t.astype(np.float64))
+    np.testing.assert_allclose(loss, (rl * w.astype(np.float64)).sum(), **LOSS_TOL[dtype])

@@ -154,9 +154,11 @@ inline double run_focal_int(const typename D::T* z, const typename D::T* t, int6
     const int64_t end = n - b0 < kB ? n : b0 + kB;
     V acc = zero;
     int64_t i = b0;
-    prefetch_ahead(z + b0, end - b0);
-    prefetch_ahead(t + b0, end - b0);
-    if (kGrad) prefetch_ahead<true>(grad + b0, end - b0);
+    if (o.prefetch) {
+      prefetch_ahead(z + b0, end - b0);
+      prefetch_ahead(t + b0, end - b0);
+      if (kGrad) prefetch_ahead<true>(grad + b0, end - b0);
+    }
     sigmoid_exp_log_stages<D>(z + b0, (end - b0) / W * W, eb, lb);
     for (; i + W <= end; i += W) step(i, W, acc);
     if (i < end) step(i, end - i, acc);

@@ -48,6 +48,7 @@ struct SigmoidRunOpts {
   T cw_min = T(0);        // no class weight is below it (0: unknown; the zero tests run)
   T ew_min = T(0);        // no element weight is below it (0: unknown; the zero tests run)
   bool general = false;   // tests: the kAny loop whatever the options (run_sigmoid_opt)
+  bool prefetch = false;  // each block's z, t and gradient prefetched kPrefetchAhead bytes on
 };
 
 // The weights of consecutive vectors of a run over rows of len >= D::W elements, one weight
@@ -263,11 +264,11 @@ inline double run_sigmoid_opt_f(const typename D::T* z, const typename D::T* t, 
     V acc = D::zero();
     int64_t i = b0;
     const int64_t nfull = (end - b0) / W * W;
-    // out of cache, the operands' lines kPrefetchAhead bytes on: without, class weights or
-    // pos_weight took 1.3-1.4x the plain loss's time (10000 x 1000 float32, 1 thread)
-    prefetch_ahead(z + b0, end - b0);
-    prefetch_ahead(t + b0, end - b0);
-    if (want_grad) prefetch_ahead<true>(grad + b0, end - b0);
+    if (o.prefetch) {
+      prefetch_ahead(z + b0, end - b0);
+      prefetch_ahead(t + b0, end - b0);
+      if (want_grad) prefetch_ahead<true>(grad + b0, end - b0);
+    }
     if (capped_max(F) && capped) {
       softcap_row<D>(z + b0, 1, end - b0, o.softcap, zcb, dcb, &cap_full);
       sigmoid_exp_log_stages<D>(zcb, nfull, eb, lb);

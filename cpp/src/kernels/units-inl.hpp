@@ -941,6 +941,14 @@ inline double sum_in_double(const typename D::T* p, int64_t m) {
   return s;
 }
 
+// Whether a sigmoid job's option loops prefetch the operands they read and write in place
+// (kPrefetchMinBytes, sigmoid-inl.hpp).
+template <class T>
+bool sigmoid_prefetch(const SigmoidJob<T>& j) {
+  const int64_t n = j.rows.n_rows() * j.len;
+  return n * static_cast<int64_t>(sizeof(T)) * (j.grad.p ? 3 : 2) >= kPrefetchMinBytes;
+}
+
 // The options of a sigmoid job's runs that are the same for every unit.
 template <class T>
 SigmoidRunOpts<T> sigmoid_run_opts(const SigmoidJob<T>& j) {
@@ -968,6 +976,7 @@ double sigmoid_opt_half_chunks(const S* z, const S* t, int64_t n, typename D::T*
                                typename D::T* gb) {
   constexpr int64_t kChunk = 2 * kSumLane * D::W;
   SigmoidRunOpts<typename D::T> oc = o;
+  oc.prefetch = false;  // (the buffers are in cache; load_row prefetches the half operands)
   double total = 0.0;
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t m = std::min(kChunk, n - c0);
@@ -1014,6 +1023,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
   const bool opts = j.has_opts();
   SigmoidRunOpts<T> o = sigmoid_run_opts(j);
   const ClipLogs<D> cl(j.proba ? j.eps : 0.5);
+  const bool pf = !kHalf && sigmoid_prefetch(j);
   double total = 0.0;
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t f0 = u * j.seg, n = std::min(j.seg, N - f0);
@@ -1152,6 +1162,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
                                             j.gscale, o, zb, tb, gb);
         }
       } else {
+        o.prefetch = pf && z_in;
         r = run_sigmoid_opt<D>(z, t, n, le, g, j.gscale, o);
       }
     } else {
@@ -1208,6 +1219,7 @@ double sigmoid_units_rows(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
   double total = 0.0;
   // contiguous half rows read and written by the plain kernel itself (sigmoid_units_flat)
   const bool half_direct = kHalf && !j.proba && !opts && j.z.cs == 1 && j.t.cs == 1 && (!j.grad.p || j.grad.cs == 1);
+  o.prefetch = !kHalf && z_c && sigmoid_prefetch(j);
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     const T* z = zb;
     const T* t = tb;
