@@ -113,13 +113,16 @@ inline typename D::T block_max(const S* z, int64_t n, typename D::T* cmax) {
 // writes after the whole row is summed), the loop also brings that row's lines into cache:
 // written there cold, each line waited on its read for ownership in a pass with little
 // else to do (1 thread, AVX-512, float16 256 x 50304 loss + gradient into `grad_out=`:
-// 3.90 -> 3.12 ms, float32's time; 2048 x 50304 on 2 threads 15.5 -> 12.7 ms).
+// 3.90 -> 3.12 ms, float32's time; 2048 x 50304 on 2 threads 15.5 -> 12.7 ms). With kPre
+// in float storage, `wpre` is a row of the same length read after this one (the targets of
+// a soft-target loss): its lines are brought in the same way.
 struct ExpSum {
   double ones, rest;
   int64_t live = 0;
 };
 
-template <class D, bool kStore, class S = typename D::T, bool kLive = false>
+template <class D, bool kStore, class S = typename D::T, bool kLive = false,
+          bool kPre = !std::is_same_v<S, typename D::T>>
 inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T* e, const typename D::T* cmax,
                            const S* wpre = nullptr) {
   using T = typename D::T;
@@ -130,7 +133,6 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
   const V vm = D::set1(m);
   const V zero = D::zero();
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
-  constexpr bool kHalf = !std::is_same_v<S, T>;
   V kl = zero;    // live logits, integer lanes
   V tops = zero;  // terms z == m kept out of the sums, integer lanes
   auto step = [&](auto kind, V x, V& s, T* dst, int64_t k) {
@@ -166,7 +168,7 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
         int64_t i = h;
         for (; i + W <= hend; i += W) {
           __builtin_prefetch(z + i + kBlock);
-          if constexpr (kHalf) if (wpre) __builtin_prefetch(wpre + i);
+          if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + i);
           step(split, L::load(z + i), s, e + (kStore ? i : 0), W);
         }
         if (i < hend)
@@ -183,7 +185,7 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
       // one computes: block_max then finds it in cache instead of waiting on memory
       // (2048 x 50304 float32 forward: 67.7 -> 51 ms on one thread)
       __builtin_prefetch(z + i + kBlock);
-      if constexpr (kHalf) if (wpre) __builtin_prefetch(wpre + i);
+      if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + i);
       step(plain, L::load(z + i), s0, e + (kStore ? i : 0), W);
       step(plain, L::load(z + i + W), s1, e + (kStore ? i + W : 0), W);
     }
@@ -302,7 +304,8 @@ struct LogLater {
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b (e is T's
 // lanes whatever z's storage S). Without kLog, log(s) is left to the caller (r.finish(), or
 // a LogLater): log_s is NaN until then. `wpre`: the half row written after it (ExpSum).
-template <class D, bool kStore, class S = typename D::T, bool kLive = false, bool kLog = true>
+template <class D, bool kStore, class S = typename D::T, bool kLive = false, bool kLog = true,
+          bool kPre = !std::is_same_v<S, typename D::T>>
 inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* refs, const S* wpre = nullptr) {
   using T = typename D::T;
   const double ninf = -std::numeric_limits<double>::infinity();
@@ -327,8 +330,8 @@ inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* re
       }
       continue;
     }
-    const ExpSum bs = block_expsum<D, kStore, S, kLive>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0), cmax,
-                                                        wpre ? wpre + b0 : nullptr);
+    const ExpSum bs = block_expsum<D, kStore, S, kLive, kPre>(z + b0, n, static_cast<T>(m), e + (kStore ? b0 : 0),
+                                                              cmax, wpre ? wpre + b0 : nullptr);
     ones += bs.ones;
     rest += bs.rest;
     live += static_cast<double>(bs.live);
