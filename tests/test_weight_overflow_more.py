@@ -248,3 +248,38 @@ def test_sigmoid_float32_terms_whose_sum_overflows_float32(isa, kind, red, layou
     got = fn(z, t, reduction=red, **kw)
     assert np.isfinite(got)
     assert got == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["targets", "smoothing"])
+def test_gradient_factor_beyond_float32_keeps_the_target_term(mode):
+    """A row's gradient factor (here 1 + 2 z_loss lse ~ 4e38) beyond float32's range is
+    applied in double (row_scale_exps' wide path); the target's term (soft targets) or the
+    smoothing's term is subtracted after it, from the same finite products: exp(-87) ~ 1.6e-38
+    times 4e38 leaves terms of 6-20 where t's ~1/300 still shows (5e-4 of them, against the
+    float32 rounding of z - max, 87 * 2**-24 relative)."""
+    rng = np.random.default_rng(3)
+    c = 300  # the row kernels (rows in lanes stop at 128 float32 classes)
+    z = np.full((2, c), 13.0, np.float32)
+    z[:, 0] = 100.0
+    z[1, 1:] += rng.random(c - 1).astype(np.float32)
+    zl = 2e36
+    if mode == "targets":
+        t = rng.random((2, c)).astype(np.float32)
+        t /= t.sum(1, keepdims=True)
+        with np.errstate(over="ignore"):
+            _, g = xent.softmax_cross_entropy(z, t, z_loss=zl, reduction="sum", return_grad=True)
+        tt = t.astype(np.longdouble)
+    else:
+        y = np.array([0, 5])
+        with np.errstate(over="ignore"):
+            _, g = xent.softmax_cross_entropy(z, y, z_loss=zl, label_smoothing=0.1, reduction="sum", return_grad=True)
+        tt = np.full((2, c), 0.1 / c, np.longdouble)
+        tt[np.arange(2), y] += 0.9
+    zz = z.astype(np.longdouble)
+    m = zz.max(1, keepdims=True)
+    lse = m + np.log(np.exp(zz - m).sum(1, keepdims=True))
+    want = (tt.sum(1, keepdims=True) + 2 * np.longdouble(zl) * lse) * np.exp(zz - lse) - tt
+    fin = np.abs(want) < np.finfo(np.float32).max
+    assert fin.sum() == 2 * (c - 1) and np.all(np.isinf(g[~fin]))
+    assert np.all(np.abs(want[fin]) > 1) and np.all(np.abs(want[fin]) < 100)
+    np.testing.assert_allclose(g[fin].astype(np.float64), want[fin].astype(np.float64), rtol=1e-5)
