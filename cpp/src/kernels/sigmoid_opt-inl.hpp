@@ -49,6 +49,7 @@ struct SigmoidRunOpts {
   T ew_min = T(0);        // no element weight is below it (0: unknown; the zero tests run)
   bool general = false;   // tests: the kAny loop whatever the options (run_sigmoid_opt)
   bool prefetch = false;  // each block's z, t and gradient prefetched kPrefetchAhead bytes on
+                          // (the option loops and the integer-gamma focal loop)
 };
 
 // The weights of consecutive vectors of a run over rows of len >= D::W elements, one weight

@@ -964,7 +964,7 @@ SigmoidRunOpts<T> sigmoid_run_opts(const SigmoidJob<T>& j) {
 }
 
 // The sigmoid loss with options over n contiguous half elements (a flat job's unit): chunks of
-// kChunk elements converted into float32 buffers (zb, tb and gb, n floats each or more), the
+// kChunk elements converted into float32 buffers (zb, tb and gb, min(n, kChunk) floats each or more), the
 // float32 loop run over them (each chunk given the previous chunks' total, at a multiple of
 // its blocks: the same bits as one call over the unit's float32 rows) and the gradient
 // rounded into g. The buffers stay in L1 between the conversions and the loop: a unit at a
