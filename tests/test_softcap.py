@@ -295,3 +295,30 @@ def test_softcap_nan_stays_in_its_row(rng):
                                             return_grad=True)
     assert np.isnan(loss[1]) and np.isfinite(np.delete(loss, 1)).all()
     assert np.isfinite(np.delete(grad, 1, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softcap_out_of_cache_same_values(isa, rng, dtype):
+    """Jobs of 16 MiB or more (logits and output) prefetch the logits ahead in the cap's pass
+    (the passes after it read the capped copy); every row's loss and gradient, and every
+    softmax row, is the one the same rows give in calls small enough to run without, and the
+    loss agrees with the uncapped loss of the capped logits computed in float64."""
+    n, c = (2100, 1000) if dtype == np.float32 else (1050, 1000)  # 16.8 MB of logits and gradient
+    z = (20 * rng.standard_normal((n, c))).astype(dtype)
+    z[5, 7] = -np.inf
+    y = rng.integers(0, c, n)
+    y[5] = 0
+    cap = 30.0
+    loss, grad = xent.softmax_cross_entropy(z, y, softcap=cap, reduction="none", return_grad=True)
+    sm = xent.softmax(z, softcap=cap)
+    for r0 in range(0, n, 150):
+        rows = slice(r0, r0 + 150)
+        lr, gr = xent.softmax_cross_entropy(z[rows], y[rows], softcap=cap, reduction="none", return_grad=True)
+        assert np.array_equal(loss[rows], lr) and np.array_equal(grad[rows], gr)
+        assert np.array_equal(sm[rows], xent.softmax(z[rows], softcap=cap))
+    assert grad[5, 7] == 0.0 and sm[5, 7] == 0.0
+    z64 = z.astype(np.float64)
+    ref_l = xent.softmax_cross_entropy(_capped(z64, cap), y, reduction="none")
+    bound = 1e-12 * np.abs(ref_l) + 1e-13 if dtype == np.float64 else (
+        2e-6 * np.abs(ref_l) + 1e-6 + 2 * float(np.spacing(np.float32(cap))))
+    assert (np.abs(loss - ref_l) <= bound).all()

@@ -32,7 +32,8 @@ XENT_FORCE_INLINE void sigmoid_exp_log_stages(const S* z, int64_t n, typename D:
 // cache, an option loop's stages (exp, log1p, then the rest) computed with no load in flight
 // (10000 x 1000 float32, 1 thread: class weights or pos_weight 1.3-1.4x the plain loss's
 // time, 1.2x with it); in cache the prefetches cost 5-9% (2048 x 256). The plain loss
-// measured 0.95-1.03x with them (left out).
+// measured 0.95-1.03x with them (left out). The softmax losses' soft cap pass takes the same
+// threshold (units-inl.hpp, cap_ahead).
 constexpr int64_t kPrefetchAhead = 4096;
 constexpr int64_t kPrefetchMinBytes = int64_t{16} << 20;
 

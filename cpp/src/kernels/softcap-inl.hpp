@@ -20,9 +20,13 @@ namespace XENT_ISA_NS {
 // needed finishing, the next chunks (of this row and the next ones: *full_mode, the caller's)
 // take tanh_v directly, until a chunk has most vectors small again. The bits are tanh_v's
 // either way.
+// ahead (cs == 1 only): each vector prefetches z's line kCapAhead bytes on, into the next
+// rows of a contiguous batch (the softmax losses, whose row passes after this one read the
+// capped copy: their own prefetches do not reach the logits).
+constexpr int64_t kCapAhead = 4096;
 template <class D>
 inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double cap, typename D::T* dst,
-                        typename D::T* d, bool* full_mode) {
+                        typename D::T* d, bool* full_mode, bool ahead = false) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -30,7 +34,11 @@ inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double ca
   if (cs != 1) {
     for (int64_t i = 0; i < C; ++i) dst[i] = z[i * cs];
     z = dst;
+    ahead = false;
   }
+  auto pre = [&](int64_t i) {
+    if (ahead) __builtin_prefetch(reinterpret_cast<const char*>(z + i) + kCapAhead);
+  };
   const V vc = D::set1(static_cast<T>(cap));
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());
   // the capped vector at yp and its derivative at dp (if not null), from z, x = z / cap and
@@ -61,6 +69,7 @@ inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double ca
     int n = 0;
     if (*full_mode) {
       for (; i < end; i += W) {
+        pre(i);
         const V zv = D::load(z + i);
         const V x = D::div(zv, vc);
         const auto masked = D::eq(zv, ninf);
@@ -71,6 +80,7 @@ inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double ca
       }
     } else {
       for (; i < end; i += W) {
+        pre(i);
         const V zv = D::load(z + i);
         const V x = D::div(zv, vc);
         V s2 = x;
