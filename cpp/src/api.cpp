@@ -146,6 +146,8 @@ double run_softmax(SoftmaxOp op, const ArrayRef& z, const ArrayRef* t, const Arr
   if (opt.class_a) j.class_a = static_cast<const T*>(opt.class_a->data);
   if constexpr (sizeof(T) == 4) j.storage = opt.storage;
   j.inner = opt.inner;
+  if (const T* w = inrow_weights(j))
+    for (int64_t c = 0; c < j.len; ++c) j.inrow_sum += static_cast<double>(w[c]);
   const ArrayRef* const ops[6] = {&z, t, y, out, row_out, opt.sw};
   int64_t* const dst[6] = {j.z.st, j.t.st, j.y.st, j.out.st, j.row_out.st, j.sw.st};
   build_rows<6>(cd, z.shape, ops, dst, j.rows);

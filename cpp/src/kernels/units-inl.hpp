@@ -299,12 +299,8 @@ double softmax_units_lanes(const SoftmaxJob<typename D::T>& j, int64_t u0, int64
   const int64_t tcs = j.t.cs;
   const bool focal = j.op == SoftmaxOp::kFocalLabel || j.op == SoftmaxOp::kFocalTarget;
   const T* const ca = j.op == SoftmaxOp::kFocalLabel ? j.class_a : nullptr;  // alpha[y] per row
-  const T* const inw = ftarget || j.op == SoftmaxOp::kFocalLabel ? j.class_a : soft ? cw : nullptr;
-  double wsum = 0.0, inrow = 1.0;
-  if (inw) {
-    for (int64_t c = 0; c < C; ++c) wsum += static_cast<double>(inw[c]);
-    inrow = wsum > 1.0 ? wsum : 1.0;
-  }
+  const double wsum = j.inrow_sum;  // of inrow_weights(j) (jobs.hpp)
+  const double inrow = inrow_weights(j) && wsum > 1.0 ? wsum : 1.0;
   LanesXent<T> lx{C, soft && !ftarget ? cw : nullptr, wsum, j.smoothing, zl, cap, target};
   if (focal || j.op == SoftmaxOp::kPoly1Label || ftarget) {
     lx.factor = true;
@@ -564,20 +560,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   // a contiguous half row: no float32 row to convert afterwards
   const bool direct_out = direct && j.out.p && j.out.cs == 1;
   // class weights that act inside a row (targets, smoothing, focal's alpha): their sum
-  // bounds the row's gradient over its scale (Python keeps it far below T's largest value)
-  const T* inrow_w = j.op == SoftmaxOp::kXentTarget || (j.op == SoftmaxOp::kXentLabel && j.smoothing != 0.0)
-                         ? j.class_w
-                         : (j.op == SoftmaxOp::kPoly1Target || j.op == SoftmaxOp::kFocalTarget ||
-                            j.op == SoftmaxOp::kFocalLabel)
-                               ? j.class_a
-                               : nullptr;
-  double inrow = 1.0, wsum = 0.0;
-  if (inrow_w) {
-    double s = 0.0;
-    for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inrow_w[c]);
-    inrow = s > 1.0 ? s : 1.0;
-    wsum = s;  // with smoothing: SW of the rows without a masked class (row_xent_label)
-  }
+  // bounds the row's gradient over its scale (Python keeps it far below T's largest value);
+  // with smoothing it is SW of the rows without a masked class (row_xent_label)
+  const double wsum = j.inrow_sum;  // of inrow_weights(j) (jobs.hpp)
+  const double inrow = inrow_weights(j) && wsum > 1.0 ? wsum : 1.0;
   double total = 0.0;
   const bool factor_label = j.op == SoftmaxOp::kPoly1Label || j.op == SoftmaxOp::kFocalLabel;
   LogBatch<D> fin(total, j.op == SoftmaxOp::kFocalLabel ? FactorKind::kFocal : FactorKind::kPoly1, j.param);
