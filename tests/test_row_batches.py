@@ -184,6 +184,29 @@ def test_threads_split_batches_bit_for_bit(rng, C):
     assert one.tobytes() == xent.logsumexp(z, axis=-1, n_threads=2).tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_jobs_same_values(isa, rng, dtype):
+    # Jobs of 16 MiB or more (logits and output) prefetch the output rows ahead for writing
+    # (log_softmax's output pass; the exponentials' pass of rows of one block does at any
+    # size): every row is the one the same rows give in calls small enough to run without,
+    # masked, NaN and +inf rows included, on one and two threads.
+    n, C = (4200, 500) if dtype == np.float32 else (2100, 500)  # 16.8 MB of logits and output
+    z = _mixed(rng, n, C, dtype)
+    y = labels_on_live(rng, z)
+    lsm = xent.log_softmax(z, axis=-1)
+    sm = xent.softmax(z, axis=-1)
+    loss, grad = xent.softmax_cross_entropy(z, y, reduction="none", return_grad=True)
+    assert xent.log_softmax(z, axis=-1, n_threads=2).tobytes() == lsm.tobytes()
+    for r0 in range(0, n, 300):
+        rows = slice(r0, r0 + 300)
+        assert np.array_equal(xent.log_softmax(z[rows], axis=-1), lsm[rows], equal_nan=True)
+        assert np.array_equal(xent.softmax(z[rows], axis=-1), sm[rows], equal_nan=True)
+        lr, gr = xent.softmax_cross_entropy(z[rows], y[rows], reduction="none", return_grad=True)
+        assert np.array_equal(lr, loss[rows], equal_nan=True) and np.array_equal(gr, grad[rows], equal_nan=True)
+    live = np.isfinite(z).all(axis=1)
+    assert_close_specials(lsm[live], ref.log_softmax(z[live].astype(np.float64)), dtype)
+
+
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
 @pytest.mark.parametrize("C", [300, 2049])
 def test_half_rows(isa, rng, half, C):

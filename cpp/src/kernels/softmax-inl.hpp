@@ -471,8 +471,13 @@ inline void row_softmax(const S* z, int64_t C, typename D::T* out, typename D::T
 }
 
 // log_softmax into out (may alias z): (z - m) - log(s), from the row's finished RowLse r.
+// With `ahead` (rows of one block, the caller's output rows contiguous), each vector
+// prefetches for writing the output line kBlock elements on, in the rows after this one, as
+// block_expsum's e_ahead (1 thread, 10000 x 1000 float32 0.89x the time, 40000 x 250 0.83x;
+// in cache 1.02-1.03x, where the drivers leave it off).
 template <class D>
-inline void row_log_softmax_out(const typename D::T* z, int64_t C, typename D::T* out, const RowLse& r) {
+inline void row_log_softmax_out(const typename D::T* z, int64_t C, typename D::T* out, const RowLse& r,
+                                bool ahead = false) {
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
@@ -480,13 +485,19 @@ inline void row_log_softmax_out(const typename D::T* z, int64_t C, typename D::T
   const V vm = D::set1(static_cast<T>(r.m));
   const V vl = D::set1(static_cast<T>(r.log_s));
   int64_t i = 0;
+  if (ahead && C <= kBlock) {
+    for (; i + W <= C; i += W) {
+      __builtin_prefetch(out + i + kBlock, 1);
+      D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
+    }
+  }
   for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
 }
 
 template <class D>
-inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* out) {
-  row_log_softmax_out<D>(z, C, out, row_lse<D, false>(z, C, nullptr, nullptr));
+inline void row_log_softmax(const typename D::T* z, int64_t C, typename D::T* out, bool ahead = false) {
+  row_log_softmax_out<D>(z, C, out, row_lse<D, false>(z, C, nullptr, nullptr), ahead);
 }
 
 }  // namespace XENT_ISA_NS

@@ -425,6 +425,7 @@ class LogBatch {
       : total_(total), kind_(kind), param_(param) {}
   LogBatch(const LogBatch&) = delete;
   LogBatch& operator=(const LogBatch&) = delete;
+  bool lsm_ahead = false;  // log_softmax rows' output passes prefetch ahead (the driver's big_job)
   // r is the row's value (without log(s) when later.on); w, sw, cw its weights (weigh_loss,
   // applied here when w != 1); out, if not null, receives the finished value
   void push(double r, const LogLater<T>& later, double w, double sw, double cw, T* out) {
@@ -470,7 +471,7 @@ class LogBatch {
       } else if (x.on && x.lsm_z) {
         RowLse rl{x.m, x.ones, x.rest};
         rl.log_s = l[i];
-        row_log_softmax_out<D>(x.lsm_z, x.C, x.grad, rl);
+        row_log_softmax_out<D>(x.lsm_z, x.C, x.grad, rl, lsm_ahead);
       } else if (x.on) {
         r = x.coef * l[i] + r;
         if (x.zl != 0.0) {  // as zloss_term and p_factor (xent-inl.hpp) compute them
@@ -579,12 +580,15 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
   const bool batch_ls = j.op == SoftmaxOp::kLogSoftmax && !kHalf && z_contig && !capped && K == 0 && o_contig &&
                         C <= log_batch_max_c<T>();
   bool cap_full = false;  // softcap_row's mode, kept from row to row
-  // the cap's pass reads the logits first: it prefetches them (not from the block buffer),
-  // in jobs whose logits and output reach kPrefetchMinBytes (10000 x 1000 loss + gradient, 1
-  // thread: float32 1.45x -> 1.25x the uncapped loss, float64 2.1x -> 1.6x; in cache, where
-  // it is off, it measured 1.00-1.03x the time)
-  const bool cap_ahead = capped && K == 0 &&
-                         j.rows.n_rows() * C * static_cast<int64_t>(sizeof(T)) * (j.out.p ? 2 : 1) >= kPrefetchMinBytes;
+  // jobs whose logits and output reach kPrefetchMinBytes prefetch ahead where a pass reads
+  // or writes memory not yet in cache: the cap's pass reads the logits first (not from the
+  // block buffer: 10000 x 1000 loss + gradient, 1 thread, float32 1.45x -> 1.25x the
+  // uncapped loss, float64 2.1x -> 1.6x; in cache, where it is off, 1.00-1.03x the time), and
+  // log_softmax's output pass writes contiguous rows (row_log_softmax_out)
+  const bool big_job =
+      j.rows.n_rows() * C * static_cast<int64_t>(sizeof(T)) * (j.out.p ? 2 : 1) >= kPrefetchMinBytes;
+  const bool cap_ahead = capped && K == 0 && big_job;
+  fin.lsm_ahead = big_job && K == 0 && o_contig && !kHalf;
   for (int64_t u = u0; u < u1; ++u, cur.next()) {
     if (K && bi == bn) {  // a new block
       bn = std::min({K, j.rows.shape[last] - cur.idx[last], u1 - u});
@@ -718,10 +722,10 @@ double softmax_units_s(const SoftmaxJob<typename D::T>& j, int64_t u0, int64_t u
               later.set(rl);  // (the row's value stays 0)
               later.lsm_z = z, later.grad = out, later.C = C;
             } else {
-              row_log_softmax_out<D>(z, C, out, rl.finish());
+              row_log_softmax_out<D>(z, C, out, rl.finish(), fin.lsm_ahead);
             }
           } else {
-            row_log_softmax<D>(z, C, out);
+            row_log_softmax<D>(z, C, out, fin.lsm_ahead);
           }
           break;
       }
