@@ -130,6 +130,21 @@ def test_options_out_of_cache_same_values(isa, rng, dtype):
         for r0 in range(0, n, 100):
             lr, gr = f(z[r0 : r0 + 100], t[r0 : r0 + 100], reduction="none", return_grad=True, **kw)
             assert np.array_equal(loss[r0 : r0 + 100], lr) and np.array_equal(grad[r0 : r0 + 100], gr)
+    # a weight per element of a 1-d input (prefetched too), zeros among them
+    zf, tf = z.ravel(), t.ravel()
+    ew = rng.random(zf.size).astype(dtype)
+    ew[::7] = 0.0
+    loss, grad = xent.sigmoid_cross_entropy(zf, tf, sample_weight=ew, reduction="none", return_grad=True)
+    for e0 in range(0, zf.size, 100_000):
+        part = slice(e0, e0 + 100_000)
+        lr, gr = xent.sigmoid_cross_entropy(zf[part], tf[part], sample_weight=ew[part], reduction="none",
+                                            return_grad=True)
+        assert np.array_equal(loss[part], lr) and np.array_equal(grad[part], gr)
+    mean, mgrad = xent.sigmoid_cross_entropy(zf, tf, sample_weight=ew, return_grad=True)
+    rl, rg = ref.sigmoid_xent(zf.astype(np.float64), tf.astype(np.float64))
+    e64 = ew.astype(np.float64)
+    np.testing.assert_allclose(mean, (rl * e64).sum() / e64.sum(), **LOSS_TOL[dtype])
+    np.testing.assert_allclose(mgrad, rg * e64 / e64.sum(), rtol=GRAD_TOL[dtype]["rtol"], atol=1e-14)
     loss = xent.sigmoid_cross_entropy(z, t, weight=w, reduction="sum")
     rl, _ = ref.sigmoid_xent(z.astype(np.float64), t.astype(np.float64))
     np.testing.assert_allclose(loss, (rl * w.astype(np.float64)).sum(), **LOSS_TOL[dtype])
