@@ -116,13 +116,17 @@ inline typename D::T block_max(const S* z, int64_t n, typename D::T* cmax) {
 // 3.90 -> 3.12 ms, float32's time; 2048 x 50304 on 2 threads 15.5 -> 12.7 ms). With kPre
 // in float storage, `wpre` is a row of the same length read after this one (the targets of
 // a soft-target loss): its lines are brought in the same way.
-// With e_ahead (row_lse: rows of one block storing their exponentials, without kPre), the
-// loop prefetches for writing e's line kBlock elements on, in the rows after this one when
-// the output rows are contiguous: the stores of the exponentials otherwise wait on their
-// lines' reads for ownership. 1 thread, AVX-512, loss + gradient into `grad_out=`:
-// 10000 x 1000 float32 3.44 -> 2.65 ms, float64 6.8 -> 6.1, 40000 x 250 float64 9.1 ->
-// 7.0, softmax likewise; in cache 0.96-1.03x. Rows of more blocks measured 1.02-1.20x the
-// time with it, and soft targets (which prefetch t) 1.03-1.09x: off there.
+// With e_ahead (row_lse: rows of one block storing their exponentials), the loop prefetches
+// for writing e's line kBlock elements on, in the rows after this one when the output rows
+// are contiguous: the stores of the exponentials otherwise wait on their lines' reads for
+// ownership. 1 thread, AVX-512, loss + gradient into `grad_out=`: 10000 x 1000 float32
+// 3.44 -> 2.65 ms, float64 6.8 -> 6.1, 40000 x 250 float64 9.1 -> 7.0, softmax likewise; in
+// cache 0.96-1.03x. Rows of more blocks measured 1.02-1.20x the time with it: off there.
+// Soft targets (kPre in float storage) take it for rows of up to 4 KiB, with `wpre` (t)
+// prefetched kBlock elements on as well (40000 x 250 6.4 -> 4.4 ms float32, 11.7 -> 8.2
+// float64, 10000 x 1000 float32 4.9 -> 4.3-4.5); rows of 8 KiB or more measured 1.10-1.19x
+// slower with both (three rows' lines in flight past L1's 48 KiB), with e's alone
+// 1.03-1.09x.
 struct ExpSum {
   double ones, rest;
   int64_t live = 0;
@@ -175,7 +179,7 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
         int64_t i = h;
         for (; i + W <= hend; i += W) {
           __builtin_prefetch(z + i + kBlock);
-          if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + i);
+          if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + (e_ahead ? i + kBlock : i));
           if (e_ahead) __builtin_prefetch(e + i + kBlock, 1);
           step(split, L::load(z + i), s, e + (kStore ? i : 0), W);
         }
@@ -193,7 +197,7 @@ inline ExpSum block_expsum(const S* z, int64_t n, typename D::T m, typename D::T
       // one computes: block_max then finds it in cache instead of waiting on memory
       // (2048 x 50304 float32 forward: 67.7 -> 51 ms on one thread)
       __builtin_prefetch(z + i + kBlock);
-      if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + i);
+      if constexpr (kPre) if (wpre) __builtin_prefetch(wpre + (e_ahead ? i + kBlock : i));
       if (e_ahead) __builtin_prefetch(e + i + kBlock, 1);
       step(plain, L::load(z + i), s0, e + (kStore ? i : 0), W);
       step(plain, L::load(z + i + W), s1, e + (kStore ? i + W : 0), W);
@@ -321,7 +325,10 @@ inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* re
   double m = ninf, ones = 0.0, rest = 0.0, live = 0.0;
   T cmax[kMaxChunks];  // the max of each chunk of a block
   bool nan = false;  // a NaN in a block skipped below (max ignores NaN)
-  const bool e_ahead = kStore && !kPre && C <= kBlock;
+  // (soft targets, float rows in kPre: rows of up to 4 KiB; their t row is then prefetched a
+  // block ahead too, in the rows after this one)
+  const bool e_ahead = kStore && C <= kBlock &&
+                       (!kPre || (std::is_same_v<S, T> && C * static_cast<int64_t>(sizeof(T)) <= 4096));
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
     const double bm = static_cast<double>(block_max<D, S>(z + b0, n, cmax));
