@@ -126,7 +126,7 @@ inline void row_softmax_hessian_diag(const typename D::T* z, int64_t C, int64_t 
   using V = typename D::V;
   constexpr int W = D::W;
   const T zy = grad ? z[y] : T(0);  // read before an aliased output overwrites it
-  const RowLse r = row_lse<D, true>(z, C, e, refs);
+  const RowLse r = row_lse<D, true, T>(z, C, e, refs, nullptr, false);
   if (r.masked()) {
     if (hess) fill(hess, C, T(0));
     if (grad) fill(grad, C, T(0));
@@ -166,7 +166,7 @@ inline void row_softmax_hvp(const typename D::T* z, const typename D::T* v, int6
   using T = typename D::T;
   using V = typename D::V;
   constexpr int W = D::W;
-  const RowLse r = row_lse<D, true>(z, C, e, refs);
+  const RowLse r = row_lse<D, true, T>(z, C, e, refs, nullptr, false);
   if (r.masked()) return fill(out, C, T(0));
   row_scale_exps<D>(e, C, refs, r, 1.0);
   int64_t ref = 0;

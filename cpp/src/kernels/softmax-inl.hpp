@@ -317,9 +317,12 @@ struct LogLater {
 // Forward pass. If kStore, e[c] receives exp(z[c] - refs[b]) for c in block b (e is T's
 // lanes whatever z's storage S). Without kLog, log(s) is left to the caller (r.finish(), or
 // a LogLater): log_s is NaN until then. `wpre`: the half row written after it (ExpSum).
+// e_rows: e is a row of the caller's output, whose next rows follow it (block_expsum's
+// e_ahead may prefetch them); false for a scratch row.
 template <class D, bool kStore, class S = typename D::T, bool kLive = false, bool kLog = true,
           bool kPre = !std::is_same_v<S, typename D::T>>
-inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* refs, const S* wpre = nullptr) {
+inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* refs, const S* wpre = nullptr,
+                      bool e_rows = true) {
   using T = typename D::T;
   const double ninf = -std::numeric_limits<double>::infinity();
   double m = ninf, ones = 0.0, rest = 0.0, live = 0.0;
@@ -327,7 +330,7 @@ inline RowLse row_lse(const S* z, int64_t C, typename D::T* e, typename D::T* re
   bool nan = false;  // a NaN in a block skipped below (max ignores NaN)
   // (soft targets, float rows in kPre: rows of up to 4 KiB; their t row is then prefetched a
   // block ahead too, in the rows after this one)
-  const bool e_ahead = kStore && C <= kBlock &&
+  const bool e_ahead = kStore && e_rows && C <= kBlock &&
                        (!kPre || (std::is_same_v<S, T> && C * static_cast<int64_t>(sizeof(T)) <= 4096));
   for (int64_t b = 0, b0 = 0; b0 < C; ++b, b0 += kBlock) {
     const int64_t n = C - b0 < kBlock ? C - b0 : kBlock;
