@@ -9,6 +9,7 @@
 // Gradient sigmoid(z) - t with q = e / (1 + e): (1 - t) - q for z >= 0, q - t for z < 0.
 #pragma once
 #include <cstdint>
+#include "kernels/prefetch-inl.hpp"
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -25,23 +26,6 @@ XENT_FORCE_INLINE void sigmoid_exp_log_stages(const S* z, int64_t n, typename D:
   for (int64_t j = 0; j < n; j += W)
     D::store(eb + j, exp_nonpos<D>(D::sub(D::zero(), D::abs(Io<D, S>::load(z + j)))));
   for (int64_t j = 0; j < n; j += W) D::store(lb + j, log1p_unit<D>(D::load(eb + j)));
-}
-
-// How far ahead of a block the sigmoid losses with options prefetch their operands, in
-// bytes, and from which size of a job's operands (logits, targets, gradient) on: out of
-// cache, an option loop's stages (exp, log1p, then the rest) computed with no load in flight
-// (10000 x 1000 float32, 1 thread: class weights or pos_weight 1.3-1.4x the plain loss's
-// time, 1.2x with it); in cache the prefetches cost 5-9% (2048 x 256). The plain loss
-// measured 0.95-1.03x with them (left out). The softmax losses' soft cap pass takes the same
-// threshold (units-inl.hpp, cap_ahead).
-constexpr int64_t kPrefetchAhead = 4096;
-constexpr int64_t kPrefetchMinBytes = int64_t{16} << 20;
-
-// Prefetches the lines of n elements at p, kPrefetchAhead bytes on (for a write if Write).
-template <bool Write = false, class T>
-XENT_FORCE_INLINE void prefetch_ahead(const T* p, int64_t n) {
-  const char* const c = reinterpret_cast<const char*>(p) + kPrefetchAhead;
-  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(c + b, Write ? 1 : 0);
 }
 
 template <class D>

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include "kernels/prefetch-inl.hpp"
 
 namespace xent {
 namespace XENT_ISA_NS {
@@ -20,10 +21,9 @@ namespace XENT_ISA_NS {
 // needed finishing, the next chunks (of this row and the next ones: *full_mode, the caller's)
 // take tanh_v directly, until a chunk has most vectors small again. The bits are tanh_v's
 // either way.
-// ahead (cs == 1 only): each vector prefetches z's line kCapAhead bytes on, into the next
-// rows of a contiguous batch (the softmax losses, whose row passes after this one read the
-// capped copy: their own prefetches do not reach the logits).
-constexpr int64_t kCapAhead = 4096;
+// ahead (cs == 1 only): each vector prefetches z's line kPrefetchAhead bytes on, into the
+// next rows of a contiguous batch (the softmax losses, whose row passes after this one read
+// the capped copy: their own prefetches do not reach the logits).
 template <class D>
 inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double cap, typename D::T* dst,
                         typename D::T* d, bool* full_mode, bool ahead = false) {
@@ -37,7 +37,7 @@ inline void softcap_row(const typename D::T* z, int64_t cs, int64_t C, double ca
     ahead = false;
   }
   auto pre = [&](int64_t i) {
-    if (ahead) __builtin_prefetch(reinterpret_cast<const char*>(z + i) + kCapAhead);
+    if (ahead) __builtin_prefetch(reinterpret_cast<const char*>(z + i) + kPrefetchAhead);
   };
   const V vc = D::set1(static_cast<T>(cap));
   const V ninf = D::set1(-std::numeric_limits<T>::infinity());

@@ -938,7 +938,7 @@ inline double sum_in_double(const typename D::T* p, int64_t m) {
 }
 
 // Whether a sigmoid job's option loops prefetch the operands they read and write in place
-// (kPrefetchMinBytes, sigmoid-inl.hpp).
+// (kPrefetchMinBytes, prefetch-inl.hpp).
 template <class T>
 bool sigmoid_prefetch(const SigmoidJob<T>& j) {
   const int64_t n = j.rows.n_rows() * j.len;
