@@ -494,14 +494,12 @@ inline void row_log_softmax_out(const typename D::T* z, int64_t C, typename D::T
   if (r.masked()) return fill(out, C, -std::numeric_limits<T>::infinity());
   const V vm = D::set1(static_cast<T>(r.m));
   const V vl = D::set1(static_cast<T>(r.log_s));
+  const bool pre = ahead && C <= kBlock;
   int64_t i = 0;
-  if (ahead && C <= kBlock) {
-    for (; i + W <= C; i += W) {
-      __builtin_prefetch(out + i + kBlock, 1);
-      D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
-    }
+  for (; i + W <= C; i += W) {
+    if (pre) __builtin_prefetch(out + i + kBlock, 1);
+    D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   }
-  for (; i + W <= C; i += W) D::store(out + i, D::sub(D::sub(D::load(z + i), vm), vl));
   if (i < C) D::store_tail(out + i, D::sub(D::sub(D::load_tail(z + i, C - i, T(0)), vm), vl), C - i);
 }
 
