@@ -15,6 +15,7 @@ py::dict config() {
   d["runnable_isas"] = xent::runnable_isas();
   d["isa"] = std::string(xent::active_isa()->name);
   d["hardware_threads"] = xent::hardware_threads();
+  d["spin_us"] = xent::spin_us();
   return d;
 }
 
@@ -54,8 +55,8 @@ void vector_math(const std::string& fn, const py::array& x, py::array& y) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "xent's C++ core (use the functions of the xent package instead)";
-  const std::string err = xent::isa_env_error();
-  if (!err.empty()) throw std::runtime_error(err);
+  for (const std::string& err : {xent::isa_env_error(), xent::spin_env_error()})
+    if (!err.empty()) throw std::runtime_error(err);
   xent_py::bind_softmax(m);
   xent_py::bind_sigmoid(m);
   xent_py::bind_hessian(m);
@@ -64,6 +65,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("config", &config, "Build and run-time configuration of the kernels.");
   m.def("set_isa", &xent::set_active_isa, py::arg("name"),
         "Switches the kernel set for this process; False if it cannot run here.");
+  m.def("set_spin_us", &xent::set_spin_us, py::arg("us"),
+        "Sets how long idle worker threads poll before sleeping (microseconds); False if not in [0, 1e6].");
   m.def("vector_math", &vector_math, py::arg("fn"), py::arg("x"), py::arg("y"),
         "y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1), tanh(x), log(x) (0 < x <= 1) or log1m: "
         "log(1 - x) (0 <= x < 1) with the active ISA's vector code.");

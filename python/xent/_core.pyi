@@ -56,6 +56,7 @@ class _Config(TypedDict):
     runnable_isas: list[str]
     isa: str
     hardware_threads: int
+    spin_us: float
 
 def softmax_op(
     op: SoftmaxOp | int,
@@ -217,6 +218,9 @@ def config() -> _Config:
 
 def set_isa(name: str) -> bool:
     """Switches the kernel set for this process; False if it cannot run here."""
+
+def set_spin_us(us: float) -> bool:
+    """Sets how long idle worker threads poll before sleeping (microseconds); False if not in [0, 1e6]."""
 
 def vector_math(fn: str, x: np.ndarray, y: np.ndarray) -> None:
     """y = exp(x) (x <= 0), log1p(x) (0 <= x <= 1), tanh(x), log(x) (0 < x <= 1) or log1m: log(1 - x)
