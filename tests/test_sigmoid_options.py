@@ -240,6 +240,40 @@ def test_infinite_logits_semantics(isa):
     assert grad[0] == 0 and grad[1] == 0
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [16, 32, 40])
+@pytest.mark.parametrize("axis", [None, -1])
+def test_zero_row_weights_past_a_units_first_row(isa, rng, dtype, C, axis):
+    # rows with a sample weight of 0 after a weighted first row, holding +inf on the wrong
+    # side and NaN: they add exactly 0 (the kernel's zero test must know that some row
+    # weight is 0, whichever row of the unit it is), and their gradient is 0
+    R = 1000
+    z = rng.standard_normal((R, C)).astype(dtype)
+    t = (rng.random((R, C)) < 0.4).astype(dtype)
+    sw_full = rng.random(2 * R) + 0.5
+    sw_full[2 * np.array([3, 200, 517, 999])] = 0.0
+    sw = sw_full[::2]  # (a strided view too)
+    z[200, 5], t[200, 5] = np.inf, 0.0
+    z[517, 1] = np.nan
+    z[999, C - 1], t[999, C - 1] = -np.inf, 1.0
+    live = sw != 0
+    for reduction in ("sum", "mean", "none"):
+        loss, grad = xent.sigmoid_cross_entropy(z, t, axis=axis, sample_weight=sw, reduction=reduction,
+                                                return_grad=True)
+        want, wgrad = xent.sigmoid_cross_entropy(z[live], t[live], axis=axis, sample_weight=sw[live],
+                                                 reduction=reduction, return_grad=True)
+        assert not np.isnan(grad).any() and not grad[~live].any()
+        if reduction == "none":
+            zeros = np.zeros_like(loss[~live])
+            np.testing.assert_array_equal(loss[~live], zeros)
+            np.testing.assert_allclose(loss[live], want, **LOSS_TOL[dtype])
+        else:
+            assert np.isfinite(loss)
+            np.testing.assert_allclose(loss, want, **LOSS_TOL[dtype])
+        # (a weighted mean divides by the weights' sum, to which the zero rows add nothing)
+        np.testing.assert_allclose(grad[live], wgrad, **GRAD_TOL[dtype])
+
+
 def test_zero_total_weight_empty_and_one_class(isa, rng):
     z = rng.standard_normal((5, 3))
     t = rng.random((5, 3))
