@@ -15,10 +15,16 @@ report.py (tables and plot), this file (the run).
 """
 from __future__ import annotations
 
+import os
+
+# NumPy's OpenBLAS starts a thread per core that polls for work for about 0.1 s after the
+# import and after each BLAS call. No workload here calls BLAS, and on a 2-core machine that
+# thread took a core from the call being timed (2-thread calls ran at the 1-thread time then).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import gc
 import json
-import os
 import platform
 import re
 import socket
@@ -171,6 +177,7 @@ def main(argv=None) -> int:
         "quick": args.quick,
         "seed": common.SEED,
         "xent_config": config,
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "versions": versions,
         "cpu_load_before": load,
         "load_warning": load_warning,
