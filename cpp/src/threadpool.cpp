@@ -5,8 +5,8 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdlib>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
