@@ -1334,7 +1334,12 @@ double hessian_units(const HessianJob<typename D::T>& j, int64_t u0, int64_t u1,
       T* h = j.hess.p ? j.hess.p + f0 : nullptr;
       T* g = j.grad.p ? j.grad.p + f0 : nullptr;
       if (RowWeights<D>::fits(C)) {  // a weight per row, broadcast by the kernel
-        for (int64_t r = 0; r < nr; ++r, cur.next()) wb[r] = j.sw.p[cur.off[4]];
+        if (j.rows.nd == 1) {  // (one row dim: one stride apart, no cursor)
+          const int64_t st = strides[4][0];
+          for (int64_t r = 0; r < nr; ++r) wb[r] = j.sw.p[(r0 + r) * st];
+        } else {
+          for (int64_t r = 0; r < nr; ++r, cur.next()) wb[r] = j.sw.p[cur.off[4]];
+        }
         wb[nr] = T(0);  // (read by the last vector's lanes past the unit; nr < nr * C)
         run_sigmoid_hessian_rows<D>(j.z.p + f0, t, wb, nr, C, h, g);
       } else {  // spread over the rows' elements
