@@ -922,7 +922,7 @@ inline void fill_run(typename D::T* dst, int64_t n, typename D::T v) {
   if (i < n) D::store_tail(dst + i, x, n - i);
 }
 
-// The least of p[0, n) (n >= 1, no NaN), +inf for n = 0.
+// The least of p[0, n) (no NaN among them; +inf if n = 0).
 template <class D>
 inline typename D::T min_run(const typename D::T* p, int64_t n) {
   using T = typename D::T;
@@ -1149,7 +1149,7 @@ double sigmoid_units_flat(const SigmoidJob<typename D::T>& j, int64_t u0, int64_
         int64_t r = 0;
         if (by_row && j.rows.nd == 1) {  // the unit's rows' weights, one stride apart: copied
           // and their least taken in vector passes (row by row through pieces, rows of 32
-          // float32 elements with sample_weight took 1.21x the plain loss, 1.11x now)
+          // float32 elements with sample_weight took 1.21x the plain loss, 1.09x now)
           const int64_t row0 = f0 / L, st = strides[4][0];
           r = (f0 + n - 1) / L - row0 + 1;
           const T* const w = j.ew.p + row0 * st;
